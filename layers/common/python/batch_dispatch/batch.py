@@ -1,0 +1,168 @@
+"""AWS Batch SubmitJob with safe job names and throttling-aware retries inside a time budget."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+
+from batch_dispatch import clients
+from batch_dispatch.observability import MetricUnit, logger, metrics
+
+MAX_JOB_NAME_LENGTH = 128
+_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_RETRYABLE_CODES = frozenset(
+    {"TooManyRequestsException", "ThrottlingException", "Throttling", "ServerException", "ServiceUnavailable"}
+)
+
+
+class SubmitFailedError(RuntimeError):
+    """SubmitJob kept failing with retryable errors until the time budget ran out."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job to submit. Batch parameters are strings (they fill `Ref::name` in the command)."""
+
+    job_name: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    array_size: int | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job_id: str
+    job_name: str
+    job_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter (the AWS Architecture Blog recipe), capped per wait."""
+
+    base_seconds: float = 0.1
+    max_wait_seconds: float = 5.0
+    safety_margin_seconds: float = 2.0
+
+    def wait_for(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_wait_seconds, self.base_seconds * 2**attempt))  # noqa: S311
+
+
+def job_name_part(text: str) -> str:
+    """`text` reduced to the characters Batch allows in a job name (letters, digits, -, _)."""
+    return _INVALID_NAME_CHARS.sub("-", text).strip("-_")
+
+
+def safe_job_name(prefix: str, readable: str, unique: str) -> str:
+    """A valid, deterministic job name: `<prefix>-<readable>-<hash of unique>`.
+
+    The readable part is cut from the left (the end of an S3 key is the informative part), and the
+    hash of `unique` keeps two different inputs from sharing a name after truncation.
+    """
+    digest = hashlib.sha256(unique.encode("utf-8")).hexdigest()[:12]
+    head = job_name_part(prefix)[:40] or "job"
+    if not head[0].isalnum():
+        head = f"j{head}"
+    budget = MAX_JOB_NAME_LENGTH - len(head) - len(digest) - 2
+    body = job_name_part(readable)
+    if len(body) > budget:
+        body = job_name_part(body[-budget:])
+    parts = [head, body, digest] if body else [head, digest]
+    return "-".join(parts)
+
+
+def is_retryable(error: Exception) -> bool:
+    if isinstance(error, ConnectionError | ReadTimeoutError):
+        return True
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = str(error.response.get("Error", {}).get("Message", ""))
+        # Batch reports its 50 TPS limit as TooManyRequestsException, sometimes as ClientException.
+        return code in _RETRYABLE_CODES or status == 429 or status >= 500 or "Too Many Requests" in message
+    return False
+
+
+def _error_code(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "ClientError"))
+    return type(error).__name__
+
+
+def submit_job(
+    spec: JobSpec,
+    *,
+    job_queue: str,
+    job_definition: str,
+    remaining_seconds: Callable[[], float] | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SubmittedJob:
+    """Submit `spec`, retrying throttling and 5xx with backoff while the time budget allows.
+
+    Raises SubmitFailedError when the budget runs out, and lets non-retryable errors (bad
+    parameters, missing queue) through at once: retrying those only delays the alarm.
+    """
+    retry = retry or RetryPolicy()
+    request: dict[str, Any] = {
+        "jobName": spec.job_name,
+        "jobQueue": job_queue,
+        "jobDefinition": job_definition,
+        "parameters": dict(spec.parameters),
+        "propagateTags": True,
+    }
+    if spec.environment:
+        request["containerOverrides"] = {
+            "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())]
+        }
+    if spec.array_size:
+        request["arrayProperties"] = {"size": spec.array_size}
+    if spec.tags:
+        request["tags"] = dict(spec.tags)
+
+    attempt = 0
+    while True:
+        try:
+            response = clients.client("batch").submit_job(**request)
+        except Exception as error:
+            if not is_retryable(error):
+                raise
+            metrics.add_metric(name="SubmitThrottled", unit=MetricUnit.Count, value=1)
+            wait = retry.wait_for(attempt)
+            left = remaining_seconds() if remaining_seconds else float("inf")
+            if left - wait < retry.safety_margin_seconds:
+                raise SubmitFailedError(
+                    f"SubmitJob for {spec.job_name} still failing after {attempt + 1} attempts "
+                    f"({_error_code(error)}); giving up before the time budget runs out"
+                ) from error
+            logger.warning(
+                "SubmitJob retryable error, backing off",
+                extra={"job_name": spec.job_name, "error_code": _error_code(error), "wait_seconds": wait},
+            )
+            sleep(wait)
+            attempt += 1
+            continue
+        return SubmittedJob(
+            job_id=response["jobId"], job_name=response["jobName"], job_arn=response.get("jobArn")
+        )
+
+
+def find_job_by_name(job_queue: str, job_name: str) -> SubmittedJob | None:
+    """The job already in `job_queue` with exactly this name, in any status (Batch keeps ~7 days)."""
+    response = clients.client("batch").list_jobs(
+        jobQueue=job_queue, filters=[{"name": "JOB_NAME", "values": [job_name]}]
+    )
+    for summary in response.get("jobSummaryList", []):
+        if summary.get("jobName") == job_name:
+            return SubmittedJob(
+                job_id=summary["jobId"], job_name=summary["jobName"], job_arn=summary.get("jobArn")
+            )
+    return None
