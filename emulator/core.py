@@ -1,0 +1,230 @@
+"""The local batch-dispatch: template.yaml deployed into moto, handlers run in-process, Slack stood in."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from moto.batch.models import batch_backends
+from moto.events.models import EventPattern
+
+from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer
+from emulator.runtime import Invocation, LambdaRuntime
+from emulator.shim import Schedule, Shim
+from emulator.stack import Stack, deploy
+
+_ASYNC_TRIGGERS = {"ScheduleV2", "Schedule", "EventBridgeRule", "CloudWatchEvent", "SNS", "S3"}
+WEBHOOK_SECRET_ENV = "SLACK_WEBHOOK_SECRET_NAME"
+
+
+def reset_process_state() -> None:
+    """Forget the caches the shared package keeps per execution environment (a new 'cold start')."""
+    try:
+        from batch_dispatch import clients, config, idempotency
+    except ImportError:  # the layer is not on sys.path yet: nothing cached
+        return
+    clients.reset_clients()
+    idempotency.reset_persistence()
+    config.submit_settings.cache_clear()
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+
+
+class Emulator:
+    """Start with `with Emulator() as local:`; everything stays on loopback."""
+
+    def __init__(self, parameter_overrides: dict[str, str] | None = None, *, with_slack: bool = True) -> None:
+        self.parameter_overrides = parameter_overrides or {}
+        self.with_slack = with_slack
+        self.server = MotoServer()
+        self.slack: Any = None
+        self.stack: Stack
+        self.shim: Shim
+        self.runtime: LambdaRuntime
+        self._published: set[tuple[str, str]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        self.server.start()
+        if self.with_slack:
+            from emulator.slack_stub import SlackStandIn
+
+            self.slack = SlackStandIn()
+            self.slack.start()
+        self.deploy()
+        return self
+
+    def deploy(self) -> None:
+        reset_process_state()
+        self.stack = deploy(self.parameter_overrides)
+        self.shim = Shim(self.stack)
+        self.shim.apply()
+        self._store_webhook_secret()
+        self.runtime = LambdaRuntime(self.stack)
+        self._published.clear()
+
+    def stop(self) -> None:
+        if self.slack is not None:
+            self.slack.stop()
+        self.server.stop()
+        reset_process_state()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _store_webhook_secret(self) -> None:
+        """The webhook secret a user creates by hand in AWS holds the stand-in's URL here."""
+        if self.slack is None:
+            return
+        names = {
+            f.environment[WEBHOOK_SECRET_ENV]
+            for f in self.stack.functions.values()
+            if WEBHOOK_SECRET_ENV in f.environment
+        }
+        secrets = boto3.client("secretsmanager")
+        for name in names:
+            secrets.create_secret(Name=name, SecretString=self.slack.url)
+
+    # -- triggers ----------------------------------------------------------------------------------
+    def trigger_types(self, logical_id: str) -> set[str]:
+        return {str(t.get("Type")) for t in self.stack.functions[logical_id].triggers.values()}
+
+    def invoke(self, logical_id: str, event: Any) -> Invocation:
+        """Deliver `event` to the function with the semantics of its trigger in the template."""
+        triggers = self.trigger_types(logical_id)
+        if "SQS" in triggers:
+            return self.runtime.invoke_sqs_event(logical_id, event)
+        if triggers & _ASYNC_TRIGGERS:
+            return self.runtime.invoke_async(logical_id, event, self.shim.async_retry_attempts(logical_id))
+        return self.runtime.invoke(logical_id, event)
+
+    def schedules(self) -> list[Schedule]:
+        return self.shim.schedules()
+
+    def tick(self, scheduled_time: str | None = None, schedule: Schedule | None = None) -> Invocation:
+        """Fire a schedule as EventBridge Scheduler would (async invoke of its target)."""
+        schedule = schedule or self.schedules()[0]
+        when = scheduled_time or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if schedule.target_function is None:
+            raise RuntimeError(f"schedule {schedule.logical_id} does not target a function of this stack")
+        return self.invoke(schedule.target_function, schedule.input_for(when))
+
+    def bucket(self, logical_id: str = "IntakeBucket") -> str:
+        return self.stack.physical_ids[logical_id]
+
+    def upload(self, key: str, body: bytes = b"data", bucket_logical_id: str = "IntakeBucket") -> None:
+        boto3.client("s3").put_object(Bucket=self.bucket(bucket_logical_id), Key=key, Body=body)
+
+    def drain(self, logical_id: str = "S3SubmitFunction", **kwargs: Any) -> int:
+        return self.runtime.drain_queue(logical_id, **kwargs)
+
+    # -- Batch state changes -----------------------------------------------------------------------
+    def batch_event(self, job: dict[str, Any]) -> dict[str, Any]:
+        """A "Batch Job State Change" event for a described job, as EventBridge delivers it."""
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Batch Job State Change",
+            "source": "aws.batch",
+            "account": ACCOUNT_ID,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [job.get("jobArn", "")],
+            "detail": job,
+        }
+
+    def publish_batch_events(self) -> list[Invocation]:
+        """Send a state-change event for every job that reached a new terminal state to matching rules.
+
+        moto emits no Batch events, so the emulator builds them from DescribeJobs.
+        """
+        invocations = []
+        rules = self.shim.rules()
+        for job in self.describe_jobs():
+            marker = (job["jobId"], job["status"])
+            if job["status"] not in {"SUCCEEDED", "FAILED"} or marker in self._published:
+                continue
+            self._published.add(marker)
+            event = self.batch_event(job)
+            for rule in rules:
+                if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):
+                    invocations.extend(self.invoke(target, event) for target in rule.target_functions)
+        return invocations
+
+    # -- observations ------------------------------------------------------------------------------
+    def job_queue_arns(self) -> list[str]:
+        return [self.stack.physical_ids[q] for q in self.stack.resources_of_type("AWS::Batch::JobQueue")]
+
+    def describe_jobs(self) -> list[dict[str, Any]]:
+        batch = boto3.client("batch")
+        ids: list[str] = []
+        for queue in self.job_queue_arns():
+            summaries = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["*"]}])
+            ids.extend(s["jobId"] for s in summaries.get("jobSummaryList", []))
+        jobs: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 100):
+            jobs.extend(batch.describe_jobs(jobs=ids[start : start + 100])["jobs"])
+        return sorted(jobs, key=lambda j: j.get("createdAt", 0))
+
+    def jobs_submitted(self) -> list[dict[str, Any]]:
+        """Every top-level job in our queues, in submission order, with what it was submitted with."""
+        backend = batch_backends[ACCOUNT_ID][REGION]
+        queues = set(self.job_queue_arns())
+        jobs = []
+        for job in list(backend._jobs.values()):
+            if job.job_queue.arn not in queues or ":" in job.job_id:  # array children carry id:index
+                continue
+            jobs.append(
+                {
+                    "jobName": job.job_name,
+                    "jobId": job.job_id,
+                    "jobQueue": job.job_queue.arn,
+                    "jobDefinition": job.job_definition.arn,
+                    "parameters": dict(job.parameters or {}),
+                    "containerOverrides": dict(job.container_overrides or {}),
+                    "status": job.status,
+                    "createdAt": job.job_created_at.isoformat() if job.job_created_at else None,
+                }
+            )
+        return sorted(jobs, key=lambda j: j["createdAt"] or "")
+
+    def dlq_messages(self) -> dict[str, list[str]]:
+        sqs = boto3.client("sqs")
+        found: dict[str, list[str]] = {}
+        for logical_id in self.stack.dead_letter_queues():
+            url = self.stack.queue_url(logical_id)
+            seen: list[dict[str, Any]] = []
+            while batch := sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600
+            ).get("Messages", []):
+                seen.extend(batch)
+            for message in seen:  # looking is not consuming: make them visible again
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            found[logical_id] = [m["Body"] for m in seen]
+        return found
+
+    def slack_messages(self) -> list[Any]:
+        return list(self.slack.messages) if self.slack is not None else []
+
+    def report(self, invocations: list[tuple[str, Invocation]]) -> dict[str, Any]:
+        return {
+            "invocations": [{"event": name, **inv.as_dict()} for name, inv in invocations],
+            "jobs_submitted": [
+                {
+                    k: j[k]
+                    for k in ("jobName", "jobQueue", "jobDefinition", "parameters", "containerOverrides")
+                }
+                for j in self.jobs_submitted()
+            ],
+            "slack_messages": self.slack_messages(),
+            "dlq_messages": self.dlq_messages(),
+        }

@@ -1,0 +1,307 @@
+"""Run the functions in-process the way Lambda would: sync, async (retries then DLQ) and SQS polling."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import boto3
+
+from emulator.moto_server import ACCOUNT_ID, REGION
+from emulator.sam import REPO_ROOT
+from emulator.stack import FunctionInfo, Stack, _referenced_logical_id
+
+_env_lock = threading.RLock()
+
+
+@dataclass
+class LocalContext:
+    """The parts of Lambda's context object our handlers (and Powertools) read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    timeout_seconds: float = 30.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+@dataclass
+class Invocation:
+    result: Any = None
+    error: dict[str, str] | None = None
+    attempts: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"result": self.result, "error": self.error}
+
+
+def _error_of(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
+class LambdaRuntime:
+    """Loads each function's handler from its CodeUri and invokes it with the deployed environment."""
+
+    def __init__(self, stack: Stack, *, retry_delay_seconds: float = 0.0) -> None:
+        self.stack = stack
+        self.retry_delay_seconds = retry_delay_seconds
+        self._modules: dict[str, ModuleType] = {}
+        for layer_dir in self._layer_python_dirs():
+            if layer_dir not in sys.path:
+                sys.path.insert(0, layer_dir)
+
+    def _layer_python_dirs(self) -> list[str]:
+        """Lambda mounts layers at /opt; Python code is under python/ (ARCHITECTURE.md layout)."""
+        dirs = []
+        for resource in self.stack.sam_template["Resources"].values():
+            if resource.get("Type") == "AWS::Serverless::LayerVersion":
+                content = resource["Properties"].get("ContentUri")
+                if isinstance(content, str):
+                    dirs.append(str((REPO_ROOT / content / "python").resolve()))
+        return dirs
+
+    # -- plain invoke ----------------------------------------------------------------------------
+    def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
+        info = self.stack.functions[logical_id]
+        module_file, _, attribute = info.handler.rpartition(".")
+        if logical_id not in self._modules:
+            path = info.code_dir / f"{module_file.replace('.', '/')}.py"
+            spec = importlib.util.spec_from_file_location(f"_fn_{logical_id}", path)
+            if spec is None or spec.loader is None:
+                raise RuntimeError(f"cannot load handler {info.handler} from {info.code_dir}")
+            module = importlib.util.module_from_spec(spec)
+            with self.environment(info):
+                spec.loader.exec_module(module)
+            self._modules[logical_id] = module
+        return getattr(self._modules[logical_id], attribute)  # type: ignore[no-any-return]
+
+    @contextmanager
+    def environment(self, info: FunctionInfo) -> Iterator[None]:
+        """The function's deployed environment variables, as Lambda would set them."""
+        values = {
+            **info.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": info.physical_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+        }
+        with _env_lock:
+            saved = {name: os.environ.get(name) for name in values}
+            os.environ.update(values)
+        try:
+            yield
+        finally:
+            with _env_lock:
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+
+    def invoke(self, logical_id: str, event: Any) -> Invocation:
+        """One synchronous invocation (what `sam local invoke` does)."""
+        info = self.stack.functions[logical_id]
+        handler = self.handler(logical_id)
+        context = LocalContext(function_name=info.physical_name, timeout_seconds=info.timeout)
+        with self.environment(info):
+            try:
+                return Invocation(result=handler(json.loads(json.dumps(event)), context))
+            except Exception as exc:  # the emulator reports every handler failure, as Lambda does
+                print(f"[emulator] {logical_id} raised {type(exc).__name__}: {exc}", file=sys.stderr)
+                return Invocation(error=_error_of(exc))
+
+    # -- asynchronous invoke (EventBridge rules, Scheduler) ----------------------------------------
+    def invoke_async(self, logical_id: str, event: Any, max_retries: int = 2) -> Invocation:
+        """Lambda's async semantics: retry up to `max_retries` times, then the function's DLQ."""
+        outcome = Invocation()
+        for attempt in range(max_retries + 1):
+            outcome = self.invoke(logical_id, event)
+            outcome.attempts = attempt + 1
+            if outcome.error is None:
+                return outcome
+            time.sleep(self.retry_delay_seconds)
+        dlq = self.stack.functions[logical_id].dead_letter_queue
+        if dlq:
+            boto3.client("sqs").send_message(
+                QueueUrl=self.stack.queue_url(dlq), MessageBody=json.dumps(event)
+            )
+        return outcome
+
+    # -- SQS event source mappings ---------------------------------------------------------------
+    def mapping_for(self, logical_id: str) -> dict[str, Any]:
+        for mapping in self.stack.event_source_mappings:
+            if _referenced_logical_id(mapping.get("FunctionName")) == logical_id:
+                return mapping
+        raise KeyError(f"{logical_id} has no SQS event source mapping in the template")
+
+    def _redrive(self, queue_logical_id: str) -> tuple[int, str | None]:
+        """(maxReceiveCount, DLQ logical id) of a queue, from its RedrivePolicy in the template."""
+        props = self.stack.cfn_template["Resources"][queue_logical_id].get("Properties", {})
+        policy = props.get("RedrivePolicy") or {}
+        max_receive = policy.get("maxReceiveCount", 0)
+        if isinstance(max_receive, dict):  # a Ref to a parameter
+            max_receive = self.stack.parameters.get(str(max_receive.get("Ref")), 0)
+        return int(max_receive), _referenced_logical_id(policy.get("deadLetterTargetArn"))
+
+    def invoke_sqs_event(self, logical_id: str, event: dict[str, Any]) -> Invocation:
+        """Feed an SQS event; failed items are redelivered like SQS would, then parked in the DLQ."""
+        queue_logical_id = _referenced_logical_id(self.mapping_for(logical_id).get("EventSourceArn"))
+        max_receive, dlq = self._redrive(queue_logical_id) if queue_logical_id else (1, None)
+        records = list(event.get("Records", []))
+        first: Invocation | None = None
+        receive_count = 1
+        while records:
+            outcome = self.invoke(logical_id, {**event, "Records": records})
+            first = first or outcome
+            failed_ids = _failed_item_ids(outcome, records)
+            records = [r for r in records if r.get("messageId") in failed_ids]
+            receive_count += 1
+            if records and receive_count > max(max_receive, 1):
+                if dlq:
+                    sqs = boto3.client("sqs")
+                    for record in records:
+                        sqs.send_message(
+                            QueueUrl=self.stack.queue_url(dlq), MessageBody=record.get("body", "")
+                        )
+                break
+            for record in records:
+                attributes = record.setdefault("attributes", {})
+                attributes["ApproximateReceiveCount"] = str(receive_count)
+            time.sleep(self.retry_delay_seconds)
+        return first or Invocation(result={"batchItemFailures": []})
+
+    def drain_queue(
+        self, logical_id: str, *, retry_visibility_seconds: int = 1, idle_timeout: float = 30.0
+    ) -> int:
+        """Poll the function's real queue until it is empty, as the event source mapping would.
+
+        Uses the mapping's BatchSize and ScalingConfig.MaximumConcurrency (parallel pollers).
+        Failed items become visible again after `retry_visibility_seconds`; moto's redrive policy
+        moves them to the DLQ after maxReceiveCount receives. Returns the number of invocations.
+        """
+        mapping = self.mapping_for(logical_id)
+        queue_logical_id = _referenced_logical_id(mapping.get("EventSourceArn"))
+        if queue_logical_id is None:
+            raise KeyError(f"cannot resolve the queue of {logical_id}'s event source mapping")
+        queue_url = self.stack.queue_url(queue_logical_id)
+        queue_arn = self.stack.queue_arn(queue_logical_id)
+        batch_size = min(int(_param(self.stack, mapping.get("BatchSize", 10))), 10)
+        concurrency = int(_param(self.stack, mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 2)))
+        sqs = boto3.client("sqs")
+        invocations = 0
+        lock = threading.Lock()
+        deadline = time.monotonic() + idle_timeout
+
+        def poll_once() -> bool:
+            nonlocal invocations
+            messages = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=batch_size,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=max(30, self.stack.functions[logical_id].timeout),
+            ).get("Messages", [])
+            if not messages:
+                return False
+            records = [_sqs_record(m, queue_arn) for m in messages]
+            outcome = self.invoke(logical_id, {"Records": records})
+            with lock:
+                invocations += 1
+            failed_ids = _failed_item_ids(outcome, records)
+            done = [m for m in messages if m["MessageId"] not in failed_ids]
+            for start in range(0, len(done), 10):
+                sqs.delete_message_batch(
+                    QueueUrl=queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(done[start : start + 10])
+                    ],
+                )
+            for message in messages:
+                if message["MessageId"] in failed_ids:
+                    sqs.change_message_visibility(
+                        QueueUrl=queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=retry_visibility_seconds,
+                    )
+            return True
+
+        def worker() -> None:
+            while time.monotonic() < deadline:
+                if not poll_once():
+                    if _queue_empty(sqs, queue_url):
+                        return
+                    time.sleep(0.05)
+
+        with ThreadPoolExecutor(max_workers=max(concurrency, 1)) as pool:
+            for future in [pool.submit(worker) for _ in range(max(concurrency, 1))]:
+                future.result()
+        return invocations
+
+
+def _param(stack: Stack, value: Any) -> Any:
+    if isinstance(value, dict) and "Ref" in value:
+        return stack.parameters.get(str(value["Ref"]), 0)
+    return value
+
+
+def _queue_empty(sqs: Any, queue_url: str) -> bool:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"])
+        + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        == 0
+    )
+
+
+def _failed_item_ids(outcome: Invocation, records: list[dict[str, Any]]) -> set[str]:
+    """Which records Lambda would return to the queue after this invocation."""
+    if outcome.error is not None or not isinstance(outcome.result, dict):
+        return {str(r.get("messageId")) for r in records}
+    return {str(f.get("itemIdentifier")) for f in outcome.result.get("batchItemFailures", [])}
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }

@@ -1,0 +1,185 @@
+"""Apply what moto's CloudFormation skips, reading it from the deployed template.
+
+moto creates these resource types as no-ops (or ignores these properties); the shim resolves their
+properties with moto's own intrinsic-function resolver (Ref, GetAtt, Sub, If... against the real
+stack) and calls the service APIs that do work in moto.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.cloudformation.models import cloudformation_backends
+from moto.cloudformation.parsing import clean_json
+
+from emulator.moto_server import ACCOUNT_ID, REGION
+from emulator.stack import Stack, _referenced_logical_id
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An AWS::Scheduler::Schedule the emulator fires itself (moto skips the resource)."""
+
+    logical_id: str
+    name: str
+    expression: str
+    enabled: bool
+    target_function: str | None  # logical id
+    input_template: str
+    max_retry_attempts: int | None
+    dead_letter_queue: str | None  # logical id
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{self.name}"
+
+    def input_for(self, scheduled_time: str) -> Any:
+        """The event Scheduler sends: its Input with the context placeholders filled in."""
+        text = self.input_template.replace("<aws.scheduler.scheduled-time>", scheduled_time)
+        text = text.replace("<aws.scheduler.schedule-arn>", self.arn)
+        text = text.replace("<aws.scheduler.execution-id>", f"local-{scheduled_time}")
+        return json.loads(text)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An EventBridge rule with its pattern and the functions it targets."""
+
+    logical_id: str
+    pattern: dict[str, Any]
+    target_functions: list[str]
+
+
+class Resolver:
+    """Resolves intrinsic functions against the deployed moto stack."""
+
+    def __init__(self, stack: Stack) -> None:
+        backend = cloudformation_backends[ACCOUNT_ID][REGION]
+        moto_stack = next(
+            s for s in backend.stacks.values() if s.name == stack.name and s.status != "DELETE_COMPLETE"
+        )
+        self._resource_map = moto_stack.resource_map
+
+    def created(self, resource: dict[str, Any]) -> bool:
+        condition = resource.get("Condition")
+        return not condition or bool(self._resource_map.lazy_condition_map[condition])
+
+    def __call__(self, node: Any) -> Any:
+        return clean_json(node, self._resource_map)
+
+
+def _strip_no_value(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_no_value(v) for k, v in node.items() if v is not None and v != "AWS::NoValue"}
+    if isinstance(node, list):
+        return [_strip_no_value(v) for v in node if v is not None and v != "AWS::NoValue"]
+    return node
+
+
+class Shim:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.resolve = Resolver(stack)
+
+    def _created(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {
+            logical_id: resource
+            for logical_id, resource in self.stack.resources_of_type(resource_type).items()
+            if self.resolve.created(resource)
+        }
+
+    def apply(self) -> None:
+        self.apply_bucket_notifications()
+        self.apply_queue_policies()
+        self.apply_secrets()
+
+    def apply_bucket_notifications(self) -> None:
+        s3 = boto3.client("s3")
+        for logical_id, resource in self._created("AWS::S3::Bucket").items():
+            config = resource.get("Properties", {}).get("NotificationConfiguration")
+            if not config:
+                continue
+            resolved = _strip_no_value(self.resolve(config))
+            api_config: dict[str, Any] = {}
+            for cfn_key, api_key, arn_key, target_key in (
+                ("QueueConfigurations", "QueueConfigurations", "QueueArn", "Queue"),
+                ("TopicConfigurations", "TopicConfigurations", "TopicArn", "Topic"),
+            ):
+                for item in resolved.get(cfn_key, []):
+                    entry: dict[str, Any] = {arn_key: item[target_key], "Events": [item["Event"]]}
+                    rules = item.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+                    if rules:
+                        entry["Filter"] = {"Key": {"FilterRules": rules}}
+                    api_config.setdefault(api_key, []).append(entry)
+            if "EventBridgeConfiguration" in resolved:
+                api_config["EventBridgeConfiguration"] = {}
+            s3.put_bucket_notification_configuration(
+                Bucket=self.stack.physical_ids[logical_id], NotificationConfiguration=api_config
+            )
+
+    def apply_queue_policies(self) -> None:
+        sqs = boto3.client("sqs")
+        for resource in self._created("AWS::SQS::QueuePolicy").values():
+            props = self.resolve(resource["Properties"])
+            for queue_url in props.get("Queues", []):
+                sqs.set_queue_attributes(
+                    QueueUrl=queue_url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+                )
+
+    def apply_secrets(self) -> None:
+        secrets = boto3.client("secretsmanager")
+        for logical_id, resource in self._created("AWS::SecretsManager::Secret").items():
+            props = self.resolve(resource.get("Properties", {}))
+            secrets.create_secret(
+                Name=props.get("Name") or f"{self.stack.name}-{logical_id}",
+                SecretString=props.get("SecretString", "{}"),
+            )
+
+    def schedules(self) -> list[Schedule]:
+        found = []
+        for logical_id, resource in self._created("AWS::Scheduler::Schedule").items():
+            props = _strip_no_value(self.resolve(resource["Properties"]))
+            raw_target = resource["Properties"]["Target"]
+            target = props["Target"]
+            dlq = raw_target.get("DeadLetterConfig", {}).get("Arn")
+            found.append(
+                Schedule(
+                    logical_id=logical_id,
+                    name=props.get("Name") or logical_id,
+                    expression=props["ScheduleExpression"],
+                    enabled=props.get("State", "ENABLED") == "ENABLED",
+                    target_function=_referenced_logical_id(raw_target.get("Arn")),
+                    input_template=target.get("Input", "{}"),
+                    max_retry_attempts=target.get("RetryPolicy", {}).get("MaximumRetryAttempts"),
+                    dead_letter_queue=_referenced_logical_id(dlq) if dlq else None,
+                )
+            )
+        return found
+
+    def rules(self) -> list[Rule]:
+        found = []
+        for logical_id, resource in self._created("AWS::Events::Rule").items():
+            props = resource["Properties"]
+            pattern = props.get("EventPattern")
+            if not pattern:
+                continue
+            targets = [_referenced_logical_id(t.get("Arn")) for t in props.get("Targets", [])]
+            found.append(
+                Rule(
+                    logical_id=logical_id,
+                    pattern=_strip_no_value(self.resolve(pattern)),
+                    target_functions=[t for t in targets if t in self.stack.functions],
+                )
+            )
+        return found
+
+    def async_retry_attempts(self, function_logical_id: str) -> int:
+        """Lambda's async retries for a function (EventInvokeConfig, default 2)."""
+        for resource in self._created("AWS::Lambda::EventInvokeConfig").values():
+            props = resource["Properties"]
+            if _referenced_logical_id(props.get("FunctionName")) == function_logical_id:
+                return int(props.get("MaximumRetryAttempts", 2))
+        return 2
