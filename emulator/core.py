@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,13 +13,13 @@ import boto3
 from moto.batch.models import batch_backends
 from moto.events.models import EventPattern
 
-from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer
+from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer, failing_batch_jobs
 from emulator.runtime import Invocation, LambdaRuntime
 from emulator.shim import Schedule, Shim
 from emulator.stack import Stack, deploy
 
 _ASYNC_TRIGGERS = {"ScheduleV2", "Schedule", "EventBridgeRule", "CloudWatchEvent", "SNS", "S3"}
-WEBHOOK_SECRET_ENV = "SLACK_WEBHOOK_SECRET_NAME"
+WEBHOOK_SECRET_ENV = "SLACK_WEBHOOK_SECRET_NAME"  # noqa: S105 - an env var name, not a secret
 
 
 def reset_process_state() -> None:
@@ -124,6 +126,26 @@ class Emulator:
 
     def drain(self, logical_id: str = "S3SubmitFunction", **kwargs: Any) -> int:
         return self.runtime.drain_queue(logical_id, **kwargs)
+
+    @contextmanager
+    def jobs_fail(
+        self, exit_code: int = 1, reason: str = "Essential container in task exited"
+    ) -> Iterator[None]:
+        """Jobs submitted inside this block FAIL, as if their container exited with `exit_code`.
+
+        moto's no-Docker Batch has no container to produce an exit code, so the emulator writes
+        the one a real container would have reported onto each attempt.
+        """
+        backend = batch_backends[ACCOUNT_ID][REGION]
+        before = set(backend._jobs)
+        with failing_batch_jobs():
+            yield
+        for job_id in set(backend._jobs) - before:
+            job = backend._jobs[job_id]
+            job.job_stopped_reason = reason
+            for attempt in job.attempts:
+                attempt.setdefault("container", {}).update(exitCode=exit_code, reason=reason)
+                attempt["statusReason"] = reason
 
     # -- Batch state changes -----------------------------------------------------------------------
     def batch_event(self, job: dict[str, Any]) -> dict[str, Any]:

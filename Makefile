@@ -1,0 +1,83 @@
+# batch-dispatch: every command a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CHECKOV := $(VENV)/checkov/bin/checkov
+ENV ?= dev
+REGION ?= us-east-1
+# The SAM CLI and cfn-lint need a region; none of the offline targets talk to AWS.
+export AWS_DEFAULT_REGION ?= $(REGION)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help venv demo test unit integration template-test lint fmt build deploy deploy-guided validate clean bench
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "batch-dispatch needs Python 3.11+; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# checkov pins versions that conflict with aws-sam-cli, so it lives in a virtualenv of its own.
+$(VENV)/checkov/.installed: requirements-checkov.txt | $(BIN)/.installed
+	@test -x $(VENV)/checkov/bin/python || $(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+venv: $(BIN)/.installed $(VENV)/checkov/.installed ## Create .venv with the pinned dev tools (re-used when present)
+
+demo: $(BIN)/.installed ## Run the whole system locally (no AWS account, no Docker) and explain what happened
+	@$(BIN)/python -m emulator demo
+
+test: venv lint ## Lint, then every test (unit, template, integration)
+	$(BIN)/python -m pytest -n 2 -q
+
+unit: $(BIN)/.installed ## Unit tests only
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(BIN)/.installed ## Integration tests (emulator on loopback)
+	$(BIN)/python -m pytest -q tests/integration
+
+template-test: $(BIN)/.installed ## Template tests only
+	$(BIN)/python -m pytest -q tests/template
+
+lint: venv ## ruff, mypy, sam validate --lint, cfn-lint, checkov
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/sam validate --lint --template template.yaml
+	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV) --quiet --compact --framework cloudformation -f template.yaml
+
+fmt: $(BIN)/.installed ## Format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# sam build needs the Lambda runtime's interpreter (python3.13) for the functions, unless Docker
+# builds them (`sam build --use-container`). The layer's Makefile cross-installs arm64 wheels.
+PY313 := $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin 2>/dev/null | tail -n1 | sed 's|$$|/python3.13|' || true)
+build: $(BIN)/.installed ## sam build (needs python3.13 on PATH, or Docker with USE_CONTAINER=1)
+	@if [ -n "$(USE_CONTAINER)" ]; then $(BIN)/sam build --use-container; \
+	elif [ -n "$(PY313)" ] && [ -x "$(PY313)" ]; then PATH="$$(dirname $(PY313)):$$PATH" $(BIN)/sam build; \
+	else echo "sam build needs python3.13 (the Lambda runtime) and none was found."; \
+		echo "Install one: 'pyenv install 3.13', 'uv python install 3.13', or your OS package (python3.13);"; \
+		echo "or build in Docker: make build USE_CONTAINER=1"; exit 1; fi
+
+deploy: build ## sam deploy to ENV (dev|prod) from samconfig.toml
+	$(BIN)/sam deploy --config-env $(ENV)
+
+deploy-guided: build ## First deploy: sam deploy --guided (writes your answers to samconfig.toml)
+	$(BIN)/sam deploy --guided --config-env $(ENV)
+
+bench: $(BIN)/.installed ## Benchmarks (print result tables)
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean: ## Remove build output and caches (keeps .venv)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

@@ -1,0 +1,174 @@
+"""Shared test fixtures: loopback-only network, fake AWS credentials, event files, Lambda context."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = REPO_ROOT / "events"
+_LOOPBACK = ("127.", "localhost", "::1")
+
+
+def _is_loopback(host: object) -> bool:
+    return isinstance(host, str) and host.startswith(_LOOPBACK)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never leave the machine: any connection or lookup beyond loopback fails loudly."""
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(sock: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(host):
+            raise ConnectionRefusedError(f"tests may only connect to loopback, not {address!r}")
+        return real_connect(sock, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is not None and not _is_loopback(host):
+            raise socket.gaierror(f"tests may only resolve loopback, not {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and a region, so no test can reach (or bill) a real account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "batch-dispatch",
+        "POWERTOOLS_METRICS_NAMESPACE": "BatchDispatch",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def load_event(relative_path: str) -> Any:
+    """An event file from events/ (the same files `sam local invoke -e` uses)."""
+    return json.loads((EVENTS_DIR / relative_path).read_text(encoding="utf-8"))
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timeout_seconds: float = 30.0
+    _started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@dataclass
+class MotoBatch:
+    """A job queue, job definition and idempotency table in moto, wired into batch_dispatch."""
+
+    job_queue_arn: str
+    job_definition_arn: str
+    table_name: str
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job in the queue, any status, fully described."""
+        import boto3
+
+        batch = boto3.client("batch")
+        summaries = batch.list_jobs(
+            jobQueue=self.job_queue_arn, filters=[{"name": "JOB_NAME", "values": ["*"]}]
+        )["jobSummaryList"]
+        if not summaries:
+            return []
+        return list(batch.describe_jobs(jobs=[s["jobId"] for s in summaries])["jobs"])
+
+
+@pytest.fixture
+def moto_batch(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """In-process moto (no Docker, no server) with Batch + DynamoDB ready for the submit paths."""
+    import boto3
+    from moto import mock_aws
+
+    from batch_dispatch import clients, config, idempotency
+
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        iam = boto3.client("iam")
+        role = iam.create_role(
+            RoleName="AWSServiceRoleForBatch",
+            Path="/aws-service-role/batch.amazonaws.com/",
+            AssumeRolePolicyDocument="{}",
+        )["Role"]["Arn"]
+        ec2 = boto3.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="jobs", Description="jobs", VpcId=vpc)["GroupId"]
+        batch = boto3.client("batch")
+        environment = batch.create_compute_environment(
+            computeEnvironmentName="jobs-ce",
+            type="MANAGED",
+            state="ENABLED",
+            serviceRole=role,
+            computeResources={
+                "type": "FARGATE",
+                "maxvCpus": 4,
+                "subnets": [subnet],
+                "securityGroupIds": [group],
+            },
+        )["computeEnvironmentArn"]
+        queue = batch.create_job_queue(
+            jobQueueName="jobs-queue",
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+        )["jobQueueArn"]
+        definition = batch.register_job_definition(
+            jobDefinitionName="job",
+            type="container",
+            platformCapabilities=["FARGATE"],
+            retryStrategy={"attempts": 1},
+            containerProperties={
+                "image": "public.ecr.aws/docker/library/busybox:1.37.0",
+                "command": ["echo", "Ref::key"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "0.25"},
+                    {"type": "MEMORY", "value": "512"},
+                ],
+            },
+        )["jobDefinitionArn"]
+        boto3.client("dynamodb").create_table(
+            TableName="idempotency",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
+        monkeypatch.setenv("JOB_QUEUE_ARN", queue)
+        monkeypatch.setenv("JOB_DEFINITION_ARN", definition)
+        monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "idempotency")
+        monkeypatch.setenv("JOB_NAME_PREFIX", "batch-dispatch-test")
+        clients.reset_clients()
+        idempotency.reset_persistence()
+        config.submit_settings.cache_clear()
+        yield MotoBatch(job_queue_arn=queue, job_definition_arn=definition, table_name="idempotency")
+        clients.reset_clients()
+        idempotency.reset_persistence()
+        config.submit_settings.cache_clear()
