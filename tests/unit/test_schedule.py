@@ -46,7 +46,7 @@ def test_classic_scheduled_event_is_parsed():
 )
 def test_malformed_events_are_rejected_with_what_was_expected(event):
     with pytest.raises(
-        InvalidScheduleEventError, match="accepts EventBridge Scheduler input|expected a JSON"
+        InvalidScheduleEventError, match=r"accepts EventBridge Scheduler input|expected a JSON"
     ):
         parse_tick(event)
 
@@ -161,7 +161,7 @@ def test_missing_configuration_is_reported_by_name(monkeypatch):
     submit_settings.cache_clear()
 
     with pytest.raises(
-        ConfigurationError, match="JOB_QUEUE_ARN.*JOB_DEFINITION_ARN|JOB_DEFINITION_ARN.*JOB_QUEUE_ARN"
+        ConfigurationError, match=r"JOB_QUEUE_ARN.*JOB_DEFINITION_ARN|JOB_DEFINITION_ARN.*JOB_QUEUE_ARN"
     ):
         submit_settings()
     submit_settings.cache_clear()
