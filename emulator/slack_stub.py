@@ -1,0 +1,325 @@
+"""A local stand-in for Slack incoming webhooks (standard library only, loopback only).
+
+    with SlackStandIn() as slack:
+        url = slack.url                      # http://127.0.0.1:PORT/services/T000/B000/XXXX
+        slack.script("rate_limited", "ok")   # the next two posts: 429 (Retry-After: 1), then 200
+        ...
+        slack.messages                       # every accepted JSON payload, in order
+        slack.requests                       # every request, with the status it was answered
+
+Replies follow Slack's: 200 `ok`; 400 `invalid_payload` / `no_text` / `invalid_blocks`; 403
+`action_prohibited`; 404 `no_service` / `channel_not_found`; 410 `channel_is_archived`; 429 `rate_limited`
+with Retry-After; 500 `internal_error`. Accepted payloads are validated like Slack does (text or blocks,
+at most 50 blocks, section text <= 3000, header <= 150), so a malformed message fails here too.
+
+`python -m emulator.slack_stub` runs one in the foreground and prints each message it receives.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MAX_HANG_SECONDS = 30.0
+WEBHOOK_PATH = "/services/T000/B000/XXXX"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How the stand-in answers one post. `hang` waits `delay` seconds, then answers 503 (not recorded)."""
+
+    kind: str
+    status: int
+    body: str
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
+
+    @classmethod
+    def ok(cls) -> Reply:
+        return cls("ok", 200, "ok")
+
+    @classmethod
+    def rate_limited(cls, retry_after: int = 1) -> Reply:
+        return cls("rate_limited", 429, "rate_limited", (("Retry-After", str(retry_after)),))
+
+    @classmethod
+    def server_error(cls, status: int = 500) -> Reply:
+        return cls("server_error", status, "internal_error")
+
+    @classmethod
+    def no_service(cls) -> Reply:
+        return cls("no_service", 404, "no_service")
+
+    @classmethod
+    def invalid_payload(cls) -> Reply:
+        return cls("invalid_payload", 400, "invalid_payload")
+
+    @classmethod
+    def channel_not_found(cls) -> Reply:
+        return cls("channel_not_found", 404, "channel_not_found")
+
+    @classmethod
+    def channel_is_archived(cls) -> Reply:
+        return cls("channel_is_archived", 410, "channel_is_archived")
+
+    @classmethod
+    def action_prohibited(cls) -> Reply:
+        return cls("action_prohibited", 403, "action_prohibited")
+
+    @classmethod
+    def hang(cls, seconds: float = 10.0) -> Reply:
+        return cls("hang", 503, "service_unavailable", delay=min(max(seconds, 0.0), MAX_HANG_SECONDS))
+
+    @classmethod
+    def of(cls, spec: str | Reply, **options: Any) -> Reply:
+        """A Reply from its name (`"rate_limited"`, `"hang"`...) plus that constructor's options."""
+        if isinstance(spec, Reply):
+            return spec
+        factory = getattr(cls, spec, None)
+        if spec.startswith("_") or spec == "of" or not callable(factory):
+            raise ValueError(f"unknown Slack stand-in reply {spec!r}")
+        reply = factory(**options)
+        assert isinstance(reply, Reply)
+        return reply
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    status: int
+    reply: str  # the Reply kind, or the validation error answered
+    body: str
+    payload: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def validation_error(payload: Any) -> str | None:
+    """The error code Slack would answer for `payload`, or None if it would post it."""
+    if not isinstance(payload, dict):
+        return "invalid_payload"
+    blocks = payload.get("blocks")
+    text = payload.get("text")
+    if not (isinstance(text, str) and text.strip()) and not blocks:
+        return "no_text"
+    if blocks is None:
+        return None
+    if not isinstance(blocks, list) or len(blocks) > 50:
+        return "invalid_blocks"
+    for block in blocks:
+        if not isinstance(block, dict) or "type" not in block:
+            return "invalid_blocks"
+        text_obj = block.get("text")
+        limit = 150 if block["type"] == "header" else 3000
+        if isinstance(text_obj, dict) and len(str(text_obj.get("text", ""))) > limit:
+            return "invalid_blocks"
+        for item in block.get("fields") or []:
+            if isinstance(item, dict) and len(str(item.get("text", ""))) > 2000:
+                return "invalid_blocks"
+        if len(block.get("fields") or []) > 10:
+            return "invalid_blocks"
+    return None
+
+
+class SlackStandIn:
+    """A threaded HTTP server on 127.0.0.1 (random free port) answering like a Slack incoming webhook."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = WEBHOOK_PATH) -> None:
+        self._host, self._port, self.path = host, port, path
+        self._lock = threading.Lock()
+        self._script: deque[Reply] = deque()
+        self._default = Reply.ok()
+        self._messages: list[Any] = []
+        self._requests: list[RecordedRequest] = []
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start serving (idempotent) and return the webhook URL."""
+        if self._server is None:
+            self._stopping.clear()
+            self._server = ThreadingHTTPServer((self._host, self._port), self._handler_class())
+            self._server.daemon_threads = True
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="slack-stand-in", daemon=True
+            )
+            self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving; requests still hanging are released at once."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> SlackStandIn:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("SlackStandIn is not running: call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}{self.path}"
+
+    # behaviour -------------------------------------------------------------------------------------------
+
+    def script(self, *replies: str | Reply) -> None:
+        """Answer the next posts with `replies`, in order (names or Reply objects), then the default mode."""
+        with self._lock:
+            self._script.extend(Reply.of(r) for r in replies)
+
+    def set_mode(self, mode: str | Reply, **options: Any) -> None:
+        """Answer every post (after any scripted replies) this way, e.g. `set_mode("hang", seconds=3)`."""
+        with self._lock:
+            self._default = Reply.of(mode, **options)
+
+    def reset(self) -> None:
+        """Forget recorded traffic and scripted replies; back to answering `ok`."""
+        with self._lock:
+            self._script.clear()
+            self._default = Reply.ok()
+            self._messages.clear()
+            self._requests.clear()
+
+    @property
+    def messages(self) -> list[Any]:
+        """Every payload Slack would have posted, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._messages)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received, accepted or not, with the status answered (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def wait_for_messages(self, count: int, timeout: float = 5.0) -> list[Any]:
+        """Block until at least `count` messages arrived (or `timeout`), then return them."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.messages
+
+    # internals -------------------------------------------------------------------------------------------
+
+    def _next_reply(self) -> Reply:
+        with self._lock:
+            return self._script.popleft() if self._script else self._default
+
+    def _record(self, request: RecordedRequest, accepted: bool) -> None:
+        with self._lock:
+            self._requests.append(request)
+            if accepted:
+                self._messages.append(request.payload)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # silence stderr access logs
+                return
+
+            def do_GET(self) -> None:
+                self._answer(405, "invalid_method", kind="invalid_method")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(min(length, 5_000_000)).decode("utf-8", "replace")
+                try:
+                    payload: Any = json.loads(raw) if raw else None
+                except ValueError:
+                    payload = None
+                headers = {k: v for k, v in self.headers.items()}
+
+                if not self.path.startswith("/services/"):
+                    self._answer(
+                        404, "no_service", kind="no_service", raw=raw, payload=payload, headers=headers
+                    )
+                    return
+                reply = stand_in._next_reply()
+                if reply.delay and stand_in._stopping.wait(reply.delay):
+                    return  # stopping: drop the connection
+                if reply.status != 200:
+                    self._answer(
+                        reply.status,
+                        reply.body,
+                        reply.kind,
+                        raw,
+                        payload,
+                        headers,
+                        extra_headers=reply.headers,
+                    )
+                    return
+                problem = validation_error(payload)
+                if problem is not None:
+                    self._answer(400, problem, kind=problem, raw=raw, payload=payload, headers=headers)
+                    return
+                self._answer(200, "ok", kind="ok", raw=raw, payload=payload, headers=headers, accepted=True)
+
+            def _answer(
+                self,
+                status: int,
+                body: str,
+                kind: str,
+                raw: str = "",
+                payload: Any = None,
+                headers: dict[str, str] | None = None,
+                extra_headers: tuple[tuple[str, str], ...] = (),
+                accepted: bool = False,
+            ) -> None:
+                stand_in._record(
+                    RecordedRequest(self.command, self.path, status, kind, raw, payload, headers or {}),
+                    accepted,
+                )
+                data = body.encode("utf-8")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in extra_headers:
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): like Slack, we answered anyway
+
+        return Handler
+
+
+def main() -> None:
+    """Serve until Ctrl-C, printing each accepted message's fallback text to stdout."""
+    with SlackStandIn() as slack:
+        print(f"Slack stand-in listening: {slack.url}", file=sys.stderr, flush=True)
+        seen = 0
+        try:
+            while True:
+                messages = slack.wait_for_messages(seen + 1, timeout=1.0)
+                for message in messages[seen:]:
+                    print(json.dumps(message, indent=2), flush=True)
+                seen = len(messages)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

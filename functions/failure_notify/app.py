@@ -1,0 +1,19 @@
+"""FailureNotifyFunction: Batch "Job State Change" (FAILED, our queue) -> one Slack message per failed job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batch_dispatch.failure_alert import notify_failure, notify_settings
+from batch_dispatch.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = notify_settings()
+    # Slack errors propagate on purpose: Lambda's async retries run, then the event lands in the DLQ.
+    return notify_failure(event, settings, context).as_dict()
