@@ -211,7 +211,7 @@ class Emulator:
                     "jobDefinition": job.job_definition.arn,
                     "parameters": dict(job.parameters or {}),
                     "containerOverrides": dict(job.container_overrides or {}),
-                    "status": job.status,
+                    "status": getattr(job.status, "value", str(job.status)),
                     "createdAt": job.job_created_at.isoformat() if job.job_created_at else None,
                 }
             )

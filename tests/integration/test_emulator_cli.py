@@ -1,0 +1,49 @@
+"""`python -m emulator invoke` prints the documented JSON document (ARCHITECTURE.md contract)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import EVENTS_DIR, REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def run_emulator(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "emulator", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_invoke_prints_one_json_document_with_the_contract_keys():
+    tick = str(EVENTS_DIR / "schedule/scheduler-tick.json")
+
+    completed = run_emulator("invoke", "ScheduleSubmitFunction", tick, tick)
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    document = json.loads(completed.stdout)
+    assert set(document) == {"invocations", "jobs_submitted", "slack_messages", "dlq_messages"}
+    assert [i["event"] for i in document["invocations"]] == [tick, tick]
+    assert [i["error"] for i in document["invocations"]] == [None, None]
+    assert document["invocations"][1]["result"]["duplicate"] is True
+    (job,) = document["jobs_submitted"]
+    assert set(job) == {"jobName", "jobQueue", "jobDefinition", "parameters", "containerOverrides"}
+    assert job["parameters"]["mode"] == "full"
+    assert document["slack_messages"] == []
+    assert all(bodies == [] for bodies in document["dlq_messages"].values())
+
+
+def test_invoke_names_the_functions_when_given_an_unknown_one():
+    completed = run_emulator("invoke", "NoSuchFunction", str(EVENTS_DIR / "schedule/scheduler-tick.json"))
+
+    assert completed.returncode != 0
+    assert "ScheduleSubmitFunction" in completed.stderr
