@@ -41,7 +41,8 @@ def _job_line(job: dict[str, Any], *keys: str) -> str:
 
 def _outcome(invocation: Invocation) -> str:
     if invocation.error:
-        return f"failed after {invocation.attempts} attempt(s): {invocation.error['type']}: {invocation.error['message']}"
+        error = invocation.error
+        return f"failed after {invocation.attempts} attempt(s): {error['type']}: {error['message']}"
     return json.dumps(invocation.result, default=str)
 
 
@@ -90,9 +91,8 @@ def run_demo(out: TextIO) -> int:
         first = local.tick(tick_time)
         story.say(f"   tick {tick_time}: {_outcome(first)}")
         again = local.tick(tick_time)
-        story.say(
-            f"   the same tick delivered again (at-least-once): duplicate={again.result and again.result.get('duplicate')}"
-        )
+        duplicate = bool(again.result and again.result.get("duplicate"))
+        story.say(f"   the same tick delivered again (at-least-once): duplicate={duplicate}")
         scheduled = [j for j in local.jobs_submitted() if "scheduledTime" in j["parameters"]]
         for job in scheduled:
             story.say(f"   job in Batch: {_job_line(job, 'scheduledTime')}")
@@ -136,7 +136,8 @@ def run_demo(out: TextIO) -> int:
         dlqs = local.dlq_messages()
         story.say()
         story.say(
-            f"Summary: {len(local.jobs_submitted())} jobs submitted, {len(local.slack_messages())} Slack message(s), "
+            f"Summary: {len(local.jobs_submitted())} jobs submitted, "
+            f"{len(local.slack_messages())} Slack message(s), "
             f"DLQs: {', '.join(f'{k}={len(v)}' for k, v in dlqs.items()) or 'none'}; "
             f"{story.elapsed():.1f} s"
         )

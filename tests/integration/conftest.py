@@ -17,10 +17,10 @@ def _emulator_process() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def local(_emulator_process: Emulator) -> Iterator[Emulator]:
+def local(_emulator_process: Emulator) -> Emulator:
     """A fresh account with template.yaml deployed into it (about a second)."""
     _emulator_process.server.reset()
     if _emulator_process.slack is not None:
         _emulator_process.slack.reset()
     _emulator_process.deploy()
-    yield _emulator_process
+    return _emulator_process
