@@ -1,0 +1,880 @@
+"""S3 intake: SQS batches of S3 notifications -> exactly one Batch job per uploaded object.
+
+Moto plays Batch (a real queue and job definition, no-Docker mode) and DynamoDB (the idempotency
+table), so names, ARNs and conditional writes are checked by the service model. Throttling, crashes
+and a shrinking time budget come from a thin wrapper around the moto Batch client.
+The fixtures are the files in events/s3/ (the same ones `sam local invoke -e` uses).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from batch_dispatch import batch as batch_module
+from batch_dispatch import clients
+from batch_dispatch.batch import RetryPolicy
+from batch_dispatch.config import submit_settings
+from batch_dispatch.idempotency import reset_persistence
+from batch_dispatch.observability import metrics
+from batch_dispatch.s3_intake import (
+    MalformedNotificationError,
+    S3Upload,
+    Skip,
+    handle_batch,
+    idempotency_key,
+    job_spec_for,
+    parse_body,
+)
+from functions.s3_submit import app
+
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "s3"
+BUCKET = "batch-dispatch-intake-example"
+PREFIX = "bd-test"
+JOB_NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+
+# --- fixtures and helpers ------------------------------------------------------------------------
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """One of the sample events in events/s3/ (a fresh copy each time)."""
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+
+def rewrite_body(event: dict[str, Any], index: int, change: Callable[[dict[str, Any]], None]) -> dict:
+    """A copy of `event` whose message `index` has its (S3 notification) body changed by `change`."""
+    event = copy.deepcopy(event)
+    message = event["Records"][index]
+    body = json.loads(message["body"])
+    change(body)
+    message["body"] = json.dumps(body)
+    return event
+
+
+def redelivered(event: dict[str, Any], count: int = 2, only: set[str] | None = None) -> dict:
+    """The same messages as SQS redelivers them (ApproximateReceiveCount bumped)."""
+    event = copy.deepcopy(event)
+    event["Records"] = [r for r in event["Records"] if only is None or r["messageId"] in only]
+    for message in event["Records"]:
+        message["attributes"]["ApproximateReceiveCount"] = str(count)
+    return event
+
+
+def failed_ids(response: dict[str, Any]) -> set[str]:
+    return {item["itemIdentifier"] for item in response["batchItemFailures"]}
+
+
+def message_ids(event: dict[str, Any]) -> list[str]:
+    return [message["messageId"] for message in event["Records"]]
+
+
+class FakeContext:
+    """A Lambda context whose remaining time tests can set (or let a fake client use up)."""
+
+    function_name = "S3SubmitFunction"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:S3SubmitFunction"
+    aws_request_id = "0f5d2c1e-1111-4a2b-9c3d-abcdefabcdef"
+
+    def __init__(self, remaining_ms: int = 60_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+class FlakyBatch:
+    """The moto Batch client, with injected TooManyRequestsException, hooks and call counts."""
+
+    def __init__(self, real: Any, *, throttles: float = 0) -> None:
+        self.real = real
+        self.throttles = throttles
+        self.calls: Counter[str] = Counter()
+        self.before_submit: Callable[[], None] | None = None
+        self.after_submit: Callable[[], None] | None = None
+
+    def submit_job(self, **request: Any) -> dict[str, Any]:
+        self.calls["submit_job"] += 1
+        if self.before_submit:
+            self.before_submit()
+        if self.throttles > 0:
+            self.throttles -= 1
+            raise ClientError(
+                {
+                    "Error": {"Code": "TooManyRequestsException", "Message": "Too Many Requests"},
+                    "ResponseMetadata": {"HTTPStatusCode": 429},
+                },
+                "SubmitJob",
+            )
+        response = self.real.submit_job(**request)
+        if self.after_submit:
+            self.after_submit()
+        return response
+
+    def list_jobs(self, **request: Any) -> dict[str, Any]:
+        self.calls["list_jobs"] += 1
+        return self.real.list_jobs(**request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class LambdaCrash(BaseException):
+    """The execution environment dies (timeout, OOM): nothing after it runs, no except Exception."""
+
+
+@dataclass
+class Aws:
+    batch: Any  # the moto client
+    dynamodb: Any
+    queue_arn: str
+    table: str
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job of our queue, described (jobName, parameters, tags...)."""
+        listed = self.batch.list_jobs(
+            jobQueue=self.queue_arn, filters=[{"name": "JOB_NAME", "values": [f"{PREFIX}*"]}]
+        )["jobSummaryList"]
+        if not listed:
+            return []
+        return self.batch.describe_jobs(jobs=[job["jobId"] for job in listed])["jobs"]
+
+    def submitted_keys(self) -> list[str]:
+        return sorted(job["parameters"]["key"] for job in self.jobs())
+
+    def flaky_batch(self, throttles: float = 0) -> FlakyBatch:
+        fake = FlakyBatch(self.batch, throttles=throttles)
+        clients.use_client("batch", fake)
+        return fake
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_SERVICE_NAME": "batch-dispatch",
+        "POWERTOOLS_METRICS_NAMESPACE": "BatchDispatch",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "JOB_NAME_PREFIX": PREFIX,
+        "IDEMPOTENCY_TABLE_NAME": "batch-dispatch-idempotency",
+    }.items():
+        monkeypatch.setenv(name, value)
+    # The shared Metrics was built at import, maybe before these variables existed.
+    monkeypatch.setattr(metrics.provider, "namespace", "BatchDispatch")
+    monkeypatch.setattr(metrics.provider, "service", "batch-dispatch")
+    metrics.clear_metrics()
+    # Fast, still jittered backoff: throttling tests count retries, not seconds.
+    monkeypatch.setattr(
+        batch_module, "RetryPolicy", partial(RetryPolicy, base_seconds=0.001, max_wait_seconds=0.005)
+    )
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        iam = boto3.client("iam")
+        role_arn = iam.create_role(
+            RoleName="BatchServiceRole",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "batch.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        batch = boto3.client("batch")
+        environment_arn = batch.create_compute_environment(
+            computeEnvironmentName="intake-env", type="UNMANAGED", state="ENABLED", serviceRole=role_arn
+        )["computeEnvironmentArn"]
+        queue_arn = batch.create_job_queue(
+            jobQueueName="intake-queue",
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment_arn}],
+        )["jobQueueArn"]
+        definition_arn = batch.register_job_definition(
+            jobDefinitionName="intake-job",
+            type="container",
+            containerProperties={
+                "image": "public.ecr.aws/docker/library/busybox:1.36",
+                "command": ["echo", "Ref::bucket", "Ref::key"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "512"},
+                ],
+            },
+            retryStrategy={"attempts": 1},
+        )["jobDefinitionArn"]
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName="batch-dispatch-idempotency",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        monkeypatch.setenv("JOB_QUEUE_ARN", queue_arn)
+        monkeypatch.setenv("JOB_DEFINITION_ARN", definition_arn)
+        clients.reset_clients()
+        clients.use_client("batch", batch)
+        clients.use_client("dynamodb", dynamodb)
+        reset_persistence()
+        submit_settings.cache_clear()
+        try:
+            yield Aws(batch=batch, dynamodb=dynamodb, queue_arn=queue_arn, table="batch-dispatch-idempotency")
+        finally:
+            clients.reset_clients()
+            reset_persistence()
+            submit_settings.cache_clear()
+
+
+@dataclass
+class Invocation:
+    response: dict[str, Any]
+    metrics: Counter[str]
+
+
+@pytest.fixture
+def invoke(aws: Aws, capsys: pytest.CaptureFixture[str]) -> Callable[..., Invocation]:
+    """Call the real handler (decorators included); metrics are read back from its EMF output."""
+
+    def _invoke(event: dict[str, Any], context: FakeContext | None = None) -> Invocation:
+        capsys.readouterr()
+        response = app.lambda_handler(event, context or FakeContext())
+        counts: Counter[str] = Counter()
+        for line in capsys.readouterr().out.splitlines():
+            try:
+                blob = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(blob, dict) or "_aws" not in blob:
+                continue
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = blob[metric["Name"]]
+                    counts[metric["Name"]] += int(sum(value) if isinstance(value, list) else value)
+        return Invocation(response=response, metrics=counts)
+
+    return _invoke
+
+
+# --- uploads become jobs -------------------------------------------------------------------------
+
+
+def test_an_upload_becomes_one_job_with_its_bucket_key_and_object_details(aws, invoke):
+    # Given one ObjectCreated:Put notification from a versioned bucket
+    event = load_event("sqs-object-created.json")
+
+    # When the function handles it
+    result = invoke(event)
+
+    # Then exactly one job runs for that object, with its details as string parameters
+    assert result.response == {"batchItemFailures": []}
+    (job,) = aws.jobs()
+    assert job["parameters"] == {
+        "bucket": BUCKET,
+        "key": "incoming/2026/01/15/orders-0001.csv",
+        "versionId": "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+        "size": "48213",
+        "etag": "0f343b0931126a20f133d67c2b018a3b",
+        "eventTime": "2026-01-15T10:30:00.123Z",
+    }
+    assert job["jobQueue"] == aws.queue_arn
+    assert job["jobName"].startswith(f"{PREFIX}-incoming-2026-01-15-orders-0001-csv-")
+    assert job["tags"]["batch-dispatch:trigger"] == "s3"
+    assert result.metrics["JobSubmitted"] == 1
+
+
+def test_odd_keys_reach_the_job_exactly_as_stored_in_s3(aws, invoke):
+    # Given notifications for keys with spaces, '+', '%', unicode and deep paths (two in one body)
+    event = load_event("sqs-object-created-odd-keys.json")
+
+    # When the function handles the batch
+    result = invoke(event)
+
+    # Then every record of every body became a job carrying the decoded key
+    assert result.response == {"batchItemFailures": []}
+    assert aws.submitted_keys() == sorted(
+        [
+            "incoming/my report 2026.csv",
+            "incoming/a+b.csv",
+            "incoming/100%.csv",
+            "café/résumé.pdf",
+            "data/2026/01/15/region=us-east-1/team=finance/part-00001-7c1f.snappy.parquet",
+            "data/2026/01/15/region=us-east-1/team=finance/Q1 (final) v2.xlsx",
+        ]
+    )
+    assert all(JOB_NAME_RULE.match(job["jobName"]) for job in aws.jobs())
+    assert result.metrics["JobSubmitted"] == 6
+
+
+def test_a_1024_byte_key_is_submitted_whole(aws, invoke):
+    # Given an upload whose key is S3's maximum: 1,024 bytes of UTF-8, deep and non-ASCII
+    head = ("données/" * 200).encode("utf-8")[:1000].decode("utf-8", errors="ignore")
+    key = head + "x" * (1024 - len(head.encode("utf-8")))
+    assert len(key.encode("utf-8")) == 1024
+
+    def long_key(body: dict[str, Any]) -> None:
+        body["Records"][0]["s3"]["object"]["key"] = quote_plus(key, safe="/")
+
+    event = rewrite_body(load_event("sqs-object-created.json"), 0, long_key)
+
+    # When it is handled
+    result = invoke(event)
+
+    # Then the job has the whole key and a valid (shortened) name
+    assert result.response == {"batchItemFailures": []}
+    (job,) = aws.jobs()
+    assert job["parameters"]["key"] == key
+    assert JOB_NAME_RULE.match(job["jobName"])
+
+
+def test_an_sns_wrapped_notification_is_unwrapped(aws, invoke):
+    # Given S3 -> SNS -> SQS: the body is an SNS envelope whose Message is the S3 notification
+    event = load_event("sqs-sns-wrapped.json")
+
+    # When it is handled
+    result = invoke(event)
+
+    # Then the wrapped upload became a job
+    assert result.response == {"batchItemFailures": []}
+    (job,) = aws.jobs()
+    assert job["parameters"]["key"] == "incoming/via-sns/invoice-7781.pdf"
+    assert job["parameters"]["size"] == "18874368"
+
+
+# --- valid messages that ask for nothing ---------------------------------------------------------
+
+
+def test_the_s3_test_event_submits_nothing_and_is_not_a_failure(aws, invoke):
+    # Given the s3:TestEvent S3 sends when the notification is configured
+    event = load_event("sqs-test-event.json")
+
+    # When it is handled
+    result = invoke(event)
+
+    # Then no job, no failure (the message is deleted)
+    assert result.response == {"batchItemFailures": []}
+    assert aws.jobs() == []
+    assert result.metrics["ObjectSkipped"] == 1
+
+
+@pytest.mark.parametrize(
+    "event_name",
+    [
+        None,  # the fixture as captured: ObjectRemoved:Delete and ObjectRemoved:DeleteMarkerCreated
+        "ObjectRestore:Completed",
+        "ObjectRestore:Post",
+        "LifecycleExpiration:Delete",
+        "LifecycleTransition",
+        "Replication:OperationFailedReplication",
+        "ObjectTagging:Put",
+    ],
+)
+def test_events_other_than_uploads_submit_nothing(aws, invoke, event_name):
+    # Given notifications that are not uploads
+    event = load_event("sqs-object-removed.json")
+    if event_name:
+
+        def rename(body: dict[str, Any]) -> None:
+            body["Records"][0]["eventName"] = event_name
+
+        event = rewrite_body(rewrite_body(event, 0, rename), 1, rename)
+
+    # When they are handled
+    result = invoke(event)
+
+    # Then nothing is submitted and nothing fails
+    assert result.response == {"batchItemFailures": []}
+    assert aws.jobs() == []
+    assert result.metrics["ObjectSkipped"] == 2
+
+
+def test_a_folder_marker_submits_nothing(aws, invoke):
+    # Given the zero-byte "incoming/2026/01/16/" object the console creates for a folder
+    event = load_event("sqs-folder-marker.json")
+
+    # When it is handled
+    result = invoke(event)
+
+    # Then no job and no failure
+    assert result.response == {"batchItemFailures": []}
+    assert aws.jobs() == []
+
+
+# --- malformed messages --------------------------------------------------------------------------
+
+
+def test_a_malformed_body_fails_alone_and_the_good_one_still_runs(aws, invoke):
+    # Given a batch with a good notification and a body that is not JSON
+    event = load_event("sqs-malformed.json")
+    bad_id = message_ids(event)[1]
+
+    # When the batch is handled
+    result = invoke(event)
+
+    # Then only the bad message is reported (SQS redrive parks it in the DLQ) and the good job exists
+    assert failed_ids(result.response) == {bad_id}
+    assert aws.submitted_keys() == ["incoming/2026/01/15/orders-0003.csv"]
+    assert result.metrics["RecordRejected"] == 1
+    assert result.metrics["JobSubmitted"] == 1
+
+
+def test_a_batch_of_only_malformed_bodies_reports_each_as_a_failed_item(aws, invoke):
+    # Given a batch whose every body is garbage
+    event = load_event("sqs-malformed.json")
+    event["Records"] = event["Records"][1:]
+
+    # When it is handled
+    result = invoke(event)
+
+    # Then the handler still returns normally, listing the message (no Lambda error)
+    assert failed_ids(result.response) == set(message_ids(event))
+
+
+SECRET_LOOKING = "sk_live_do_not_log_me"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason_part"),
+    [
+        (f"not json {SECRET_LOOKING}", "body is not JSON"),
+        (json.dumps([SECRET_LOOKING]), "expected a JSON object"),
+        (json.dumps({"hello": SECRET_LOOKING}), "no Records"),
+        (json.dumps({"Records": []}), "Records"),
+        (
+            json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": "a"}}}]}),
+            "s3.bucket",
+        ),
+        (
+            json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}}}]}),
+            "s3.object",
+        ),
+        (
+            json.dumps(
+                {
+                    "Records": [
+                        {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {}}}
+                    ]
+                }
+            ),
+            "s3.object.key",
+        ),
+        (json.dumps({"Type": "Notification", "Message": SECRET_LOOKING}), "SNS Message is not JSON"),
+        (json.dumps({"Type": "SubscriptionConfirmation", "Message": "{}"}), "Type"),
+        (
+            json.dumps(
+                {
+                    "Records": [
+                        {
+                            "eventName": "ObjectCreated:Put",
+                            "eventTime": "2026-01-15T10:30:00.000Z",
+                            "s3": {"bucket": {"name": "b"}, "object": {"key": "bad%FFkey"}},
+                        }
+                    ]
+                }
+            ),
+            "percent-encoded UTF-8",
+        ),
+        (
+            json.dumps(
+                {
+                    "Records": [
+                        {
+                            "eventName": "ObjectCreated:Put",
+                            "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}},
+                        }
+                    ]
+                }
+            ),
+            "no versionId, sequencer or eventTime",
+        ),
+    ],
+    ids=[
+        "not-json",
+        "json-list",
+        "other-object",
+        "no-records",
+        "no-bucket",
+        "no-object",
+        "no-key",
+        "sns-message-not-json",
+        "sns-subscription-confirmation",
+        "key-not-utf8",
+        "nothing-to-tell-uploads-apart",
+    ],
+)
+def test_bodies_of_another_shape_are_rejected_with_a_reason_that_never_quotes_them(body, reason_part):
+    # Given a body that is not an S3 notification, an SNS-wrapped one or a test event
+    # When it is parsed
+    with pytest.raises(MalformedNotificationError) as caught:
+        parse_body(body)
+
+    # Then the reason says what is wrong, without repeating the content
+    assert reason_part in caught.value.reason
+    assert SECRET_LOOKING not in caught.value.reason
+
+
+# --- exactly once --------------------------------------------------------------------------------
+
+
+def test_the_same_notification_twice_in_one_batch_submits_one_job(aws, invoke):
+    # Given S3 delivered one notification twice (two SQS messages, same body)
+    event = load_event("sqs-duplicate.json")
+
+    # When the batch is handled
+    result = invoke(event)
+
+    # Then one job, both messages done
+    assert result.response == {"batchItemFailures": []}
+    assert len(aws.jobs()) == 1
+    assert result.metrics["JobSubmitted"] == 1
+    assert result.metrics["DuplicateSkipped"] == 1
+
+
+def test_the_same_notification_in_two_invocations_submits_one_job(aws, invoke):
+    # Given a notification already handled once
+    event = load_event("sqs-object-created.json")
+    invoke(event)
+
+    # When it arrives again in another invocation (a new SQS message)
+    again = copy.deepcopy(event)
+    again["Records"][0]["messageId"] = "another-delivery"
+    result = invoke(again)
+
+    # Then it is a duplicate, not a second job
+    assert result.response == {"batchItemFailures": []}
+    assert len(aws.jobs()) == 1
+    assert result.metrics["DuplicateSkipped"] == 1
+
+
+def test_two_uploads_of_the_same_key_are_two_jobs(aws, invoke):
+    # Given the same key uploaded twice (each upload has its own sequencer)
+    event = load_event("sqs-duplicate.json")
+
+    def second_upload(body: dict[str, Any]) -> None:
+        body["Records"][0]["s3"]["object"]["sequencer"] = "0065A5C3D2E1F0AE99"
+
+    event = rewrite_body(event, 1, second_upload)
+
+    # When both are handled
+    result = invoke(event)
+
+    # Then each upload has its job
+    assert result.response == {"batchItemFailures": []}
+    assert aws.submitted_keys() == ["incoming/2026/01/15/orders-0004.csv"] * 2
+
+
+def test_a_concurrent_delivery_fails_and_its_redelivery_is_a_duplicate(aws, invoke):
+    # Given another invocation receives the same notification while this one is submitting it
+    event = load_event("sqs-object-created.json")
+    concurrent = copy.deepcopy(event)
+    concurrent["Records"][0]["messageId"] = "concurrent-delivery"
+    fake = aws.flaky_batch()
+    seen: dict[str, Any] = {}
+
+    def other_invocation() -> None:
+        if not seen:
+            seen["response"] = handle_batch(concurrent, FakeContext(), submit_settings())
+
+    fake.before_submit = other_invocation
+
+    # When both run
+    first = invoke(event)
+
+    # Then the concurrent message fails (SQS redelivers it) and only one job exists
+    assert first.response == {"batchItemFailures": []}
+    assert failed_ids(seen["response"]) == {"concurrent-delivery"}
+    assert len(aws.jobs()) == 1
+
+    # And when SQS redelivers it, it is a duplicate
+    retry = invoke(redelivered(concurrent))
+    assert retry.response == {"batchItemFailures": []}
+    assert retry.metrics["DuplicateSkipped"] == 1
+    assert len(aws.jobs()) == 1
+
+
+def test_a_failed_record_of_a_multi_record_body_is_retried_without_resubmitting_the_others(aws, invoke):
+    # Given a body with two uploads, where Batch throttles the second until the time budget runs out
+    event = load_event("sqs-object-created-odd-keys.json")
+    event["Records"] = event["Records"][-1:]
+    context = FakeContext(remaining_ms=60_000)
+    fake = aws.flaky_batch()
+
+    def throttle_from_now_on() -> None:
+        fake.throttles = math.inf
+        context.remaining_ms = 8_000
+
+    fake.after_submit = throttle_from_now_on
+
+    # When it is handled, the message fails as a whole
+    first = invoke(event, context)
+    assert failed_ids(first.response) == set(message_ids(event))
+    assert len(aws.jobs()) == 1
+
+    # And when SQS redelivers it with Batch healthy again
+    fake.throttles, fake.after_submit = 0, None
+    retry = invoke(redelivered(event))
+
+    # Then the second upload is submitted and the first is not submitted again
+    assert retry.response == {"batchItemFailures": []}
+    assert retry.metrics["DuplicateSkipped"] == 1
+    assert retry.metrics["JobSubmitted"] == 1
+    assert len(aws.jobs()) == 2
+
+
+# --- throttling, time budget, crashes ------------------------------------------------------------
+
+
+def test_throttled_submits_back_off_and_succeed_once(aws, invoke):
+    # Given Batch answers TooManyRequestsException three times before accepting
+    fake = aws.flaky_batch(throttles=3)
+
+    # When an upload is handled
+    result = invoke(load_event("sqs-object-created.json"))
+
+    # Then it is submitted once, after three throttled attempts that are counted
+    assert result.response == {"batchItemFailures": []}
+    assert fake.calls["submit_job"] == 4
+    assert len(aws.jobs()) == 1
+    assert result.metrics["SubmitThrottled"] == 3
+    assert result.metrics["JobSubmitted"] == 1
+
+
+def test_throttling_past_the_time_budget_fails_the_record_and_a_redelivery_submits_it(aws, invoke):
+    # Given Batch throttles every call and each call uses a second of an 8-second budget
+    fake = aws.flaky_batch(throttles=math.inf)
+    context = FakeContext(remaining_ms=8_000)
+
+    def one_second_passes() -> None:
+        context.remaining_ms -= 1_000
+
+    fake.before_submit = one_second_passes
+    event = load_event("sqs-object-created.json")
+
+    # When the upload is handled
+    first = invoke(event, context)
+
+    # Then the function gives up before its timeout and reports the message failed
+    assert failed_ids(first.response) == set(message_ids(event))
+    assert aws.jobs() == []
+    assert first.metrics["SubmitThrottled"] == fake.calls["submit_job"] > 1
+    assert context.remaining_ms >= 1_000
+
+    # And the idempotency record was released: the redelivery submits the job, once
+    fake.throttles, fake.before_submit = 0, None
+    retry = invoke(redelivered(event))
+    assert retry.response == {"batchItemFailures": []}
+    assert len(aws.jobs()) == 1
+    assert retry.metrics["JobSubmitted"] == 1
+
+
+def test_no_record_is_started_when_the_time_budget_is_nearly_spent(aws, invoke):
+    # Given an invocation with one second left
+    fake = aws.flaky_batch()
+    event = load_event("sqs-object-created-odd-keys.json")
+
+    # When the batch is handled
+    result = invoke(event, FakeContext(remaining_ms=1_000))
+
+    # Then every message is reported failed at once, without calling Batch
+    assert failed_ids(result.response) == set(message_ids(event))
+    assert fake.calls["submit_job"] == 0
+    assert result.metrics["RecordDeferred"] == 5
+    assert aws.jobs() == []
+
+    # And nothing is lost: the redelivery submits each upload once
+    retry = invoke(redelivered(event))
+    assert retry.response == {"batchItemFailures": []}
+    assert len(aws.jobs()) == 6
+
+
+def test_records_after_the_budget_runs_out_mid_batch_fail_fast(aws, invoke):
+    # Given a batch of three uploads where the first submit uses up the time budget
+    event = load_event("sqs-object-created-odd-keys.json")
+    event["Records"] = event["Records"][:3]
+    later_ids = message_ids(event)[1:]
+    context = FakeContext(remaining_ms=60_000)
+    fake = aws.flaky_batch()
+
+    def budget_gone() -> None:
+        context.remaining_ms = 3_000
+
+    fake.after_submit = budget_gone
+
+    # When the batch is handled
+    result = invoke(event, context)
+
+    # Then the first is submitted, the others fail without a Batch call
+    assert failed_ids(result.response) == set(later_ids)
+    assert fake.calls["submit_job"] == 1
+    assert len(aws.jobs()) == 1
+
+    # And the redelivered ones are submitted later, once each
+    fake.after_submit = None
+    retry = invoke(redelivered(event, only=set(later_ids)))
+    assert retry.response == {"batchItemFailures": []}
+    assert len(aws.jobs()) == 3
+
+
+def test_a_redelivery_adopts_the_job_a_crashed_attempt_submitted(aws, invoke):
+    # Given a job for this upload is already in Batch (an earlier attempt crashed before saving it)
+    event = load_event("sqs-object-created.json")
+    upload = parse_body(event["Records"][0]["body"])[0]
+    assert isinstance(upload, S3Upload)
+    settings = submit_settings()
+    spec = job_spec_for(upload, PREFIX)
+    aws.batch.submit_job(
+        jobName=spec.job_name,
+        jobQueue=settings.job_queue_arn,
+        jobDefinition=settings.job_definition_arn,
+        parameters=dict(spec.parameters),
+    )
+
+    # When SQS redelivers the message (ApproximateReceiveCount 2)
+    result = invoke(redelivered(event))
+
+    # Then the existing job is adopted, not duplicated
+    assert result.response == {"batchItemFailures": []}
+    assert len(aws.jobs()) == 1
+    assert result.metrics["DuplicateSkipped"] == 1
+
+
+def test_a_first_delivery_does_not_look_for_earlier_jobs(aws, invoke):
+    # Given a first delivery (ApproximateReceiveCount 1)
+    fake = aws.flaky_batch()
+
+    # When it is handled
+    invoke(load_event("sqs-object-created.json"))
+
+    # Then the hot path is one SubmitJob and no ListJobs
+    assert fake.calls == Counter({"submit_job": 1})
+
+
+def test_a_crash_between_submit_and_save_is_recovered_by_the_redelivery(aws, invoke):
+    # Given the execution environment died right after SubmitJob (the record stays INPROGRESS)
+    event = load_event("sqs-object-created.json")
+    fake = aws.flaky_batch()
+
+    def die() -> None:
+        raise LambdaCrash
+
+    fake.after_submit = die
+    with pytest.raises(LambdaCrash):
+        invoke(event)
+    (item,) = aws.dynamodb.scan(TableName=aws.table)["Items"]
+    assert item["status"]["S"] == "INPROGRESS"
+
+    # And the in-progress lock has expired (the function timeout has passed)
+    aws.dynamodb.update_item(
+        TableName=aws.table,
+        Key={"id": item["id"]},
+        UpdateExpression="SET in_progress_expiration = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+
+    # When SQS redelivers the message
+    fake.after_submit = None
+    result = invoke(redelivered(event))
+
+    # Then the job submitted before the crash is adopted: still one job
+    assert result.response == {"batchItemFailures": []}
+    assert len(aws.jobs()) == 1
+    assert fake.calls["submit_job"] == 1
+
+
+# --- job names and keys (pure) -------------------------------------------------------------------
+
+
+def _upload(key: str, **fields: Any) -> S3Upload:
+    values: dict[str, Any] = {"sequencer": "0065A5C3D2E1F0A9B8", "event_time": "2026-01-15T10:30:00.123Z"}
+    values.update(fields)
+    return S3Upload(bucket=BUCKET, key=key, event_name="ObjectCreated:Put", **values)
+
+
+ODD_KEYS = [
+    "report.csv",
+    "my report 2026.csv",
+    "a+b.csv",
+    "100%.csv",
+    "café/résumé.pdf",
+    "日本語/ファイル.txt",
+    "%%%",
+    "-leading-dash",
+    "a/" * 300 + "tail.bin",
+    ("données/" * 120)[:1000],
+]
+
+
+@pytest.mark.parametrize("prefix", ["batch-dispatch", "x" * 80, "_under", "prod.env"])
+@pytest.mark.parametrize("key", ODD_KEYS, ids=range(len(ODD_KEYS)))
+def test_job_names_follow_batch_rules(prefix, key):
+    # Given any key and prefix, When a job name is derived, Then Batch accepts it
+    assert JOB_NAME_RULE.match(job_spec_for(_upload(key), prefix).job_name)
+
+
+def test_distinct_uploads_get_distinct_job_names():
+    # Given distinct keys, and the same key uploaded twice
+    uploads = [_upload(key) for key in ODD_KEYS] + [
+        _upload("report.csv", sequencer="0065A5C3D2E1F0A9B9"),
+        _upload("a/" * 300 + "tail.bin", sequencer="0065A5C3D2E1F0A9B9"),
+    ]
+
+    # When their job names are derived
+    names = [job_spec_for(upload, "batch-dispatch").job_name for upload in uploads]
+
+    # Then no two share a name, and the name still shows the end of the key
+    assert len(set(names)) == len(names)
+    assert names[0].startswith("batch-dispatch-report-csv-")
+    assert names[4].startswith("batch-dispatch-cafe-resume-pdf-")
+
+
+def test_the_idempotency_key_prefers_version_then_sequencer_then_event_time():
+    # Given the identities S3 can send
+    versioned = _upload("k", version_id="v1")
+    suspended = _upload("k", version_id="null")  # versioning suspended: "null" is not unique
+    unversioned_moto = _upload("k", sequencer=None, etag="abc")
+
+    # Then each is keyed on what tells one upload from the next
+    assert idempotency_key(versioned) == {"bucket": BUCKET, "key": "k", "versionId": "v1"}
+    assert idempotency_key(suspended) == {"bucket": BUCKET, "key": "k", "sequencer": "0065A5C3D2E1F0A9B8"}
+    assert idempotency_key(unversioned_moto) == {
+        "bucket": BUCKET,
+        "key": "k",
+        "eventTime": "2026-01-15T10:30:00.123Z",
+        "etag": "abc",
+    }
+
+
+def test_a_body_with_mixed_records_yields_uploads_and_skips_in_order():
+    # Given one body carrying an upload, a delete and a folder marker
+    records = json.loads(load_event("sqs-object-created.json")["Records"][0]["body"])["Records"]
+    removed = json.loads(load_event("sqs-object-removed.json")["Records"][0]["body"])["Records"]
+    marker = json.loads(load_event("sqs-folder-marker.json")["Records"][0]["body"])["Records"]
+    body = json.dumps({"Records": records + removed + marker})
+
+    # When it is parsed
+    items = parse_body(body)
+
+    # Then each record is classified, in order
+    assert [type(item).__name__ for item in items] == ["S3Upload", "Skip", "Skip"]
+    assert [item.reason for item in items if isinstance(item, Skip)] == ["not-an-upload", "folder-marker"]
