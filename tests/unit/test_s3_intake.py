@@ -878,3 +878,15 @@ def test_a_body_with_mixed_records_yields_uploads_and_skips_in_order():
     # Then each record is classified, in order
     assert [type(item).__name__ for item in items] == ["S3Upload", "Skip", "Skip"]
     assert [item.reason for item in items if isinstance(item, Skip)] == ["not-an-upload", "folder-marker"]
+
+
+def test_an_sns_wrapped_test_event_is_skipped_too():
+    # Given S3 -> SNS -> SQS delivering the s3:TestEvent inside an SNS envelope
+    envelope = json.loads(load_event("sqs-sns-wrapped.json")["Records"][0]["body"])
+    envelope["Message"] = load_event("sqs-test-event.json")["Records"][0]["body"]
+
+    # When it is parsed
+    items = parse_body(json.dumps(envelope))
+
+    # Then it is a skip, not a failure
+    assert items == [Skip(reason="test-event", bucket=BUCKET)]
