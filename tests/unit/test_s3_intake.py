@@ -770,6 +770,7 @@ def test_a_first_delivery_does_not_look_for_earlier_jobs(aws, invoke):
     assert fake.calls == Counter({"submit_job": 1})
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 def test_a_crash_between_submit_and_save_is_recovered_by_the_redelivery(aws, invoke):
     # Given the execution environment died right after SubmitJob (the record stays INPROGRESS)
     event = load_event("sqs-object-created.json")
@@ -890,3 +891,63 @@ def test_an_sns_wrapped_test_event_is_skipped_too():
 
     # Then it is a skip, not a failure
     assert items == [Skip(reason="test-event", bucket=BUCKET)]
+
+
+def _as_lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """SQS ReceiveMessage output in the shape Lambda's event source mapping delivers."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {"ApproximateReceiveCount": "1"}),
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
+
+
+def test_notifications_as_moto_s3_sends_them_directly_and_through_sns_become_jobs(aws, invoke):
+    # Given one bucket notifying the queue directly and another through an SNS topic
+    s3, sqs, sns = boto3.client("s3"), boto3.client("sqs"), boto3.client("sns")
+    queue_url = sqs.create_queue(QueueName="intake")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    topic_arn = sns.create_topic(Name="uploads")["TopicArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    for bucket, target in [
+        (
+            "intake-direct",
+            {"QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]},
+        ),
+        (
+            "intake-via-sns",
+            {"TopicConfigurations": [{"TopicArn": topic_arn, "Events": ["s3:ObjectCreated:*"]}]},
+        ),
+    ]:
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=target)
+        # And a file with an awkward name is uploaded to each
+        s3.put_object(Bucket=bucket, Key="in/my file+x%y/café.txt", Body=b"data")
+    messages = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+
+    # When the queue's messages (two s3:TestEvents, two uploads) are handled
+    result = invoke(_as_lambda_sqs_event(messages, queue_arn))
+
+    # Then each upload is one job with its bucket and exact key, and the test events are skipped
+    assert len(messages) == 4
+    assert result.response == {"batchItemFailures": []}
+    assert sorted((job["parameters"]["bucket"], job["parameters"]["key"]) for job in aws.jobs()) == [
+        ("intake-direct", "in/my file+x%y/café.txt"),
+        ("intake-via-sns", "in/my file+x%y/café.txt"),
+    ]
+    assert result.metrics["ObjectSkipped"] == 2
