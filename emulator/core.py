@@ -167,7 +167,7 @@ class Emulator:
 
         moto emits no Batch events, so the emulator builds them from DescribeJobs.
         """
-        invocations = []
+        invocations: list[Invocation] = []
         rules = self.shim.rules()
         for job in self.describe_jobs():
             marker = (job["jobId"], job["status"])
@@ -176,7 +176,7 @@ class Emulator:
             self._published.add(marker)
             event = self.batch_event(job)
             for rule in rules:
-                if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):
+                if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
                     invocations.extend(self.invoke(target, event) for target in rule.target_functions)
         return invocations
 
@@ -218,7 +218,7 @@ class Emulator:
         return sorted(jobs, key=lambda j: j["createdAt"] or "")
 
     def dlq_messages(self) -> dict[str, list[str]]:
-        sqs = boto3.client("sqs")
+        sqs: Any = boto3.client("sqs")
         found: dict[str, list[str]] = {}
         for logical_id in self.stack.dead_letter_queues():
             url = self.stack.queue_url(logical_id)

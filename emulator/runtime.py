@@ -100,7 +100,8 @@ class LambdaRuntime:
             with self.environment(info):
                 spec.loader.exec_module(module)
             self._modules[logical_id] = module
-        return getattr(self._modules[logical_id], attribute)  # type: ignore[no-any-return]
+        handler: Callable[[Any, Any], Any] = getattr(self._modules[logical_id], attribute)
+        return handler
 
     @contextmanager
     def environment(self, info: FunctionInfo) -> Iterator[None]:
@@ -187,7 +188,7 @@ class LambdaRuntime:
             receive_count += 1
             if records and receive_count > max(max_receive, 1):
                 if dlq:
-                    sqs = boto3.client("sqs")
+                    sqs: Any = boto3.client("sqs")
                     for record in records:
                         sqs.send_message(
                             QueueUrl=self.stack.queue_url(dlq), MessageBody=record.get("body", "")
@@ -216,7 +217,7 @@ class LambdaRuntime:
         queue_arn = self.stack.queue_arn(queue_logical_id)
         batch_size = min(int(_param(self.stack, mapping.get("BatchSize", 10))), 10)
         concurrency = int(_param(self.stack, mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 2)))
-        sqs = boto3.client("sqs")
+        sqs: Any = boto3.client("sqs")
         invocations = 0
         lock = threading.Lock()
         deadline = time.monotonic() + idle_timeout

@@ -67,4 +67,4 @@ def transform_template(
         prop = _LOCAL_CODE_PROPERTIES[resource["Type"]]
         resource.setdefault("Properties", {})[prop] = f"s3://{code_bucket}/{logical_id}.zip"
     Parser.validate_datatypes(sam_template)
-    return transform(sam_template, dict(parameter_values or {}), _NoManagedPolicies())  # type: ignore[arg-type]
+    return transform(sam_template, dict(parameter_values or {}), _NoManagedPolicies())

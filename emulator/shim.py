@@ -97,7 +97,7 @@ class Shim:
         self.apply_secrets()
 
     def apply_bucket_notifications(self) -> None:
-        s3 = boto3.client("s3")
+        s3: Any = boto3.client("s3")
         for logical_id, resource in self._created("AWS::S3::Bucket").items():
             config = resource.get("Properties", {}).get("NotificationConfiguration")
             if not config:

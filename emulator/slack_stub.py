@@ -150,7 +150,10 @@ class SlackStandIn:
             self._server = ThreadingHTTPServer((self._host, self._port), self._handler_class())
             self._server.daemon_threads = True
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="slack-stand-in", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="slack-stand-in",
+                daemon=True,
             )
             self._thread.start()
         return self.url

@@ -31,7 +31,7 @@ class SubmitOutcome:
     duplicate: bool  # an earlier delivery of the same key had already submitted this job
 
 
-def _mark_duplicate(response: Any, _record: DataRecord) -> Any:
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     return {**response, "duplicate": True}
 
 
