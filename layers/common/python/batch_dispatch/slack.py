@@ -111,10 +111,26 @@ class DeliveryPolicy:
 _provider: SecretsProvider | None = None
 
 
+class _RedactSecretBodies(logging.Filter):
+    """botocore logs every response body at DEBUG (e.g. AWS_LAMBDA_LOG_LEVEL=DEBUG): hide secret values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record is not ours to fix
+            return True
+        if "SecretString" in text or "SecretBinary" in text:
+            record.msg, record.args = "Response body: <redacted Secrets Manager secret value>", None
+        return True
+
+
 def secrets_provider() -> SecretsProvider:
     """Created on first use with the shared (injectable) Secrets Manager client; caches secret values."""
     global _provider
     if _provider is None:
+        parsers_logger = logging.getLogger("botocore.parsers")
+        if not any(isinstance(f, _RedactSecretBodies) for f in parsers_logger.filters):
+            parsers_logger.addFilter(_RedactSecretBodies())
         _provider = SecretsProvider(boto3_client=clients.client("secretsmanager"))
     return _provider
 
