@@ -220,6 +220,9 @@ def test_job_image_parameter_refuses_latest():
 
     # Then a :latest image is refused and a pinned one accepted
     assert re.fullmatch(pattern, "public.ecr.aws/docker/library/python:latest") is None
+    assert re.fullmatch(pattern, "public.ecr.aws/docker/library/python") is None  # untagged = latest
+    assert re.fullmatch(pattern, "registry.example.com:5000/etl") is None
+    assert re.fullmatch(pattern, "etl@sha256:" + "a" * 64) is not None
     assert re.fullmatch(pattern, "123456789012.dkr.ecr.eu-west-1.amazonaws.com/etl:2024.06.1") is not None
 
 
