@@ -242,7 +242,14 @@ def test_mention_leads_the_fallback_and_the_first_section_only_when_configured()
     assert "<!" not in without["blocks"][1]["text"]["text"]
 
 
-@pytest.mark.parametrize(("configured", "expected"), [("@here", "<!here>"), ("<!channel>", "<!channel>")])
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        ("@here", "<!here>"),
+        ("<!channel>", "<!channel>"),
+        ("<!subteam^S0ON|@oncall>", "<!subteam^S0ON|@oncall>"),
+    ],
+)
 def test_mention_shorthands_are_normalised(configured, expected):
     assert message_for("batch/job-failed-array-child.json", configured)["text"].startswith(expected + " ")
 

@@ -20,7 +20,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from batch_dispatch import clients, failure_alert, slack
+from batch_dispatch import clients, slack
 from batch_dispatch.config import ConfigurationError
 from batch_dispatch.idempotency import reset_persistence
 from batch_dispatch.observability import logger, metrics
@@ -100,7 +100,6 @@ def _reset() -> None:
     clients.reset_clients()
     reset_persistence()
     slack.reset_secrets_provider()
-    failure_alert.notify_settings.cache_clear()
 
 
 def statuses(stand_in: SlackStandIn) -> list[int]:
@@ -307,6 +306,18 @@ def test_the_secret_is_cached_between_posts(world):
     assert len(world.stand_in.messages) == 2
 
 
+def test_a_new_secrets_client_starts_a_fresh_cache(world):
+    # Given the URL is cached, then a new client is injected (as the emulator does after a redeploy)
+    post_message(MESSAGE, secret_name=SECRET_NAME, policy=FAST)
+    fresh = CountingSecrets(world.secrets.inner)
+    clients.use_client("secretsmanager", fresh)
+
+    post_message(MESSAGE, secret_name=SECRET_NAME, policy=FAST)
+
+    # Then the secret is read through the new client, not served from the old cache
+    assert fresh.fetches == 1
+
+
 def test_a_secret_that_is_not_a_url_is_permanent_and_not_echoed(world):
     world.store_url("xoxb-not-a-webhook-but-still-secret")
 
@@ -398,6 +409,7 @@ def test_non_failed_events_post_nothing_and_do_not_fail(world, invoke, name, rea
 
     assert outcome.error is None
     assert outcome.result == {"notified": False, "reason": reason}
+    assert outcome.metrics["AlertSkipped"] == 1
     assert world.stand_in.requests == []
 
 
@@ -443,7 +455,6 @@ def test_each_failed_job_gets_its_own_message(world, invoke):
 
 def test_missing_configuration_fails_fast(world, invoke, monkeypatch):
     monkeypatch.delenv("SLACK_WEBHOOK_SECRET_NAME")
-    failure_alert.notify_settings.cache_clear()
 
     outcome = invoke(load_event("batch/job-failed-container.json"))
 

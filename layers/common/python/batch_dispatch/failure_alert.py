@@ -20,7 +20,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -52,7 +51,7 @@ MAX_PARAMETER_VALUE = 300
 MAX_PARAMETERS_SHOWN = 25
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_MENTION = re.compile(r"^<(!here|!channel|!everyone|!subteam\^[A-Z0-9]+(\|[^<>]*)?|@[UW][A-Z0-9]+)>$")
+_MENTION = re.compile(r"^<(!here|!channel|!everyone|!subteam\^[A-Z0-9]+|@[UW][A-Z0-9]+)(\|[^<>]*)?>$")
 _BARE_MENTIONS = {"@here": "<!here>", "@channel": "<!channel>", "here": "<!here>", "channel": "<!channel>"}
 _ELLIPSIS = "…"
 
@@ -90,9 +89,11 @@ class NotifySettings(BaseModel):
         )
 
 
-@cache
 def notify_settings() -> NotifySettings:
-    """Validated once per execution environment; raises ConfigurationError naming what is missing."""
+    """Validated on every invocation (microseconds; nothing stale to reset between emulator deploys).
+
+    Raises ConfigurationError naming every missing or malformed variable.
+    """
     return load_settings(NotifySettings)
 
 
@@ -639,6 +640,7 @@ def notify_failure(
         logger.info(
             "Not a failed job, nothing to post", extra={"reason": reason, "job_id": event.detail.job_id}
         )
+        metrics.add_metric(name="AlertSkipped", unit=MetricUnit.Count, value=1)
         return NotifyOutcome(notified=False, reason=reason)
 
     summary = summarize(event, default_region=settings.aws_region)

@@ -109,6 +109,7 @@ class DeliveryPolicy:
 # The webhook secret
 
 _provider: SecretsProvider | None = None
+_provider_client: Any = None
 
 
 class _RedactSecretBodies(logging.Filter):
@@ -126,19 +127,20 @@ class _RedactSecretBodies(logging.Filter):
 
 def secrets_provider() -> SecretsProvider:
     """Created on first use with the shared (injectable) Secrets Manager client; caches secret values."""
-    global _provider
-    if _provider is None:
+    global _provider, _provider_client
+    client = clients.client("secretsmanager")
+    if _provider is None or client is not _provider_client:  # new client (tests, emulator): new cache
         parsers_logger = logging.getLogger("botocore.parsers")
         if not any(isinstance(f, _RedactSecretBodies) for f in parsers_logger.filters):
             parsers_logger.addFilter(_RedactSecretBodies())
-        _provider = SecretsProvider(boto3_client=clients.client("secretsmanager"))
+        _provider, _provider_client = SecretsProvider(boto3_client=client), client
     return _provider
 
 
 def reset_secrets_provider() -> None:
     """Forget the provider and its cache (tests, or the emulator after injecting a new client)."""
-    global _provider
-    _provider = None
+    global _provider, _provider_client
+    _provider, _provider_client = None, None
 
 
 def webhook_url(secret_name: str, *, max_age: int = 300, force_fetch: bool = False) -> str:
