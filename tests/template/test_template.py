@@ -381,7 +381,7 @@ def test_job_logs_go_to_the_stack_log_group_and_placeholders_have_defaults():
     command = container["Command"]["Fn::Split"][1].split(",")
     placeholders = {arg.removeprefix("Ref::") for arg in command if arg.startswith("Ref::")}
     assert placeholders <= set(definition["Parameters"])
-    assert {"bucket", "key", "scheduledTime"} <= set(definition["Parameters"])
+    assert {"bucket", "key", "versionId", "scheduledTime", "scheduleName"} <= set(definition["Parameters"])
     assert definition["PropagateTags"] is True
 
 
@@ -427,7 +427,7 @@ def test_resource_wildcards_are_only_used_for_actions_without_resource_level_per
     statements = [(o, s) for o, s in all_policy_statements(transformed()) if s["Effect"] == "Allow"]
 
     # Then "Resource": "*" only appears for Batch read APIs that cannot be scoped
-    unscopable = {"batch:DescribeJobs", "batch:ListJobs", "batch:DescribeJobDefinitions"}
+    unscopable = {"batch:ListJobs"}
     star = [(o, s["Action"]) for o, s in statements if "*" in as_list(s.get("Resource", []))]
     assert star
     assert all(set(as_list(actions)) <= unscopable for _, actions in star)
