@@ -53,7 +53,7 @@ lint: venv ## ruff, mypy, sam validate --lint, cfn-lint, checkov
 	$(BIN)/mypy
 	$(BIN)/sam validate --lint --template template.yaml
 	$(BIN)/cfn-lint template.yaml
-	$(CHECKOV) --quiet --compact --framework cloudformation -f template.yaml
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 fmt: $(BIN)/.installed ## Format and auto-fix
 	$(BIN)/ruff format .
