@@ -8,9 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Handlers log (and Powertools prints metrics) to stdout; keep stdout for the one JSON document.
+# Handlers log (and Powertools prints metrics) to stdout; keep stdout for what we print ourselves.
+# This must happen before batch_dispatch is imported: its Logger binds to sys.stdout when created.
 _REAL_STDOUT = sys.stdout
-sys.stdout = sys.stderr
+_REAL_STDERR = sys.stderr
+DEMO_LOG = Path(".demo/demo.log")
+if sys.argv[1:2] == ["demo"]:
+    # The demo is read by a person: the handlers' JSON logs go to a file, the story to the terminal.
+    DEMO_LOG.parent.mkdir(exist_ok=True)
+    sys.stdout = sys.stderr = DEMO_LOG.open("w", encoding="utf-8")
+else:
+    sys.stdout = sys.stderr
 
 
 def _invoke(function: str, event_files: list[str], parameters: dict[str, str]) -> dict[str, Any]:
@@ -54,7 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from emulator.demo import run_demo
 
-    return run_demo(_REAL_STDOUT)
+    try:
+        status = run_demo(_REAL_STDOUT)
+    except Exception:
+        import traceback
+
+        traceback.print_exc(file=_REAL_STDERR)
+        _REAL_STDERR.write(f"The demo failed; the functions' logs are in {DEMO_LOG}\n")
+        return 1
+    _REAL_STDOUT.write(f"The functions' structured logs (JSON, as in CloudWatch) are in {DEMO_LOG}\n")
+    return status
 
 
 if __name__ == "__main__":
