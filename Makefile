@@ -61,7 +61,9 @@ fmt: $(BIN)/.installed ## Format and auto-fix
 
 # sam build needs the Lambda runtime's interpreter (python3.13) for the functions, unless Docker
 # builds them (`sam build --use-container`). The layer's Makefile cross-installs arm64 wheels.
-PY313 := $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin 2>/dev/null | tail -n1 | sed 's|$$|/python3.13|' || true)
+PY313 := $(shell for candidate in $$(command -v python3.13) $$HOME/.pyenv/versions/3.13*/bin/python3.13 \
+	$$HOME/.local/share/uv/python/cpython-3.13*/bin/python3.13 /usr/local/bin/python3.13; do \
+	"$$candidate" -c "import sys" >/dev/null 2>&1 && { echo "$$candidate"; break; }; done)
 build: $(BIN)/.installed ## sam build (needs python3.13 on PATH, or Docker with USE_CONTAINER=1)
 	@if [ -n "$(USE_CONTAINER)" ]; then $(BIN)/sam build --use-container; \
 	elif [ -n "$(PY313)" ] && [ -x "$(PY313)" ]; then PATH="$$(dirname $(PY313)):$$PATH" $(BIN)/sam build; \
