@@ -151,14 +151,14 @@ def test_throttled_submits_are_retried_and_nothing_is_lost_or_doubled(local: Emu
     keys = [f"incoming/throttled-{n}.csv" for n in range(12)]
     for key in keys:
         local.upload(key)
-    throttling = ThrottlingBatch(failures=25)
+    throttling = ThrottlingBatch(failures=10)
     clients.use_client("batch", throttling)
     try:
         local.drain(retry_visibility_seconds=0)
     finally:
         clients.reset_clients()
 
-    assert throttling.throttled == 25
+    assert throttling.throttled == 10
     assert keys_of(local.jobs_submitted()) == Counter(keys)
     assert local.dlq_messages()["IntakeDLQ"] == []
 
