@@ -1,0 +1,138 @@
+"""Failure alerts end to end: a job FAILS in moto Batch, its state-change event goes through the
+template's rule to FailureNotifyFunction, and the Slack stand-in receives one message."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+
+import pytest
+from moto.events.models import EventPattern
+
+from emulator.core import Emulator
+from tests.conftest import load_event
+
+pytestmark = pytest.mark.integration
+
+
+def rule_matches(local: Emulator, event: dict) -> bool:
+    (rule,) = [r for r in local.shim.rules() if "FailureNotifyFunction" in r.target_functions]
+    return bool(EventPattern.load(json.dumps(rule.pattern)).matches_event(event))
+
+
+def all_text(message: dict) -> str:
+    return json.dumps(message, ensure_ascii=False)
+
+
+def test_a_failed_job_in_our_queue_posts_one_slack_message(local: Emulator):
+    with local.jobs_fail(exit_code=137, reason="OutOfMemoryError: Container killed due to memory usage"):
+        failed = local.tick("2026-11-23T15:00:00Z")
+
+    invocations = local.publish_batch_events()
+
+    assert [i.error for i in invocations] == [None]
+    (message,) = local.slack_messages()
+    assert failed.result["jobName"] in message["text"]
+    assert failed.result["jobId"] in all_text(message)
+    assert "137" in all_text(message)
+    assert "OutOfMemoryError" in all_text(message)
+    assert f"#jobs/detail/{failed.result['jobId']}" in all_text(message)
+
+
+def test_succeeded_jobs_post_nothing(local: Emulator):
+    local.tick("2026-11-23T12:00:00Z")
+
+    assert local.publish_batch_events() == []  # the rule only matches FAILED
+    assert local.slack_messages() == []
+
+
+def test_the_rule_matches_failed_jobs_of_our_queue_only(local: Emulator):
+    failed = load_event("batch/job-failed-container.json")
+    ours = copy.deepcopy(failed)
+    ours["detail"]["jobQueue"] = local.stack.outputs["JobQueueArn"]
+    other_queue = copy.deepcopy(ours)
+    other_queue["detail"]["jobQueue"] = "arn:aws:batch:us-east-1:123456789012:job-queue/someone-else"
+    running = copy.deepcopy(ours)
+    running["detail"]["status"] = "RUNNING"
+
+    assert rule_matches(local, ours)
+    assert not rule_matches(local, other_queue)
+    assert not rule_matches(local, running)
+
+
+def test_the_same_failed_event_delivered_twice_posts_once(local: Emulator):
+    event = load_event("batch/job-failed-container.json")
+
+    first = local.invoke("FailureNotifyFunction", event)
+    second = local.invoke("FailureNotifyFunction", event)
+
+    assert first.error is None
+    assert second.result["duplicate"] is True
+    assert len(local.slack_messages()) == 1
+
+
+@pytest.mark.parametrize(
+    "event_file",
+    [
+        "job-failed-container.json",
+        "job-failed-task-properties.json",
+        "job-failed-multinode.json",
+        "job-failed-array-child.json",
+        "job-failed-never-running.json",
+        "job-failed-hostile-text.json",
+    ],
+)
+def test_every_failed_event_layout_posts_one_valid_message(local: Emulator, event_file: str):
+    event = load_event(f"batch/{event_file}")
+
+    outcome = local.invoke("FailureNotifyFunction", event)
+
+    assert outcome.error is None
+    (message,) = local.slack_messages()
+    assert event["detail"]["jobId"] in all_text(message)
+    assert len(message["blocks"]) <= 50
+    assert "<!channel>" not in all_text(message)
+
+
+def test_slack_rate_limiting_is_waited_out(local: Emulator):
+    local.slack.script("rate_limited", "server_error")
+
+    outcome = local.invoke("FailureNotifyFunction", load_event("batch/job-failed-container.json"))
+
+    assert outcome.error is None
+    assert len(local.slack_messages()) == 1
+    assert [r.status for r in local.slack.requests] == [429, 500, 200]
+
+
+def test_a_revoked_webhook_parks_the_event_in_the_dlq_without_leaking_the_url(
+    local: Emulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+):
+    caplog.set_level(logging.DEBUG)
+    local.slack.set_mode("no_service")
+    event = load_event("batch/job-failed-container.json")
+
+    outcome = local.invoke("FailureNotifyFunction", event)
+
+    assert outcome.error is not None
+    assert outcome.error["type"] == "SlackPermanentError"
+    assert outcome.attempts == 3  # Lambda's async retries, then the DLQ
+    assert local.slack_messages() == []
+    assert [json.loads(b) for b in local.dlq_messages()["FailureNotifyDLQ"]] == [event]
+    output = capsys.readouterr()
+    for text in (caplog.text, output.out, output.err, json.dumps(outcome.error)):
+        assert local.slack.url not in text
+        assert "/services/" not in text
+
+
+def test_a_fixed_webhook_and_a_redrive_deliver_the_parked_alert_once(local: Emulator):
+    local.slack.set_mode("no_service")
+    event = load_event("batch/job-failed-container.json")
+    local.invoke("FailureNotifyFunction", event)
+    local.slack.set_mode("ok")
+
+    for body in local.dlq_messages()["FailureNotifyDLQ"]:  # the operator's redrive
+        local.invoke("FailureNotifyFunction", json.loads(body))
+    local.invoke("FailureNotifyFunction", event)  # and a late duplicate from EventBridge
+
+    assert len(local.slack_messages()) == 1
