@@ -16,7 +16,7 @@ from moto.events.models import EventPattern
 from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer, failing_batch_jobs
 from emulator.runtime import Invocation, LambdaRuntime
 from emulator.shim import Schedule, Shim
-from emulator.stack import Stack, deploy
+from emulator.stack import Stack, _referenced_logical_id, deploy
 
 _ASYNC_TRIGGERS = {"ScheduleV2", "Schedule", "EventBridgeRule", "CloudWatchEvent", "SNS", "S3"}
 WEBHOOK_SECRET_ENV = "SLACK_WEBHOOK_SECRET_NAME"  # noqa: S105 - an env var name, not a secret
@@ -179,6 +179,73 @@ class Emulator:
                 if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
                     invocations.extend(self.invoke(target, event) for target in rule.target_functions)
         return invocations
+
+    def publish_event(self, event: dict[str, Any]) -> list[Invocation]:
+        """Put one event on the default bus: every rule of the template whose pattern matches delivers it."""
+        invocations: list[Invocation] = []
+        for rule in self.shim.rules():
+            if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
+                invocations.extend(self.invoke(target, event) for target in rule.target_functions)
+        return invocations
+
+    def queue_blocked_event(
+        self, status_reason: str, job: dict[str, Any] | None = None, queue_arn: str | None = None
+    ) -> dict[str, Any]:
+        """A "Batch Job Queue Blocked" event in the documented format, for `job` (or a made-up one)."""
+        queue = queue_arn or self.job_queue_arns()[0]
+        detail = {
+            "jobArn": f"arn:aws:batch:{REGION}:{ACCOUNT_ID}:job/{uuid.uuid4()}",
+            "jobName": "stuck-job",
+            "jobId": str(uuid.uuid4()),
+            "createdAt": int(datetime.now(UTC).timestamp() * 1000),
+            "attempts": [],
+            "dependsOn": [],
+            "parameters": {},
+            **(job or {}),
+            "jobQueue": queue,
+            "status": "RUNNABLE",
+            "statusReason": status_reason,
+        }
+        detail["jobArn"] = f"arn:aws:batch:{REGION}:{ACCOUNT_ID}:job/{detail['jobId']}"
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Batch Job Queue Blocked",
+            "source": "aws.batch",
+            "account": ACCOUNT_ID,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [detail["jobArn"], queue],
+            "detail": detail,
+        }
+
+    def publish_queue_blocked(
+        self, status_reason: str, job: dict[str, Any] | None = None
+    ) -> list[Invocation]:
+        """Batch detected a RUNNABLE job blocking our queue (moto never does): deliver the event."""
+        return self.publish_event(self.queue_blocked_event(status_reason, job))
+
+    def release_delayed(self, function_logical_id: str) -> int:
+        """Make the delayed messages of the function's queue visible now (fast-forward SQS DelaySeconds)."""
+        from moto.sqs.models import sqs_backends
+
+        queue_id = self.runtime.mapping_for(function_logical_id).get("EventSourceArn")
+        logical_id = _referenced_logical_id(queue_id)
+        if logical_id is None:
+            raise KeyError(f"cannot resolve the queue of {function_logical_id}")
+        name = self.stack.queue_url(logical_id).rsplit("/", 1)[-1]
+        queue = sqs_backends[ACCOUNT_ID][REGION].queues[name]
+        released = 0
+        for message in list(queue._messages):
+            if message.delayed:
+                message.delayed_until = 0
+                released += 1
+        return released
+
+    def close_storm_windows(self, function_logical_id: str = "StormDigestFunction") -> int:
+        """Let time pass until every open failure window closes: release the delayed closes, run them."""
+        self.release_delayed(function_logical_id)
+        return self.drain(function_logical_id)
 
     # -- observations ------------------------------------------------------------------------------
     def job_queue_arns(self) -> list[str]:

@@ -32,7 +32,7 @@ EXISTING_NETWORK = {
     "SecurityGroupIds": "sg-0123456789abcdef0",
 }
 
-FUNCTIONS = ["ScheduleSubmitFunction", "S3SubmitFunction", "FailureNotifyFunction"]
+FUNCTIONS = ["ScheduleSubmitFunction", "S3SubmitFunction", "FailureNotifyFunction", "StormDigestFunction"]
 REQUIRED_OUTPUTS = {
     "JobQueueArn",
     "JobDefinitionArn",
@@ -50,6 +50,12 @@ REQUIRED_OUTPUTS = {
     "AlarmTopicArn",
     "JobLogGroupName",
     "VpcId",
+    "StormQueueUrl",
+    "StormDLQUrl",
+    "AlertStateTableName",
+    "StormDigestFunctionName",
+    "DashboardName",
+    "DashboardUrl",
 }
 
 
@@ -652,14 +658,19 @@ def test_failure_rule_can_also_watch_other_queues():
 
 
 RULE = "FailureNotifyFunctionBatchJobFailed"  # the rule SAM generates for the BatchJobFailed event
+NOTIFIER_RULES = [
+    RULE,
+    "FailureNotifyFunctionBatchJobQueueBlocked",
+    "FailureNotifyFunctionBatchJobStuckRunnable",
+]
 
 
-def test_failure_dlq_accepts_dead_letters_from_our_rule_only():
+def test_failure_dlq_accepts_dead_letters_from_our_rules_only():
     # Given the FailureNotifyDLQ policy
     statements = props(deploy(), "FailureNotifyDLQPolicy")["PolicyDocument"]["Statement"]
     allow = [s for s in statements if s["Effect"] == "Allow"]
 
-    # Then EventBridge may send only on behalf of the notifier's rule
+    # Then EventBridge may send only on behalf of the notifier's rules
     assert allow == [
         {
             "Sid": "AllowFailureRuleDeadLetters",
@@ -667,9 +678,16 @@ def test_failure_dlq_accepts_dead_letters_from_our_rule_only():
             "Principal": {"Service": "events.amazonaws.com"},
             "Action": "sqs:SendMessage",
             "Resource": {"Fn::GetAtt": ["FailureNotifyDLQ", "Arn"]},
-            "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [RULE, "Arn"]}}},
+            "Condition": {
+                "ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [rule, "Arn"]} for rule in NOTIFIER_RULES]}
+            },
         }
     ]
+    # And every one of those rules exists and dead-letters into this queue
+    rules = of_type(deploy(), "AWS::Events::Rule")
+    for rule in NOTIFIER_RULES:
+        target = rules[rule]["Properties"]["Targets"][0]
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["FailureNotifyDLQ", "Arn"]}}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -739,7 +757,7 @@ def test_intake_bucket_and_queues_refuse_plain_http():
     policies = {**of_type(stack, "AWS::S3::BucketPolicy"), **of_type(stack, "AWS::SQS::QueuePolicy")}
 
     # Then every bucket/queue policy denies requests without TLS
-    assert len(policies) == 5
+    assert len(policies) == 7
     for logical_id, policy in policies.items():
         denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
         assert denies, logical_id
@@ -773,7 +791,9 @@ def test_intake_queue_visibility_covers_six_function_timeouts_plus_the_batching_
     }
 
 
-@pytest.mark.parametrize("queue", ["IntakeQueue", "IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ"])
+@pytest.mark.parametrize(
+    "queue", ["IntakeQueue", "IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ", "StormQueue", "StormDLQ"]
+)
 def test_queues_are_encrypted_and_dlqs_keep_messages_14_days(queue):
     # Given a queue of the stack
     properties = props(deploy(), queue)
@@ -808,10 +828,11 @@ def test_every_dlq_and_the_intake_backlog_raise_an_alarm_on_the_topic():
             "Properties"
         ]
         for a in alarms
+        if a["Properties"]["Namespace"] == "AWS/SQS"
     }
 
     # Then any dead letter, or an upload waiting 15 minutes, notifies AlarmTopic
-    for dlq in ("IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ"):
+    for dlq in ("IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ", "StormDLQ"):
         alarm = watched[("ApproximateNumberOfMessagesVisible", dlq)]
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     backlog = watched[("ApproximateAgeOfOldestMessage", "IntakeQueue")]
@@ -853,3 +874,160 @@ def test_layer_builds_with_the_makefile_for_arm64_python313():
     assert "--platform manylinux2014_aarch64" in makefile
     assert "--python-version 3.13" in makefile
     assert Path(REPO_ROOT / "layers/common/requirements.txt").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Operations: blocked queues, failure storms, alarms, dashboard
+# ------------------------------------------------------------------------------------------------
+TIME_LIMIT_REASONS = [
+    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+]
+
+
+def test_job_queue_cancels_stuck_jobs_only_when_a_time_limit_is_set():
+    # Given the default stack and one with RunnableTimeLimitSeconds=3600
+    default = props(deploy(), "JobQueue")
+    limited = props(deploy(RunnableTimeLimitSeconds="3600"), "JobQueue")
+
+    # Then by default nothing is cancelled
+    assert "JobStateTimeLimitActions" not in default
+    # And with a limit, jobs blocking the head of the queue for a documented reason are CANCELLED
+    actions = limited["JobStateTimeLimitActions"]
+    assert [a["Reason"] for a in actions] == TIME_LIMIT_REASONS
+    for action in actions:
+        assert (action["State"], action["Action"], action["MaxTimeSeconds"]) == ("RUNNABLE", "CANCEL", "3600")
+    # And the parameter only offers values Batch accepts (0 = off, else 600..86400)
+    allowed = [int(v) for v in _sam_template()["Parameters"]["RunnableTimeLimitSeconds"]["AllowedValues"]]
+    assert allowed[0] == 0
+    assert all(600 <= v <= 86400 for v in allowed[1:])
+
+
+def test_blocked_queue_rules_watch_our_queue_and_dead_letter_like_the_failure_rule():
+    # Given the default stack
+    stack = deploy()
+    blocked = props(stack, "FailureNotifyFunctionBatchJobQueueBlocked")
+    stuck = props(stack, "FailureNotifyFunctionBatchJobStuckRunnable")
+
+    # Then the Queue Blocked event of our queue reaches the notifier
+    assert blocked["EventPattern"] == {
+        "source": ["aws.batch"],
+        "detail-type": ["Batch Job Queue Blocked"],
+        "detail": {"jobQueue": [{"Ref": "JobQueue"}]},
+    }
+    # And so does a RUNNABLE state change whose statusReason carries a blocked-reason code
+    assert stuck["EventPattern"]["detail"]["status"] == ["RUNNABLE"]
+    prefixes = [p["prefix"] for p in stuck["EventPattern"]["detail"]["statusReason"]]
+    assert {"CAPACITY:", "MISCONFIGURATION:", "ACTION_REQUIRED"} <= set(prefixes)
+    assert stuck["EventPattern"]["detail"]["jobQueue"] == [{"Ref": "JobQueue"}]
+    for rule in (blocked, stuck):
+        target = rule["Targets"][0]
+        assert target["Arn"] == {"Fn::GetAtt": ["FailureNotifyFunction", "Arn"]}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+def test_failure_notifier_keeps_its_trigger_and_gets_the_storm_settings():
+    # Given the notifier
+    function = _sam_template()["Resources"]["FailureNotifyFunction"]["Properties"]
+    variables = props(deploy(), "FailureNotifyFunction")["Environment"]["Variables"]
+
+    # Then its contract trigger is unchanged, and the storm/blocked settings come from parameters
+    assert function["Events"]["BatchJobFailed"]["Type"] == "EventBridgeRule"
+    assert function["DeadLetterQueue"] == {
+        "Type": "SQS",
+        "TargetArn": {"Fn::GetAtt": ["FailureNotifyDLQ", "Arn"]},
+    }
+    assert variables["ALERT_STATE_TABLE_NAME"] == {"Ref": "AlertStateTable"}
+    assert variables["STORM_QUEUE_URL"] == {"Ref": "StormQueue"}
+    assert variables["STORM_THRESHOLD"] == {"Fn::Sub": "${StormThreshold}"}
+    assert variables["STORM_WINDOW_SECONDS"] == {"Fn::Sub": "${StormWindowSeconds}"}
+    assert variables["BLOCKED_ALERT_QUIET_SECONDS"] == {"Fn::Sub": "${BlockedAlertQuietSeconds}"}
+    assert variables["RUNNABLE_TIME_LIMIT_SECONDS"] == {"Fn::Sub": "${RunnableTimeLimitSeconds}"}
+
+
+def test_a_storm_digest_always_comes_before_the_sqs_delay_limit():
+    # Given the window bounds and the grace the code adds before closing a window
+    window = _sam_template()["Parameters"]["StormWindowSeconds"]
+    grace = 90
+
+    # Then the close message's delay (window + grace) fits SQS's 15-minute maximum, and the grace
+    # outlasts the notifier's timeout (every write to a window is done before it closes)
+    assert window["MaxValue"] + grace <= 900
+    assert props(deploy(), "FailureNotifyFunction")["Timeout"] < grace
+
+
+def test_storm_state_is_private_to_the_two_alert_functions():
+    # Given the statements that name the storm table or queue
+    template = deploy()
+    users = {
+        owner
+        for owner, statement in all_policy_statements(template)
+        if statement["Effect"] == "Allow"
+        and any(ref in json.dumps(statement.get("Resource")) for ref in ('"AlertStateTable"', '"StormQueue"'))
+    }
+
+    # Then only the notifier and the digest function may use them
+    assert users == {"FailureNotifyFunctionRole", "StormDigestFunctionRole"}
+    table = props(template, "AlertStateTable")
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_storm_digests_read_their_queue_with_partial_failures_and_a_dlq():
+    # Given the digest function's event source
+    mapping = props(deploy(), "StormDigestFunctionWindowClosed")
+    queue = props(deploy(), "StormQueue")
+
+    # Then a failed close is retried by SQS, then parked in StormDLQ
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["StormQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["StormDLQ", "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * props(deploy(), "StormDigestFunction")["Timeout"]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_alarms_on_errors_and_throttles(function, metric):
+    # Given the Lambda alarms
+    alarms = [
+        a["Properties"]
+        for a in of_type(deploy(), "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == "AWS/Lambda"
+    ]
+
+    # Then this function's metric alarms on the topic as soon as it is non-zero
+    matching = [
+        a
+        for a in alarms
+        if a["MetricName"] == metric
+        and a["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    ]
+    assert len(matching) == 1
+    assert matching[0]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert (matching[0]["Threshold"], matching[0]["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_dashboard_shows_the_business_metrics_queues_dlqs_and_function_errors():
+    # Given the dashboard body as CloudFormation substitutes it
+    body_template, variables = props(deploy(), "OperationsDashboard")["DashboardBody"]["Fn::Sub"]
+    rendered = re.sub(
+        r"\$\{([^}]+)\}", lambda m: str(variables.get(m.group(1), f"<{m.group(1)}>")), body_template
+    )
+    widgets = json.loads(rendered)["widgets"]
+    metrics = [m for w in widgets if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    text = json.dumps(metrics)
+
+    # Then the Powertools metrics are read with the namespace and dimension Powertools emits
+    assert variables["Ns"] == "BatchDispatch"
+    assert variables["Svc"] == "batch-dispatch"
+    assert ["BatchDispatch", "JobSubmitted", "service", "batch-dispatch"] in metrics
+    for name in ("DuplicateSkipped", "SubmitThrottled", "FailureNotified", "NotificationFailed"):
+        assert f'"{name}"' in text
+    # And every queue, DLQ and function is on it
+    for queue in ("IntakeQueue", "IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ", "StormDLQ"):
+        assert variables[f"{queue}Name"] == {"Fn::GetAtt": [queue, "QueueName"]}
+    for function in FUNCTIONS:
+        assert f"<{function}>" in text
+    # And its URL is an output
+    assert "OperationsDashboard" in json.dumps(_sam_template()["Outputs"]["DashboardUrl"])

@@ -32,6 +32,7 @@ from batch_dispatch import slack
 from batch_dispatch.config import load_settings
 from batch_dispatch.idempotency import IDEMPOTENCY_TTL_SECONDS, persistence_layer
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
+from batch_dispatch.runnable_reasons import cancellation_code, describe
 
 IDEMPOTENCY_PREFIX = "failure-alert"
 DEFAULT_LOG_GROUP = "/aws/batch/job"
@@ -77,6 +78,19 @@ class NotifySettings(BaseModel):
     slack_max_retry_after_seconds: int = Field(default=10, alias="SLACK_MAX_RETRY_AFTER_SECONDS", ge=0, le=60)
     slack_budget_seconds: float = Field(default=20, alias="SLACK_BUDGET_SECONDS", gt=0, le=300)
     slack_secret_max_age_seconds: int = Field(default=300, alias="SLACK_SECRET_MAX_AGE_SECONDS", ge=0)
+    # Operations (template.yaml sets these; without a table and queue, storm tracking is off and every
+    # FAILED job gets its own message, as before).
+    alert_state_table_name: str = Field(default="", alias="ALERT_STATE_TABLE_NAME")
+    storm_queue_url: str = Field(default="", alias="STORM_QUEUE_URL")
+    storm_threshold: int = Field(default=10, alias="STORM_THRESHOLD", ge=1, le=1000)
+    storm_window_seconds: int = Field(default=300, alias="STORM_WINDOW_SECONDS", ge=10, le=780)
+    storm_grace_seconds: int = Field(default=90, alias="STORM_GRACE_SECONDS", ge=0, le=120)
+    blocked_alert_quiet_seconds: int = Field(default=21600, alias="BLOCKED_ALERT_QUIET_SECONDS", ge=60)
+    runnable_time_limit_seconds: int = Field(default=0, alias="RUNNABLE_TIME_LIMIT_SECONDS", ge=0)
+
+    @property
+    def storm_enabled(self) -> bool:
+        return bool(self.alert_state_table_name and self.storm_queue_url)
 
     def delivery_policy(self) -> slack.DeliveryPolicy:
         return slack.DeliveryPolicy(
@@ -140,6 +154,7 @@ class Attempt(_Lenient):
 class ArrayProperties(_Lenient):
     index: int | None = None
     size: int | None = None
+    status_summary: dict[str, int] = Field(default_factory=dict, alias="statusSummary")
 
 
 class NodeDetails(_Lenient):
@@ -259,6 +274,9 @@ class FailureSummary:
     num_nodes: int | None = None
     log_group: str | None = None
     log_stream: str | None = None
+    cancelled_code: str | None = None  # set when the queue's JobStateTimeLimitActions cancelled the job
+    array_size: int | None = None  # array parents: children in total and how many failed
+    array_failed: int | None = None
 
     @property
     def console_url(self) -> str:
@@ -300,6 +318,13 @@ def summarize(event: BatchJobStateChange, default_region: str = "us-east-1") -> 
         num_nodes=job.node_properties.num_nodes if job.node_properties else None,
         log_group=_log_group(job, container) if log_stream else None,
         log_stream=log_stream,
+        cancelled_code=cancellation_code(job.status_reason),
+        array_size=job.array_properties.size if job.array_properties else None,
+        array_failed=(
+            job.array_properties.status_summary.get("FAILED")
+            if job.array_properties and job.array_properties.status_summary
+            else None
+        ),
     )
 
 
@@ -479,16 +504,23 @@ def build_message(summary: FailureSummary, mention: str = "") -> dict[str, Any]:
     queue = safe(summary.queue_name, 200) if summary.queue_name else "unknown queue"
     attempts = f"{summary.attempt_count} attempt{'s' if summary.attempt_count != 1 else ''}"
 
+    verb = "CANCELLED" if summary.cancelled_code else "FAILED"
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": safe(f"Batch job FAILED: {summary.job_name}", MAX_HEADER_TEXT),
+                "text": safe(f"Batch job {verb}: {summary.job_name}", MAX_HEADER_TEXT),
             },
         }
     ]
-    intro = f"{lead}:x: *{name}* failed after {attempts} in queue *{queue}*."
+    if summary.cancelled_code:
+        intro = (
+            f"{lead}:no_entry_sign: *{name}* was cancelled by queue *{queue}* after waiting too long in "
+            f"RUNNABLE: {safe(describe(summary.cancelled_code).title, 300)}."
+        )
+    else:
+        intro = f"{lead}:x: *{name}* failed after {attempts} in queue *{queue}*."
     if summary.status_reason:
         intro += f"\n*Status reason:* {_code_safe(safe(summary.status_reason, 1000))}"
     blocks.append(_section(intro))
@@ -509,6 +541,9 @@ def build_message(summary: FailureSummary, mention: str = "") -> dict[str, Any]:
         fields.append(f"*Node index*\n{summary.node_index}{of}")
     if summary.container_name:
         fields.append(f"*Container*\n{safe(summary.container_name, 200)}")
+    if summary.array_size is not None and summary.array_index is None:
+        failed = f"{summary.array_failed} of " if summary.array_failed is not None else ""
+        fields.append(f"*Array children failed*\n{failed}{summary.array_size} (digest follows)")
     blocks.append(
         {
             "type": "section",
@@ -579,7 +614,8 @@ def _parameter_sections(parameters: Mapping[str, str]) -> list[dict[str, Any]]:
 
 
 def _fallback_text(summary: FailureSummary, lead: str, name: str, queue: str, attempts: str) -> str:
-    parts = [f"{lead}Batch job FAILED: {name} ({safe(summary.job_id, 200)}) in {queue} after {attempts}"]
+    verb = "CANCELLED" if summary.cancelled_code else "FAILED"
+    parts = [f"{lead}Batch job {verb}: {name} ({safe(summary.job_id, 200)}) in {queue} after {attempts}"]
     if summary.exit_code is not None:
         parts.append(f"exit code {summary.exit_code}")
     reason = summary.attempt_reason or summary.status_reason

@@ -1,0 +1,169 @@
+"""Blocked queues: a job stuck at the head of our queue in RUNNABLE, told once per queue and reason.
+
+AWS Batch sends a "Batch Job Queue Blocked" event when a RUNNABLE job at the head of a queue cannot be
+placed, and writes the same coded reason into the job's `statusReason` (see runnable_reasons). One Slack
+message is posted per (queue, code)
+within `blocked_alert_quiet_seconds` (Powertools idempotency with that expiry), however many events and
+jobs report it, in plain words with what to check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from batch_dispatch.failure_alert import (
+    MAX_HEADER_TEXT,
+    _code_safe,
+    _context,
+    _section,
+    batch_console_url,
+    cap_blocks,
+    normalize_mention,
+    safe,
+    truncate,
+)
+from batch_dispatch.observability import logger
+from batch_dispatch.runnable_reasons import (
+    NETWORK_HINT,
+    QUEUE_BLOCKED_DETAIL_TYPE,
+    STATE_CHANGE_DETAIL_TYPE,
+    TIME_LIMIT_REASONS,
+    UNKNOWN_REASON,
+    ReasonInfo,
+    describe,
+    is_blocked_reason,
+    reason_code,
+)
+
+IDEMPOTENCY_PREFIX = "queue-blocked"
+
+
+def _detail(event: dict[str, Any]) -> dict[str, Any]:
+    detail = event.get("detail")
+    return detail if isinstance(detail, dict) else {}
+
+
+def is_blocked_event(event: dict[str, Any]) -> bool:
+    """A Queue Blocked event, or a state change that reports a RUNNABLE job with a blocked reason."""
+    detail = _detail(event)
+    detail_type = event.get("detail-type")
+    if detail_type == QUEUE_BLOCKED_DETAIL_TYPE:
+        return True
+    return (
+        detail_type in (STATE_CHANGE_DETAIL_TYPE, None)
+        and detail.get("status") == "RUNNABLE"
+        and is_blocked_reason(detail.get("statusReason"))
+    )
+
+
+@dataclass(frozen=True)
+class BlockedSummary:
+    queue_arn: str
+    queue_name: str
+    code: str
+    status_reason: str
+    job_id: str | None
+    job_name: str | None
+    region: str
+    source: str  # detail-type of the event that told us
+    time_limit_seconds: int = 0
+
+    @property
+    def info(self) -> ReasonInfo:
+        return describe(self.code)
+
+    @property
+    def cancels_after(self) -> int | None:
+        """Seconds after which the queue's time-limit action cancels such jobs, if it does."""
+        if self.time_limit_seconds > 0 and self.code in TIME_LIMIT_REASONS:
+            return self.time_limit_seconds
+        return None
+
+
+def summarize_blocked(event: dict[str, Any], *, region: str, time_limit_seconds: int = 0) -> BlockedSummary:
+    detail = _detail(event)
+    queue = str(detail.get("jobQueue") or "")
+    if not queue:  # the Queue Blocked event also lists the queue ARN in resources
+        queue = next((str(r) for r in event.get("resources", []) if ":job-queue/" in str(r)), "")
+    status_reason = str(detail.get("statusReason") or "")
+    event_region = event.get("region")
+    return BlockedSummary(
+        queue_arn=queue or "(unknown queue)",
+        queue_name=queue.rsplit("/", 1)[-1] if queue else "(unknown queue)",
+        code=reason_code(status_reason),
+        status_reason=status_reason,
+        job_id=str(detail["jobId"]) if detail.get("jobId") else None,
+        job_name=str(detail["jobName"]) if detail.get("jobName") else None,
+        region=str(event_region) if isinstance(event_region, str) and event_region else region,
+        source=str(event.get("detail-type") or STATE_CHANGE_DETAIL_TYPE),
+        time_limit_seconds=time_limit_seconds,
+    )
+
+
+def build_blocked_message(summary: BlockedSummary, mention: str = "") -> dict[str, Any]:
+    """Block Kit message: the reason in plain words, what to check, the job at the head of the queue."""
+    mention = normalize_mention(mention)
+    lead = f"{mention} " if mention else ""
+    queue = safe(summary.queue_name, 200)
+    info = summary.info
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": safe(f"Batch queue BLOCKED: {summary.queue_name}", MAX_HEADER_TEXT),
+            },
+        },
+        _section(
+            f"{lead}:no_entry: Jobs in queue *{queue}* are stuck in RUNNABLE: *{safe(info.title, 300)}*.\n"
+            f"*Reason code:* `{_code_safe(safe(summary.code, 100))}`"
+        ),
+    ]
+    if summary.status_reason:
+        blocks.append(_section(f"*Status reason:*\n```{_code_safe(safe(summary.status_reason, 1500))}```"))
+    checks = "\n".join(f"• {safe(check, 600)}" for check in info.checks)
+    if summary.code in ("UNKNOWN", "UNDETERMINED") or info is UNKNOWN_REASON:
+        checks += f"\n• {NETWORK_HINT}"
+    blocks.append(_section(f"*What to check*\n{checks}"))
+    if summary.cancels_after:
+        blocks.append(
+            _context(
+                f"The queue cancels jobs stuck for this reason after {summary.cancels_after} s "
+                "(JobStateTimeLimitActions); each cancelled job gets its own alert."
+            )
+        )
+    elif summary.code in TIME_LIMIT_REASONS:
+        blocks.append(
+            _context(
+                "Jobs stay RUNNABLE until this is fixed. Set RunnableTimeLimitSeconds to have the queue "
+                "cancel them automatically."
+            )
+        )
+    if summary.job_id:
+        name = safe(summary.job_name or summary.job_id, 200)
+        job_id = _code_safe(safe(summary.job_id, 200))
+        blocks.append(_context(f"Job at the head of the queue: *{name}* `{job_id}`"))
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open job in Batch console"},
+                        "url": batch_console_url(summary.region, summary.job_id),
+                    }
+                ],
+            }
+        )
+    text = truncate(
+        f"{lead}Batch queue BLOCKED: {queue} — {safe(info.title, 300)} ({safe(summary.code, 100)})", 3000
+    )
+    return {"text": text, "blocks": cap_blocks(blocks)}
+
+
+def log_blocked(summary: BlockedSummary, *, duplicate: bool) -> None:
+    logger.info(
+        "Blocked queue alert already posted" if duplicate else "Blocked queue alert posted",
+        extra={"queue": summary.queue_name, "reason_code": summary.code, "job_id": summary.job_id},
+    )
