@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from batch_dispatch.config import submit_settings
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
-from batch_dispatch.schedule import InvalidScheduleEventError, parse_tick, submit_scheduled_job
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Imported on the first invocation, not at init: pydantic and the idempotency store are ~100 ms
+    # of cold start (bench/cold_start.py); later invocations find them in sys.modules.
+    from batch_dispatch.config import submit_settings
+    from batch_dispatch.schedule import InvalidScheduleEventError, parse_tick, submit_scheduled_job
+
     settings = submit_settings()
     try:
         tick = parse_tick(event)
