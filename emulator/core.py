@@ -52,6 +52,9 @@ class Emulator:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Emulator:
         self.server.start()
+        # moto's backends are process-wide: a stack left by an earlier Emulator in this process (another
+        # test module) would make this deploy fail with "stack already exists".
+        self.server.reset()
         if self.with_slack:
             from emulator.slack_stub import SlackStandIn
 

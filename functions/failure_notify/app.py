@@ -1,4 +1,8 @@
-"""FailureNotifyFunction: Batch "Job State Change" (FAILED, our queue) -> one Slack message per failed job."""
+"""FailureNotifyFunction: Batch events from our rule -> Slack.
+
+FAILED job -> one message per job, or counted in a failure-storm digest; "Batch Job Queue Blocked" or a
+RUNNABLE job with a blocked reason -> one message per queue and reason.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ if TYPE_CHECKING:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Imported on the first invocation, not at init: pydantic, slack_sdk and the idempotency store are
     # ~150 ms of cold start (bench/cold_start.py); later invocations find them in sys.modules.
-    from batch_dispatch.failure_alert import notify_failure, notify_settings
+    from batch_dispatch.failure_alert import notify_settings
+    from batch_dispatch.operations import handle_batch_event
 
     settings = notify_settings()
-    # Slack errors propagate on purpose: Lambda's async retries run, then the event lands in the DLQ.
-    return notify_failure(event, settings, context).as_dict()
+    # Slack and DynamoDB errors propagate on purpose: Lambda's async retries run, then the event lands in
+    # the DLQ.
+    return handle_batch_event(event, settings, context)

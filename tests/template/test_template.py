@@ -633,12 +633,12 @@ def test_failure_rule_matches_failed_jobs_of_our_queue_only():
     # Given the default stack
     rule = props(deploy(), "FailureNotifyFunctionBatchJobFailed")
 
-    # Then only FAILED Batch state changes of our queue reach the notifier, with retries and a DLQ
-    assert rule["EventPattern"] == {
-        "source": ["aws.batch"],
-        "detail-type": ["Batch Job State Change"],
-        "detail": {"status": ["FAILED"], "jobQueue": [{"Ref": "JobQueue"}]},
-    }
+    # Then only Batch events of our queue reach the notifier, with retries and a DLQ: FAILED state
+    # changes, and (Operations) blocked-queue events and RUNNABLE jobs with a blocked reason
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.batch"]
+    assert pattern["detail"] == {"jobQueue": [{"Ref": "JobQueue"}]}
+    assert pattern["$or"][0] == {"detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}}
     assert "EventBusName" not in rule  # the default bus
     target = rule["Targets"][0]
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["FailureNotifyDLQ", "Arn"]}}
@@ -658,19 +658,14 @@ def test_failure_rule_can_also_watch_other_queues():
 
 
 RULE = "FailureNotifyFunctionBatchJobFailed"  # the rule SAM generates for the BatchJobFailed event
-NOTIFIER_RULES = [
-    RULE,
-    "FailureNotifyFunctionBatchJobQueueBlocked",
-    "FailureNotifyFunctionBatchJobStuckRunnable",
-]
 
 
-def test_failure_dlq_accepts_dead_letters_from_our_rules_only():
+def test_failure_dlq_accepts_dead_letters_from_our_rule_only():
     # Given the FailureNotifyDLQ policy
     statements = props(deploy(), "FailureNotifyDLQPolicy")["PolicyDocument"]["Statement"]
     allow = [s for s in statements if s["Effect"] == "Allow"]
 
-    # Then EventBridge may send only on behalf of the notifier's rules
+    # Then EventBridge may send only on behalf of the notifier's rule
     assert allow == [
         {
             "Sid": "AllowFailureRuleDeadLetters",
@@ -678,16 +673,9 @@ def test_failure_dlq_accepts_dead_letters_from_our_rules_only():
             "Principal": {"Service": "events.amazonaws.com"},
             "Action": "sqs:SendMessage",
             "Resource": {"Fn::GetAtt": ["FailureNotifyDLQ", "Arn"]},
-            "Condition": {
-                "ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [rule, "Arn"]} for rule in NOTIFIER_RULES]}
-            },
+            "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [RULE, "Arn"]}}},
         }
     ]
-    # And every one of those rules exists and dead-letters into this queue
-    rules = of_type(deploy(), "AWS::Events::Rule")
-    for rule in NOTIFIER_RULES:
-        target = rules[rule]["Properties"]["Targets"][0]
-        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["FailureNotifyDLQ", "Arn"]}}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -904,27 +892,21 @@ def test_job_queue_cancels_stuck_jobs_only_when_a_time_limit_is_set():
     assert all(600 <= v <= 86400 for v in allowed[1:])
 
 
-def test_blocked_queue_rules_watch_our_queue_and_dead_letter_like_the_failure_rule():
-    # Given the default stack
-    stack = deploy()
-    blocked = props(stack, "FailureNotifyFunctionBatchJobQueueBlocked")
-    stuck = props(stack, "FailureNotifyFunctionBatchJobStuckRunnable")
+def test_the_notifier_rule_also_takes_blocked_queue_events_and_stuck_runnable_jobs():
+    # Given the notifier's one rule
+    pattern = props(deploy(), RULE)["EventPattern"]
+    branches = pattern["$or"]
 
-    # Then the Queue Blocked event of our queue reaches the notifier
-    assert blocked["EventPattern"] == {
-        "source": ["aws.batch"],
-        "detail-type": ["Batch Job Queue Blocked"],
-        "detail": {"jobQueue": [{"Ref": "JobQueue"}]},
-    }
+    # Then a "Batch Job Queue Blocked" event of our queue reaches it
+    assert {"detail-type": ["Batch Job Queue Blocked"]} in branches
     # And so does a RUNNABLE state change whose statusReason carries a blocked-reason code
-    assert stuck["EventPattern"]["detail"]["status"] == ["RUNNABLE"]
-    prefixes = [p["prefix"] for p in stuck["EventPattern"]["detail"]["statusReason"]]
+    (stuck,) = [b for b in branches if b.get("detail", {}).get("status") == ["RUNNABLE"]]
+    assert stuck["detail-type"] == ["Batch Job State Change"]
+    prefixes = [p["prefix"] for p in stuck["detail"]["statusReason"]]
     assert {"CAPACITY:", "MISCONFIGURATION:", "ACTION_REQUIRED"} <= set(prefixes)
-    assert stuck["EventPattern"]["detail"]["jobQueue"] == [{"Ref": "JobQueue"}]
-    for rule in (blocked, stuck):
-        target = rule["Targets"][0]
-        assert target["Arn"] == {"Fn::GetAtt": ["FailureNotifyFunction", "Arn"]}
-        assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    # And nothing else: three branches, all on our queue only
+    assert len(branches) == 3
+    assert pattern["detail"]["jobQueue"] == [{"Ref": "JobQueue"}]
 
 
 def test_failure_notifier_keeps_its_trigger_and_gets_the_storm_settings():

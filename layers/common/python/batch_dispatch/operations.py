@@ -250,27 +250,30 @@ class SlackRenderer(Renderer):
 
     def digest(self, report: WindowReport, config: StormConfig) -> dict[str, Any]:
         queue = safe(_queue_name(report.queue_arn), 200)
-        count = len(report.digested)
+        total, only_here = report.total, len(report.digested)
         causes = safe(summarize_causes(report.causes()), 1500)
         span = f"{iso(report.window)} to {iso(report.window + config.window_seconds * 1000)}"
         lead = _lead(self.settings)
+        split = (
+            f"{report.individual} posted on {'its' if report.individual == 1 else 'their'} own above, "
+            f"{only_here} counted only here"
+        )
         if report.parent_id:
             parent = safe(report.parent_id, 200)
-            title = f"{count} children of array job {report.parent_id} failed"
+            title = f"{total} children of array job {report.parent_id} failed"
             intro = (
-                f"{lead}:package: *{count} children of array job `{_code_safe(parent)}` failed*: {causes}."
+                f"{lead}:package: *{total} children of array job `{_code_safe(parent)}` failed*: "
+                f"{causes}.\n_{split}._"
             )
         else:
-            title = f"{count} more jobs failed in {_queue_name(report.queue_arn)}"
-            intro = (
-                f"{lead}:rotating_light: *{count} more jobs failed in queue {queue}* ({causes}), on top of "
-                f"the {report.individual} posted individually."
-            )
+            title = f"{total} jobs failed in {_queue_name(report.queue_arn)}"
+            intro = f"{lead}:rotating_light: *{total} jobs failed in queue {queue}*: {causes}.\n_{split}._"
         blocks: list[dict[str, Any]] = [
             _header(f"Failure digest: {title}"),
             _section(f"{intro}\n_Window:_ {span} · queue *{queue}*"),
         ]
         lines = []
+        count = len(report.digested)
         for job in report.digested[:DIGEST_SAMPLES]:
             link = f" · <{job['log_url']}|log>" if job.get("log_url") else ""
             console = batch_console_url(self.settings.aws_region, job["job_id"])
@@ -300,7 +303,7 @@ class SlackRenderer(Renderer):
                 f"Every failure in this window is counted here or in its own message ({report.total} in all)."
             )
         )
-        fallback = f"Failure digest: {title}: {summarize_causes(report.causes())}"
+        fallback = f"Failure digest: {title}: {summarize_causes(report.causes())} ({split})"
         return {"text": truncate(safe(fallback, 3000), 3000), "blocks": cap_blocks(blocks)}
 
     def storm_ended(

@@ -10,7 +10,8 @@ Deciding, per job (FailureNotifyFunction, any number of concurrent, repeated del
   1. `job#<id>` exists -> a delivery already decided: reuse that decision (redelivery).
   2. Otherwise take a rank in the window: an atomic `ADD n 1` on the window counter, refused once the
      window is sealed. Rank <= threshold -> "individual" (its own Slack message, as before), otherwise
-     "digest" (counted in the window's digest). Array children always go to the digest.
+     "digest" (counted in the window's digest). For array children the threshold is 1: the first failed
+     child of a window is posted as an example, the others go to the parent's digest.
   3. Record the job in ONE transaction: `job#<id>` and `window#<g>#<w> / job#<id>` (both only if absent),
      with a ConditionCheck that the window is still not sealed. Sealed -> open a new window and retry;
      job already there -> a concurrent delivery won, reuse its decision.
@@ -66,7 +67,7 @@ class StormConfig:
     threshold: int = 10  # individual messages per window and group; more become a digest
     window_seconds: int = 300
     grace_seconds: int = 90  # > the notifier's timeout: every write to a window is done before it closes
-    array_threshold: int = 0  # individual messages for array children (0: children only in digests)
+    array_threshold: int = 1  # array children posted individually per window (the rest: parent's digest)
 
 
 @dataclass(frozen=True)
@@ -366,11 +367,11 @@ class StormTracker:
 
     def record_failure(self, job: FailedJob, max_attempts: int = 5) -> Verdict:
         """Decide whether `job` gets its own message or goes into a digest; durable before returning."""
-        existing = self.store.job_record(job.job_id)
-        if existing is not None:
-            return self._redelivered(job, existing)
         group = job.group
         for _ in range(max_attempts):
+            existing = self.store.job_record(job.job_id)
+            if existing is not None:
+                return self._redelivered(job, existing)
             window = self._current_window(group)
             counter = self.store.take_rank(group, window)
             if counter is None:  # sealed under us: next attempt opens a new window
@@ -389,11 +390,8 @@ class StormTracker:
             if outcome == "sealed":
                 self._open_after(group, window)
                 continue
-            if outcome == "exists":  # a concurrent delivery of the same job won
-                existing = self.store.job_record(job.job_id)
-                if existing is None:  # pragma: no cover - the transaction just saw it
-                    raise RuntimeError(f"job record {job.job_id} vanished")
-                return self._redelivered(job, existing)
+            if outcome == "exists":  # a concurrent delivery of the same job won: the loop reads its record
+                continue
             self._ensure_close_scheduled(group, window, job.queue_arn, counter)
             return verdict
         raise RuntimeError(f"could not record failed job {job.job_id} in a storm window (sealed repeatedly)")
@@ -449,19 +447,27 @@ class WindowReport:
     group: str
     window: int
     queue_arn: str
-    individual: int
-    digested: list[dict[str, str]] = field(default_factory=list)  # job_id, job_name, cause, log_url
+    jobs: list[dict[str, str]] = field(default_factory=list)  # job_id, job_name, cause, log_url, decision
 
     @property
     def parent_id(self) -> str | None:
         return self.group.split(":", 1)[1] if self.group.startswith("array:") else None
 
     @property
+    def digested(self) -> list[dict[str, str]]:
+        return [j for j in self.jobs if j["decision"] == DIGEST]
+
+    @property
+    def individual(self) -> int:
+        return len(self.jobs) - len(self.digested)
+
+    @property
     def total(self) -> int:
-        return self.individual + len(self.digested)
+        return len(self.jobs)
 
     def causes(self) -> list[tuple[str, int]]:
-        return Counter(j["cause"] for j in self.digested).most_common()
+        """Every failure of the window by cause (those posted individually included)."""
+        return Counter(j["cause"] for j in self.jobs).most_common()
 
 
 @dataclass(frozen=True)
@@ -499,26 +505,21 @@ class StormCloser:
 
     def close(self, group: str, window: int, queue_arn: str, post: Poster, render: Renderer) -> CloseOutcome:
         self.store.seal(group, window)
-        items = self.store.window_jobs(group, window)
-        digested = [
+        jobs = [
             {
                 "job_id": item["sk"]["S"].removeprefix("job#"),
                 "job_name": item.get("job_name", {}).get("S", "-"),
                 "cause": item.get("cause", {}).get("S", "-"),
                 "log_url": item.get("log_url", {}).get("S", ""),
                 "queue": item.get("queue", {}).get("S", ""),
+                "decision": item.get("decision", {}).get("S", DIGEST),
             }
-            for item in items
-            if item.get("decision", {}).get("S") == DIGEST
+            for item in self.store.window_jobs(group, window)
         ]
         if not queue_arn:
-            queue_arn = next((j["queue"] for j in digested if j["queue"] not in ("", "-")), "")
+            queue_arn = next((j["queue"] for j in jobs if j["queue"] not in ("", "-")), "")
         report = WindowReport(
-            group=group,
-            window=window,
-            queue_arn=queue_arn,
-            individual=len(items) - len(digested),
-            digested=sorted(digested, key=lambda j: j["job_id"]),
+            group=group, window=window, queue_arn=queue_arn, jobs=sorted(jobs, key=lambda j: j["job_id"])
         )
         posted: list[str] = []
         if report.digested:
@@ -555,7 +556,7 @@ class StormCloser:
         if since is None or (current is not None and current > window):
             return False  # already ended, or a newer window's close decides
         total = _n(state, "storm_total") or 0
-        quiet = WindowReport(group=group, window=window, queue_arn=queue_arn, individual=0)
+        quiet = WindowReport(group=group, window=window, queue_arn=queue_arn)
         message = render.storm_ended(group, queue_arn, since, window, total, quiet, self.config)
         post(f"storm-ended#{group}#{since}", message)
         self.store.end_storm(group, since)
