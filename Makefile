@@ -83,3 +83,28 @@ bench: $(BIN)/.installed ## Benchmarks (print result tables)
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
+
+# Operations
+# These talk to the deployed stack, so they need AWS credentials for its account (AWS_PROFILE or the
+# usual environment variables) and REGION. STACK defaults to the samconfig.toml name for ENV.
+STACK ?= batch-dispatch-$(ENV)
+FN ?= FailureNotifyFunction
+.PHONY: logs dlq redrive delete
+
+logs: $(BIN)/.installed ## Tail a function's logs: make logs FN=S3SubmitFunction [ENV=prod]
+	$(BIN)/sam logs --stack-name $(STACK) --name $(FN) --tail --region $(REGION)
+
+dlq: $(BIN)/.installed ## Show what is in the DLQs, without consuming it: make dlq [DLQ=IntakeDLQ]
+	$(BIN)/python scripts/dlq.py show --stack-name $(STACK) --region $(REGION) $(if $(DLQ),--dlq $(DLQ))
+
+redrive: $(BIN)/.installed ## After a fix, replay a DLQ: make redrive DLQ=FailureNotifyDLQ [DRY_RUN=1]
+	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=IntakeDLQ|ScheduleDLQ|FailureNotifyDLQ|StormDLQ [DRY_RUN=1]"; exit 2; }
+	$(BIN)/python scripts/dlq.py redrive --stack-name $(STACK) --region $(REGION) --dlq $(DLQ) $(if $(DRY_RUN),--dry-run)
+
+delete: $(BIN)/.installed ## Delete the stack (the intake bucket is kept unless EMPTY_BUCKET=1)
+	@if [ -n "$(EMPTY_BUCKET)" ]; then \
+		bucket=$$($(BIN)/python scripts/stack_output.py --stack-name $(STACK) --region $(REGION) IntakeBucketName) && \
+		echo "emptying s3://$$bucket (every version), then deleting it" && \
+		$(BIN)/python scripts/empty_bucket.py --region $(REGION) "$$bucket" --delete; \
+	fi
+	$(BIN)/sam delete --stack-name $(STACK) --region $(REGION)

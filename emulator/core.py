@@ -183,6 +183,18 @@ class Emulator:
                     invocations.extend(self.invoke(target, event) for target in rule.target_functions)
         return invocations
 
+    def submit_array_job(self, name: str, size: int) -> str:
+        """Submit an array job of `size` children to our queue (inside `jobs_fail()` they all FAIL)."""
+        batch = boto3.client("batch")
+        return str(
+            batch.submit_job(
+                jobName=name,
+                jobQueue=self.job_queue_arns()[0],
+                jobDefinition=self.stack.outputs["JobDefinitionArn"],
+                arrayProperties={"size": size},
+            )["jobId"]
+        )
+
     def publish_event(self, event: dict[str, Any]) -> list[Invocation]:
         """Put one event on the default bus: every rule of the template whose pattern matches delivers it."""
         invocations: list[Invocation] = []

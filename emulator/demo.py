@@ -70,6 +70,14 @@ def _slack_text(message: dict[str, Any]) -> list[str]:
     return lines or [message.get("text", "")]
 
 
+def _show(story: Story, message: dict[str, Any]) -> None:
+    story.say("   Slack message:")
+    story.say("   +" + "-" * 76)
+    for line in _slack_text(message):
+        story.say(f"   | {line}")
+    story.say("   +" + "-" * 76)
+
+
 def run_demo(out: TextIO) -> int:
     story = Story(out)
     story.say(
@@ -126,11 +134,42 @@ def run_demo(out: TextIO) -> int:
         story.say(f"   state-change events delivered to FailureNotifyFunction: {len(notified)}")
         local.publish_batch_events()  # nothing new: no second alert
         for message in local.slack_messages():
-            story.say("   Slack message:")
-            story.say("   +" + "-" * 76)
-            for line in _slack_text(message):
-                story.say(f"   | {line}")
-            story.say("   +" + "-" * 76)
+            _show(story, message)
+
+        # 4. A blocked queue ------------------------------------------------------------------------
+        story.step(
+            4,
+            "The queue is blocked",
+            "Batch 'Job Queue Blocked' -> same rule -> FailureNotifyFunction -> one message per queue+reason",
+        )
+        reason = (
+            "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity requested for "
+            "instance type m6i.2xlarge"
+        )
+        before = len(local.slack_messages())
+        blocked = local.publish_queue_blocked(reason) + local.publish_queue_blocked(reason)
+        story.say(f"   the same blocked reason reported twice: {[i.result for i in blocked]}")
+        for message in local.slack_messages()[before:]:
+            _show(story, message)
+
+        # 5. A failure storm -----------------------------------------------------------------------
+        story.step(
+            5,
+            "A bad image fails an array job of 40 children",
+            "children -> one digest per window (StormQueue delay fast-forwarded) -> StormDigestFunction",
+        )
+        before = len(local.slack_messages())
+        with local.jobs_fail(exit_code=1):
+            parent = local.submit_array_job("demo-fanout", size=40)
+        storm = local.publish_batch_events()
+        story.say(f"   {len(storm)} FAILED events delivered (parent + 40 children)")
+        local.close_storm_windows()
+        for message in local.slack_messages()[before:]:
+            if parent in message.get("text", "") and "digest" not in message.get("text", "").lower():
+                story.say(f"   Slack: {message['text'][:110]}")
+        for message in local.slack_messages()[before:]:
+            if message.get("text", "").startswith("Failure digest"):
+                _show(story, message)
 
         # Summary ----------------------------------------------------------------------------------
         dlqs = local.dlq_messages()
