@@ -10,6 +10,7 @@ import logging
 import pytest
 from moto.events.models import EventPattern
 
+from batch_dispatch.failure_alert import console_encode
 from emulator.core import Emulator
 from tests.conftest import load_event
 
@@ -38,6 +39,9 @@ def test_a_failed_job_in_our_queue_posts_one_slack_message(local: Emulator):
     assert "137" in all_text(message)
     assert "OutOfMemoryError" in all_text(message)
     assert f"#jobs/detail/{failed.result['jobId']}" in all_text(message)
+    assert console_encode(local.stack.outputs["JobLogGroupName"]) in all_text(
+        message
+    )  # the stack's own group
 
 
 def test_succeeded_jobs_post_nothing(local: Emulator):

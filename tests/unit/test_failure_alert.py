@@ -413,3 +413,25 @@ def test_settings_defaults_bound_the_delivery_time(monkeypatch):
     assert policy.timeout_seconds == 5
     assert policy.max_retries == 2
     assert policy.budget_seconds <= 20
+
+
+def test_our_jobs_link_to_the_stacks_log_group_when_the_event_does_not_name_one():
+    from batch_dispatch.failure_alert import NotifySettings, default_log_group
+
+    definitions = "arn:aws:batch:us-east-1:123456789012:job-definition"
+    settings = NotifySettings.model_validate(
+        {
+            "SLACK_WEBHOOK_SECRET_NAME": "s",
+            "IDEMPOTENCY_TABLE_NAME": "t",
+            "JOB_DEFINITION_ARN": f"{definitions}/stack-JobDefinition-X:4",
+            "JOB_LOG_GROUP_NAME": "/aws/batch/stack",
+        }
+    )
+
+    ours = default_log_group(
+        settings, "arn:aws:batch:us-east-1:123456789012:job-definition/stack-JobDefinition-X:3"
+    )
+    theirs = default_log_group(settings, "arn:aws:batch:us-east-1:123456789012:job-definition/other:1")
+
+    assert ours == "/aws/batch/stack"
+    assert theirs == "/aws/batch/job"

@@ -70,6 +70,8 @@ class NotifySettings(BaseModel):
     idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
     slack_mention: str = Field(default="", alias="SLACK_MENTION")
     job_queue_arn: str = Field(default="", alias="JOB_QUEUE_ARN")
+    job_definition_arn: str = Field(default="", alias="JOB_DEFINITION_ARN")
+    job_log_group_name: str = Field(default=DEFAULT_LOG_GROUP, alias="JOB_LOG_GROUP_NAME")
     aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
     # Delivery tuning: the worst case (timeouts, Retry-After waits) must stay well inside the Lambda timeout.
     slack_timeout_seconds: int = Field(default=5, alias="SLACK_TIMEOUT_SECONDS", ge=1, le=30)
@@ -289,7 +291,26 @@ class FailureSummary:
         return cloudwatch_log_url(self.region, self.log_group or DEFAULT_LOG_GROUP, self.log_stream)
 
 
-def summarize(event: BatchJobStateChange, default_region: str = "us-east-1") -> FailureSummary:
+def default_log_group(settings: NotifySettings, job_definition_arn: str | None) -> str:
+    """Where a job logs when its event does not say: our job definition's log group, else Batch's default.
+
+    Batch events carry `logConfiguration` only when the job definition sets it explicitly in a form
+    the event includes; the stack knows its own definition's group (JOB_LOG_GROUP_NAME).
+    """
+    ours = _definition_family(settings.job_definition_arn)
+    if ours and _definition_family(job_definition_arn) == ours:
+        return settings.job_log_group_name
+    return DEFAULT_LOG_GROUP
+
+
+def _definition_family(arn: str | None) -> str:
+    """`arn:...:job-definition/name:3` -> `name`."""
+    return (arn or "").rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def summarize(
+    event: BatchJobStateChange, default_region: str = "us-east-1", default_log_group: str = DEFAULT_LOG_GROUP
+) -> FailureSummary:
     """The facts an on-call needs, read from the LAST attempt."""
     job = event.detail
     attempt = job.attempts[-1] if job.attempts else None
@@ -316,7 +337,7 @@ def summarize(event: BatchJobStateChange, default_region: str = "us-east-1") -> 
         array_index=job.array_properties.index if job.array_properties else None,
         node_index=job.node_details.node_index if job.node_details else None,
         num_nodes=job.node_properties.num_nodes if job.node_properties else None,
-        log_group=_log_group(job, container) if log_stream else None,
+        log_group=_log_group(job, container, default_log_group) if log_stream else None,
         log_stream=log_stream,
         cancelled_code=cancellation_code(job.status_reason),
         array_size=job.array_properties.size if job.array_properties else None,
@@ -370,7 +391,7 @@ def _definition_containers(job: JobDetail) -> list[ContainerDetail]:
     return found
 
 
-def _log_group(job: JobDetail, container: ContainerDetail | None) -> str:
+def _log_group(job: JobDetail, container: ContainerDetail | None, default: str) -> str:
     candidates: list[ContainerDetail | None] = [container]
     if container is not None and container.name:
         candidates += [c for c in _definition_containers(job) if c.name == container.name]
@@ -382,7 +403,7 @@ def _log_group(job: JobDetail, container: ContainerDetail | None) -> str:
             group = candidate.log_configuration.options.get("awslogs-group")
             if isinstance(group, str) and group:
                 return group
-    return DEFAULT_LOG_GROUP
+    return default
 
 
 def _duration(job: JobDetail, attempt: Attempt | None) -> tuple[float | None, str]:
@@ -679,7 +700,11 @@ def notify_failure(
         metrics.add_metric(name="AlertSkipped", unit=MetricUnit.Count, value=1)
         return NotifyOutcome(notified=False, reason=reason)
 
-    summary = summarize(event, default_region=settings.aws_region)
+    summary = summarize(
+        event,
+        default_region=settings.aws_region,
+        default_log_group=default_log_group(settings, event.detail.job_definition),
+    )
     logger.append_keys(job_id=summary.job_id, job_name=summary.job_name)
     message = build_message(summary, settings.slack_mention)
 

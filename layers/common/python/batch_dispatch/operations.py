@@ -39,6 +39,7 @@ from batch_dispatch.failure_alert import (
     _section,
     batch_console_url,
     cap_blocks,
+    default_log_group,
     normalize_mention,
     notify_failure,
     parse_event,
@@ -163,7 +164,11 @@ def notify_failure_or_count(
     event = parse_event(raw_event)
     if not settings.storm_enabled or skip_reason(event) is not None:
         return notify_failure(raw_event, settings, lambda_context)
-    summary = summarize(event, default_region=settings.aws_region)
+    summary = summarize(
+        event,
+        default_region=settings.aws_region,
+        default_log_group=default_log_group(settings, event.detail.job_definition),
+    )
     job = FailedJob(
         job_id=event.detail.job_id or event.id or "(unknown job id)",
         job_name=summary.job_name,
