@@ -180,6 +180,16 @@ def all_policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str,
     return found
 
 
+def role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """A role's inline statements plus those of the customer managed policies attached to it."""
+    attached = {
+        arn["Ref"]
+        for arn in template["Resources"][role]["Properties"].get("ManagedPolicyArns", [])
+        if isinstance(arn, dict) and "Ref" in arn
+    }
+    return [s for owner, s in all_policy_statements(template) if owner == role or owner in attached]
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -458,7 +468,7 @@ def test_submit_functions_may_submit_only_to_our_queue_and_job_definition():
 
     for function in ("ScheduleSubmitFunction", "S3SubmitFunction"):
         # When we collect the role's SubmitJob resources
-        statements = [s for o, s in all_policy_statements(stack) if o == f"{function}Role"]
+        statements = role_statements(stack, f"{function}Role")
         submit = [s for s in statements if "batch:SubmitJob" in as_list(s["Action"])]
 
         # Then they are exactly the job queue and our job definition
