@@ -201,11 +201,18 @@ class LambdaRuntime:
         return first or Invocation(result={"batchItemFailures": []})
 
     def drain_queue(
-        self, logical_id: str, *, retry_visibility_seconds: int = 1, idle_timeout: float = 30.0
+        self,
+        logical_id: str,
+        *,
+        retry_visibility_seconds: int = 1,
+        idle_timeout: float = 30.0,
+        batch_size: int | None = None,
     ) -> int:
         """Poll the function's real queue until it is empty, as the event source mapping would.
 
-        Uses the mapping's BatchSize and ScalingConfig.MaximumConcurrency (parallel pollers).
+        Uses the mapping's BatchSize (or `batch_size`) and ScalingConfig.MaximumConcurrency (parallel
+        pollers). Like the real mapping with a batching window, a batch above 10 messages is gathered
+        from several ReceiveMessage calls (stopping early when the queue has nothing more to give).
         Failed items become visible again after `retry_visibility_seconds`; moto's redrive policy
         moves them to the DLQ after maxReceiveCount receives. Returns the number of invocations.
         """
@@ -215,7 +222,7 @@ class LambdaRuntime:
             raise KeyError(f"cannot resolve the queue of {logical_id}'s event source mapping")
         queue_url = self.stack.queue_url(queue_logical_id)
         queue_arn = self.stack.queue_arn(queue_logical_id)
-        batch_size = min(int(_param(self.stack, mapping.get("BatchSize", 10))), 10)
+        batch_size = max(1, batch_size or int(_param(self.stack, mapping.get("BatchSize", 10))))
         concurrency = int(_param(self.stack, mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 2)))
         sqs: Any = boto3.client("sqs")
         invocations = 0
@@ -224,13 +231,18 @@ class LambdaRuntime:
 
         def poll_once() -> bool:
             nonlocal invocations
-            messages = sqs.receive_message(
-                QueueUrl=queue_url,
-                MaxNumberOfMessages=batch_size,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                VisibilityTimeout=max(30, self.stack.functions[logical_id].timeout),
-            ).get("Messages", [])
+            messages: list[dict[str, Any]] = []
+            while len(messages) < batch_size:
+                received = sqs.receive_message(
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=min(batch_size - len(messages), 10),
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                    VisibilityTimeout=max(30, self.stack.functions[logical_id].timeout),
+                ).get("Messages", [])
+                if not received:
+                    break
+                messages.extend(received)
             if not messages:
                 return False
             records = [_sqs_record(m, queue_arn) for m in messages]

@@ -15,6 +15,7 @@ build its own spec without touching the per-record path.
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +43,11 @@ UPLOAD_EVENT_PREFIX = "ObjectCreated:"
 # S3 writes versionId "null" for objects put while versioning is suspended: not a unique version.
 _NULL_VERSION = "null"
 
-SkipReason = Literal["test-event", "not-an-upload", "folder-marker"]
+# Burst mode (batch_dispatch.burst) writes its manifests here; their own notifications submit nothing.
+MANIFEST_BUCKET_ENV, MANIFEST_PREFIX_ENV = "MANIFEST_BUCKET", "MANIFEST_PREFIX"
+DEFAULT_MANIFEST_PREFIX = "_batch-dispatch/manifests/"
+
+SkipReason = Literal["test-event", "not-an-upload", "folder-marker", "manifest"]
 
 
 class MalformedNotificationError(ValueError):
@@ -237,6 +242,13 @@ def _classify(record: S3EventRecord) -> S3Upload | Skip:
     return upload
 
 
+def is_own_manifest(upload: S3Upload) -> bool:
+    """A manifest burst mode wrote (MANIFEST_BUCKET/MANIFEST_PREFIX; bucket "" = any), not an upload."""
+    prefix = os.environ.get(MANIFEST_PREFIX_ENV) or DEFAULT_MANIFEST_PREFIX
+    bucket = os.environ.get(MANIFEST_BUCKET_ENV) or upload.bucket
+    return upload.bucket == bucket and upload.key.startswith(prefix)
+
+
 def _real_version(upload: S3Upload) -> str | None:
     return upload.version_id if upload.version_id and upload.version_id != _NULL_VERSION else None
 
@@ -347,6 +359,8 @@ def record_handler(
     submitted: list[SubmitOutcome] = []
     skipped: list[Skip] = []
     for item in items:
+        if isinstance(item, S3Upload) and is_own_manifest(item):
+            item = Skip(reason="manifest", event_name=item.event_name, bucket=item.bucket, key=item.key)
         if isinstance(item, Skip):
             logger.info(
                 "S3 notification record skipped",
@@ -407,3 +421,14 @@ def handle_batch(
         processor=new_processor(),
         context=context,
     )
+
+
+def handle_event(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """S3SubmitFunction's one call: one job per object, or (SUBMIT_MODE=ARRAY) one array job per batch."""
+    from batch_dispatch import burst  # burst mode builds on this module
+
+    settings = submit_settings()
+    burst_settings = burst.burst_settings()
+    if burst_settings.submit_mode == burst.ARRAY_MODE:
+        return burst.handle_batch(event, context, settings, burst_settings)
+    return handle_batch(event, context, settings)

@@ -1,0 +1,222 @@
+"""Burst intake: N S3 notifications through the real intake queue and S3SubmitFunction, SubmitJob throttled.
+
+    .venv/bin/python bench/burst.py --objects 2000 --tps 50 --duplicate-rate 0.1
+    .venv/bin/python bench/burst.py --mode array --objects 10000
+
+Deploys template.yaml into the emulator, puts N notifications (R of them twice, shuffled) on the
+IntakeQueue, installs a token-bucket SubmitJob throttle of T calls/s (HTTP 429
+TooManyRequestsException, like Batch) on the function's batch client, and drains the queue with the
+event source mapping's BatchSize and MaximumConcurrency (`Emulator.drain`). Then it counts, from moto
+itself: jobs (array children for --mode array, mapped through their manifests), duplicates (jobs
+beyond one per object), objects in the IntakeDLQ, and lost objects (no job and not in the DLQ).
+
+Function logs and EMF metrics go to --log (default: discarded). Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common" / "python")]
+
+import boto3  # noqa: E402
+
+from emulator.core import Emulator  # noqa: E402
+from emulator.throttle import SubmitJobThrottle  # noqa: E402
+
+FUNCTION = "S3SubmitFunction"
+
+
+def speed_up_moto_sqs() -> None:
+    """Take moto 5.2.5's quadratic SQS receive out of the measurement (same behaviour, O(1) checks).
+
+    Per message it returns, moto's ReceiveMessage checks the retention period through
+    GetQueueAttributes, which recounts every message of the queue three times, and it reads the
+    clock through datetime conversions twice per queued message: ~0.8 s per receive with 1,000
+    messages queued (real SQS: milliseconds). The emulator's server runs in this process, so these
+    two replacements read the same values directly; nothing the function sees changes.
+    """
+    from moto.sqs import models
+
+    def is_valid(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > time.time())
+
+    models.SQSBackend.is_message_valid_based_on_retention_period = is_valid  # type: ignore[method-assign]
+    models.Message.visible = property(lambda self: time.time() * 1000 > self.visible_at)  # type: ignore[method-assign,assignment]
+    models.Message.delayed = property(lambda self: time.time() * 1000 < self.delayed_until)  # type: ignore[method-assign,assignment]
+
+
+def notification(bucket: str, key: str, index: int) -> str:
+    """An S3 ObjectCreated:Put notification as S3 sends it to SQS (key URL-encoded)."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-01-15T10:30:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {
+                "key": quote_plus(key, safe="/"),
+                "size": 1024 + index,
+                "eTag": uuid.uuid4().hex,
+                "versionId": uuid.uuid4().hex,
+                "sequencer": f"{index:016X}",
+            },
+        },
+    }
+    return json.dumps({"Records": [record]})
+
+
+def enqueue(queue_url: str, bodies: list[str]) -> None:
+    sqs: Any = boto3.client("sqs")
+    for start in range(0, len(bodies), 10):
+        sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])],
+        )
+
+
+def objects_of_jobs(local: Emulator) -> tuple[Counter[tuple[str, str]], int]:
+    """How many jobs each (bucket, key) got, and the number of SubmitJob calls that created them.
+
+    An array job counts once per child, each child being the object on its line of the manifest.
+    """
+    s3: Any = boto3.client("s3")
+    per_object: Counter[tuple[str, str]] = Counter()
+    jobs = local.jobs_submitted()
+    for job in jobs:
+        params = job["parameters"]
+        if "manifestKey" in params:
+            body = s3.get_object(Bucket=params["manifestBucket"], Key=params["manifestKey"])["Body"].read()
+            for line in body.decode("utf-8").splitlines():
+                entry = json.loads(line)
+                per_object[(entry["bucket"], entry["key"])] += 1
+        elif "key" in params:
+            per_object[(params["bucket"], params["key"])] += 1
+    return per_object, len(jobs)
+
+
+def objects_in_dlq(local: Emulator) -> set[tuple[str, str]]:
+    from batch_dispatch.s3_intake import S3Upload, parse_body
+
+    found: set[tuple[str, str]] = set()
+    for body in local.dlq_messages().get("IntakeDLQ", []):
+        with contextlib.suppress(ValueError):
+            found.update((i.bucket, i.key) for i in parse_body(body) if isinstance(i, S3Upload))
+    return found
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    if not args.plain_moto:
+        speed_up_moto_sqs()
+    log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - closed below, after the emulator
+    try:
+        with contextlib.redirect_stdout(log), Emulator(with_slack=False) as local:
+            function = local.stack.functions[FUNCTION]
+            function.environment["POWERTOOLS_LOG_LEVEL"] = args.log_level
+            if args.mode == "array":
+                function.environment["SUBMIT_MODE"] = "ARRAY"
+            bucket = local.bucket()
+            keys = [f"incoming/burst/{i:06d} part {i % 7}+x.csv" for i in range(args.objects)]
+            bodies = [notification(bucket, key, i) for i, key in enumerate(keys)]
+            bodies += rng.sample(bodies, round(args.objects * args.duplicate_rate))
+            rng.shuffle(bodies)
+            enqueue(local.stack.queue_url("IntakeQueue"), bodies)
+
+            from batch_dispatch import clients
+
+            throttle = SubmitJobThrottle(rate_per_second=args.tps)
+            throttle.install(clients.client("batch"))  # the function's own client (its retry config)
+            drain_options: dict[str, Any] = {"idle_timeout": 600.0}
+            if args.batch_size:
+                drain_options["batch_size"] = args.batch_size
+            started = time.monotonic()
+            invocations = local.drain(FUNCTION, **drain_options)
+            elapsed = time.monotonic() - started
+            throttle.enabled = False
+
+            per_object, submit_calls = objects_of_jobs(local)
+            in_dlq = objects_in_dlq(local)
+    finally:
+        log.close()
+    wanted = {(bucket, k) for k in keys}
+    floor = args.objects / args.tps
+    return {
+        "mode": args.mode,
+        "objects": args.objects,
+        "deliveries": len(bodies),
+        "tps": args.tps,
+        "jobs": sum(per_object.values()),
+        "submit_job_calls": submit_calls,
+        "duplicates": sum(n - 1 for n in per_object.values() if n > 1),
+        "lost": len(wanted - set(per_object) - in_dlq),
+        "in_dlq": len(in_dlq),
+        "throttled_calls": throttle.stats.throttled,
+        "invocations": invocations,
+        "elapsed_s": round(elapsed, 2),
+        "floor_s": round(floor, 2),
+        "efficiency": round(floor / elapsed, 3) if elapsed else None,
+        "objects_per_s": round(args.objects / elapsed, 1) if elapsed else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--objects", type=int, default=2000)
+    parser.add_argument("--tps", type=float, default=50.0, help="SubmitJob calls/s before 429s")
+    parser.add_argument("--duplicate-rate", type=float, default=0.1, help="share of notifications sent twice")
+    parser.add_argument("--mode", choices=["per-object", "array"], default="per-object")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="messages per invocation (default: the template's IntakeBatchSize; array mode: 1000)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--plain-moto", action="store_true", help="keep moto's slow SQS receive")
+    parser.add_argument("--log", default="/dev/null", help="where function logs and EMF metrics go")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args()
+    if args.mode == "array" and args.batch_size is None:
+        args.batch_size = 1000
+    result = run(args)
+
+    rows = [
+        ("mode", result["mode"]),
+        ("objects", result["objects"]),
+        ("deliveries (with duplicates)", result["deliveries"]),
+        ("jobs (array children counted)", result["jobs"]),
+        ("SubmitJob calls that created a job", result["submit_job_calls"]),
+        ("duplicates", result["duplicates"]),
+        ("lost", result["lost"]),
+        ("in DLQ", result["in_dlq"]),
+        ("SubmitJob calls throttled (429)", result["throttled_calls"]),
+        ("Lambda invocations", result["invocations"]),
+        ("elapsed s", result["elapsed_s"]),
+        (f"floor s (N / {result['tps']:g} TPS)", result["floor_s"]),
+        ("efficiency (floor / elapsed)", result["efficiency"]),
+        ("objects/s", result["objects_per_s"]),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(json.dumps(result, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
