@@ -709,7 +709,7 @@ def test_intake_bucket_is_private_encrypted_versioned_and_notifies_the_queue():
     }
     assert stack["Resources"]["IntakeBucket"]["DependsOn"] == "IntakeQueuePolicy"
     rules = bucket["LifecycleConfiguration"]["Rules"]
-    assert [r["Id"] for r in rules] == ["abort-incomplete-multipart-uploads"]
+    assert [r["Id"] for r in rules] == ["abort-incomplete-multipart-uploads", "expire-array-manifests"]
 
 
 @pytest.mark.parametrize(
@@ -1023,3 +1023,31 @@ def test_dashboard_shows_the_business_metrics_queues_dlqs_and_function_errors():
         assert f"<{function}>" in text
     # And its URL is an output
     assert "OperationsDashboard" in json.dumps(_sam_template()["Outputs"]["DashboardUrl"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Burst mode (SubmitMode=ARRAY)
+# ------------------------------------------------------------------------------------------------
+def test_the_job_role_is_empty_unless_array_mode_needs_to_read_manifests():
+    # Given the default (per-object) stack and an ARRAY stack
+    per_object = deploy()
+    array = deploy(SubmitMode="ARRAY")
+
+    # Then only the ARRAY job role may read, and only the manifest prefix of the intake bucket
+    assert "Policies" not in props(per_object, "JobRole")
+    (statement,) = role_statements(array, "JobRole")
+    assert statement["Action"] == "s3:GetObject"
+    assert statement["Resource"] == {"Fn::Sub": "${IntakeBucket.Arn}/${ManifestPrefix}*"}
+
+
+def test_the_s3_function_knows_its_mode_and_may_write_only_manifests():
+    # Given the S3SubmitFunction of an ARRAY stack
+    function = props(deploy(SubmitMode="ARRAY"), "S3SubmitFunction")
+    statements = role_statements(deploy(SubmitMode="ARRAY"), "S3SubmitFunctionRole")
+
+    # Then it is told the mode and where manifests go, and may put objects under that prefix only
+    variables = function["Environment"]["Variables"]
+    assert variables["SUBMIT_MODE"] == "ARRAY"
+    assert variables["MANIFEST_BUCKET"] == {"Ref": "IntakeBucket"}
+    puts = [s for s in statements if "s3:PutObject" in as_list(s["Action"])]
+    assert [p["Resource"] for p in puts] == [{"Fn::Sub": "${IntakeBucket.Arn}/${ManifestPrefix}*"}]
