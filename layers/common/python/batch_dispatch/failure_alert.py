@@ -674,6 +674,48 @@ def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     return {**response, "duplicate": True} if isinstance(response, dict) else response
 
 
+def post_once(
+    prefix: str,
+    key: str,
+    message: dict[str, Any],
+    settings: NotifySettings,
+    lambda_context: LambdaContext | None = None,
+    *,
+    expires_after_seconds: int = IDEMPOTENCY_TTL_SECONDS,
+) -> bool:
+    """Post `message` unless a post under (prefix, key) succeeded within the expiry. True if posted now.
+
+    Every Slack post goes through here: EventBridge and Lambda deliver at least once, and a failed
+    post releases the record so the retry can post.
+    """
+    config = IdempotencyConfig(expires_after_seconds=expires_after_seconds, response_hook=_mark_duplicate)
+    if lambda_context is not None:
+        config.register_lambda_context(lambda_context)
+
+    @idempotent_function(
+        data_keyword_argument="key",
+        persistence_store=persistence_layer(settings.idempotency_table_name),
+        config=config,
+        key_prefix=prefix,
+    )
+    def _post(key: Mapping[str, Any]) -> dict[str, Any]:
+        slack.post_message(
+            message,
+            secret_name=settings.slack_webhook_secret_name,
+            policy=settings.delivery_policy(),
+            remaining_seconds=_remaining(lambda_context),
+        )
+        return {"postedAt": datetime.now(UTC).isoformat(), "duplicate": False}
+
+    try:
+        result = _post(key={"key": key})
+    except slack.SlackDeliveryError as error:
+        metrics.add_metric(name="NotificationFailed", unit=MetricUnit.Count, value=1)
+        logger.exception("Slack notification failed", extra={"error_kind": error.kind, "alert": prefix})
+        raise
+    return not result.get("duplicate")
+
+
 def skip_reason(event: BatchJobStateChange) -> str | None:
     """Why this event gets no alert, or None if it does."""
     if event.detail_type is not None and event.detail_type != DETAIL_TYPE:
@@ -708,35 +750,10 @@ def notify_failure(
     logger.append_keys(job_id=summary.job_id, job_name=summary.job_name)
     message = build_message(summary, settings.slack_mention)
 
-    config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_TTL_SECONDS, response_hook=_mark_duplicate)
-    if lambda_context is not None:
-        config.register_lambda_context(lambda_context)
-
-    @idempotent_function(
-        data_keyword_argument="key",
-        persistence_store=persistence_layer(settings.idempotency_table_name),
-        config=config,
-        key_prefix=IDEMPOTENCY_PREFIX,
-    )
-    def _post_once(key: Mapping[str, Any]) -> dict[str, Any]:
-        slack.post_message(
-            message,
-            secret_name=settings.slack_webhook_secret_name,
-            policy=settings.delivery_policy(),
-            remaining_seconds=_remaining(lambda_context),
-        )
-        return {"jobId": summary.job_id, "postedAt": datetime.now(UTC).isoformat(), "duplicate": False}
-
-    key = {"jobId": event.detail.job_id or event.id, "attempts": summary.attempt_count, "status": "FAILED"}
-    try:
-        result = _post_once(key=key)
-    except slack.SlackDeliveryError as error:
-        metrics.add_metric(name="NotificationFailed", unit=MetricUnit.Count, value=1)
-        logger.exception("Slack notification failed", extra={"error_kind": error.kind})
-        raise
-    if result.get("duplicate"):
+    key = f"{event.detail.job_id or event.id}#{summary.attempt_count}#FAILED"
+    if not post_once(IDEMPOTENCY_PREFIX, key, message, settings, lambda_context):
         metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=1)
-        logger.info("Duplicate delivery, alert already posted", extra={"posted_at": result.get("postedAt")})
+        logger.info("Duplicate delivery, alert already posted")
         return NotifyOutcome(notified=True, job_id=summary.job_id, duplicate=True)
     metrics.add_metric(name="FailureNotified", unit=MetricUnit.Count, value=1)
     logger.info(

@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batch_dispatch import slack
 from batch_dispatch.blocked import (
     IDEMPOTENCY_PREFIX as BLOCKED_PREFIX,
 )
@@ -35,7 +31,6 @@ from batch_dispatch.failure_alert import (
     NotifySettings,
     _code_safe,
     _context,
-    _remaining,
     _section,
     batch_console_url,
     cap_blocks,
@@ -43,12 +38,12 @@ from batch_dispatch.failure_alert import (
     normalize_mention,
     notify_failure,
     parse_event,
+    post_once,
     safe,
     skip_reason,
     summarize,
     truncate,
 )
-from batch_dispatch.idempotency import IDEMPOTENCY_TTL_SECONDS, persistence_layer
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.storm import (
     DIGEST,
@@ -74,52 +69,6 @@ def storm_config(settings: NotifySettings) -> StormConfig:
         window_seconds=settings.storm_window_seconds,
         grace_seconds=settings.storm_grace_seconds,
     )
-
-
-# --------------------------------------------------------------------------------------------------------
-# Posting once
-
-
-def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    return {**response, "duplicate": True} if isinstance(response, dict) else response
-
-
-def post_once(
-    prefix: str,
-    key: str,
-    message: dict[str, Any],
-    settings: NotifySettings,
-    lambda_context: LambdaContext | None = None,
-    *,
-    expires_after_seconds: int = IDEMPOTENCY_TTL_SECONDS,
-) -> bool:
-    """Post `message` unless a post under (prefix, key) succeeded within the expiry. True if posted now."""
-    config = IdempotencyConfig(expires_after_seconds=expires_after_seconds, response_hook=_mark_duplicate)
-    if lambda_context is not None:
-        config.register_lambda_context(lambda_context)
-
-    @idempotent_function(
-        data_keyword_argument="key",
-        persistence_store=persistence_layer(settings.idempotency_table_name),
-        config=config,
-        key_prefix=prefix,
-    )
-    def _post(key: Mapping[str, Any]) -> dict[str, Any]:
-        slack.post_message(
-            message,
-            secret_name=settings.slack_webhook_secret_name,
-            policy=settings.delivery_policy(),
-            remaining_seconds=_remaining(lambda_context),
-        )
-        return {"postedAt": datetime.now(UTC).isoformat(), "duplicate": False}
-
-    try:
-        result = _post(key={"key": key})
-    except slack.SlackDeliveryError as error:
-        metrics.add_metric(name="NotificationFailed", unit=MetricUnit.Count, value=1)
-        logger.exception("Slack notification failed", extra={"error_kind": error.kind, "alert": prefix})
-        raise
-    return not result.get("duplicate")
 
 
 # --------------------------------------------------------------------------------------------------------
