@@ -211,8 +211,9 @@ class LambdaRuntime:
         """Poll the function's real queue until it is empty, as the event source mapping would.
 
         Uses the mapping's BatchSize (or `batch_size`) and ScalingConfig.MaximumConcurrency (parallel
-        pollers). Like the real mapping with a batching window, a batch above 10 messages is gathered
-        from several ReceiveMessage calls (stopping early when the queue has nothing more to give).
+        pollers). Like the real mapping, a batch above 10 messages is gathered from several
+        ReceiveMessage calls until it is full or the mapping's MaximumBatchingWindowInSeconds (from
+        the first message) has passed; without a window, until the queue has nothing more to give.
         Failed items become visible again after `retry_visibility_seconds`; moto's redrive policy
         moves them to the DLQ after maxReceiveCount receives. Returns the number of invocations.
         """
@@ -224,25 +225,35 @@ class LambdaRuntime:
         queue_arn = self.stack.queue_arn(queue_logical_id)
         batch_size = max(1, batch_size or int(_param(self.stack, mapping.get("BatchSize", 10))))
         concurrency = int(_param(self.stack, mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 2)))
+        window = float(_param(self.stack, mapping.get("MaximumBatchingWindowInSeconds", 0)) or 0)
         sqs: Any = boto3.client("sqs")
         invocations = 0
-        lock = threading.Lock()
+        lock, sqs_lock = threading.Lock(), threading.Lock()
         deadline = time.monotonic() + idle_timeout
 
         def poll_once() -> bool:
             nonlocal invocations
             messages: list[dict[str, Any]] = []
+            gather = window if batch_size > 10 else 0.0  # one receive fills a batch of 10 or fewer
+            window_ends: float | None = None
             while len(messages) < batch_size:
-                received = sqs.receive_message(
-                    QueueUrl=queue_url,
-                    MaxNumberOfMessages=min(batch_size - len(messages), 10),
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                    VisibilityTimeout=max(30, self.stack.functions[logical_id].timeout),
-                ).get("Messages", [])
-                if not received:
+                with sqs_lock:  # moto's queue is not thread-safe (a concurrent delete can undo another)
+                    received = sqs.receive_message(
+                        QueueUrl=queue_url,
+                        MaxNumberOfMessages=min(batch_size - len(messages), 10),
+                        AttributeNames=["All"],
+                        MessageAttributeNames=["All"],
+                        VisibilityTimeout=max(30, self.stack.functions[logical_id].timeout),
+                    ).get("Messages", [])
+                if received:
+                    window_ends = window_ends or time.monotonic() + gather
+                    messages.extend(received)
+                elif not gather or not messages:
+                    break  # nothing (more) to give, and no window to wait out
+                else:
+                    time.sleep(0.05)
+                if gather and window_ends is not None and time.monotonic() >= window_ends:
                     break
-                messages.extend(received)
             if not messages:
                 return False
             records = [_sqs_record(m, queue_arn) for m in messages]
@@ -251,21 +262,22 @@ class LambdaRuntime:
                 invocations += 1
             failed_ids = _failed_item_ids(outcome, records)
             done = [m for m in messages if m["MessageId"] not in failed_ids]
-            for start in range(0, len(done), 10):
-                sqs.delete_message_batch(
-                    QueueUrl=queue_url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(done[start : start + 10])
-                    ],
-                )
-            for message in messages:
-                if message["MessageId"] in failed_ids:
-                    sqs.change_message_visibility(
+            with sqs_lock:
+                for start in range(0, len(done), 10):
+                    sqs.delete_message_batch(
                         QueueUrl=queue_url,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=retry_visibility_seconds,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(done[start : start + 10])
+                        ],
                     )
+                for message in messages:
+                    if message["MessageId"] in failed_ids:
+                        sqs.change_message_visibility(
+                            QueueUrl=queue_url,
+                            ReceiptHandle=message["ReceiptHandle"],
+                            VisibilityTimeout=retry_visibility_seconds,
+                        )
             return True
 
         def worker() -> None:

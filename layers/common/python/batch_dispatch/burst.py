@@ -5,21 +5,28 @@ Batch allows ~50 SubmitJob calls/s per account but 10,000 children per array job
 its object from a manifest the function writes to S3 (JSON lines of {bucket, key, versionId, ...}):
 line `AWS_BATCH_JOB_ARRAY_INDEX` (0-based) of `s3://<manifestBucket>/<manifestKey>`.
 
-Exactly once, as in the per-object mode, and in the same DynamoDB table with the same record ids:
-1. Objects already submitted (alone, or in an earlier manifest) are skipped: their `s3-object`
-   records are COMPLETED (BatchGetItem). Objects another invocation is submitting right now leave
-   their message for a later delivery.
-2. The rest are claimed INPROGRESS with conditional writes (the Powertools condition), each claim
-   naming the manifest and the object's line in it. A lost race releases the claims, drops just
-   the contested objects' messages (they come back later) and claims the others again.
-3. The manifest key and the job name are derived from the set of idempotency keys, and the array
-   job is submitted through `submit_once` (prefix `s3-manifest`): a retried batch with the same
-   objects gets the same job back, even after a crash between SubmitJob and saving (reconcile).
-4. Each object's record becomes COMPLETED with `<array job id>:<index>`, exactly what the
-   per-object mode stores, so switching modes never submits an object twice. A crash before this
-   step leaves claims that name a manifest: a later delivery finds the manifest's job and completes
-   them instead of submitting again.
-A failure before the job exists releases the claims and reports every message of the batch failed.
+Exactly once per object, in the same DynamoDB table and with the same record ids (`s3-object#<md5>`)
+as the per-object mode, so an object is never submitted twice across modes:
+1. Claim. The batch's objects are claimed with TransactWriteItems, 100 conditional Puts per call
+   (`attribute_not_exists(id) OR expiration < now`), each claim INPROGRESS naming the manifest
+   (`manifestKey`) and its own liveness (`claimExpiry`, the invocation's deadline). A cancelled
+   transaction says, per object (`CancellationReasons` with ALL_OLD), why: COMPLETED -> a duplicate,
+   skipped; a live claim of another invocation -> left out, its message fails and comes back later;
+   a stale claim (its owner died) -> settled: if that claim's manifest has a job, the object is done
+   (marked COMPLETED with that job); if not, it is taken over. The transaction is retried with the
+   objects that passed: claims that succeeded are kept, never released and raced for again.
+   Claims carry no `in_progress_expiration`, so Powertools (the per-object path) never takes one
+   over; it settles it the same way instead (`settle_claim`).
+2. Submit. The manifest key is derived from the sorted ids of the objects the chunk set out to
+   claim, the job name from the manifest key; the manifest is written, then the array job is
+   submitted through `submit_once` (prefix `s3-manifest`, reconciled by job name on redelivery).
+3. Complete. Each object's record becomes COMPLETED with `<array job id>:<index>` (BatchWriteItem),
+   what the per-object mode stores. A crash between 2 and 3 leaves claims naming the manifest: the
+   next delivery (or the per-object path) finds the manifest's job (its `s3-manifest` record, else
+   ListJobs by name), reads the object's line from the manifest and completes it; no second job.
+If anything fails before the job is known, the claims are abandoned (claimExpiry = 0, they stay
+naming their manifest, so a job that did get created is still found) and every message of the
+chunk is reported failed.
 
 The manifests are written under MANIFEST_PREFIX (default in the intake bucket), so their own upload
 notifications come back: both modes recognise that prefix and skip them.
@@ -29,9 +36,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,7 +49,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from batch_dispatch import clients
-from batch_dispatch.batch import JobSpec, SubmitFailedError, safe_job_name
+from batch_dispatch.batch import JobSpec, SubmitFailedError, SubmittedJob, find_job_by_name, safe_job_name
 from batch_dispatch.config import SubmitSettings, load_settings
 from batch_dispatch.idempotency import IDEMPOTENCY_TTL_SECONDS
 from batch_dispatch.observability import MetricUnit, logger, metrics
@@ -54,18 +61,20 @@ from batch_dispatch.s3_intake import (
     Skip,
     idempotency_key,
     is_own_manifest,
+    job_spec_for,
     parse_body,
+    submit_or_settle,
     submit_upload,
 )
-from batch_dispatch.submission import submit_once
+from batch_dispatch.submission import SubmitOutcome, submit_once
 
 ARRAY_MODE = "ARRAY"
 PER_OBJECT_MODE = "PER_OBJECT"
 MANIFEST_IDEMPOTENCY_PREFIX = "s3-manifest"
 MAX_ARRAY_SIZE = 10_000  # Batch's limit of children per array job
-_CLAIM_THREADS = 8
-_GET_CHUNK = 100  # BatchGetItem limit
+_TRANSACT_CHUNK = 100  # TransactWriteItems limit
 _WRITE_CHUNK = 25  # BatchWriteItem limit
+_CLAIM_ROUNDS = 8
 _INPROGRESS, _COMPLETED = "INPROGRESS", "COMPLETED"
 # Powertools' DynamoDBPersistenceLayer attribute names (its defaults, which idempotency.py uses).
 _ID, _EXPIRY, _IN_PROGRESS_EXPIRY, _STATUS, _DATA = (
@@ -75,7 +84,12 @@ _ID, _EXPIRY, _IN_PROGRESS_EXPIRY, _STATUS, _DATA = (
     "status",
     "data",
 )
-_MANIFEST, _INDEX = "manifestKey", "manifestIndex"
+_MANIFEST, _CLAIM_EXPIRY = "manifestKey", "claimExpiry"
+_LINE_ID = "idempotencyId"  # each manifest line names its object's record (how a recovery finds its index)
+
+# One transaction at a time per execution environment. In Lambda an environment runs one invocation
+# at a time, so this costs nothing there; in the emulator, concurrent invocations share one process.
+_transact_lock = threading.Lock()
 
 
 class BurstSettings(BaseModel):
@@ -102,6 +116,10 @@ def record_id(prefix: str, key: Mapping[str, Any]) -> str:
     return f"{prefix}#{digest}"
 
 
+def upload_record_id(upload: S3Upload) -> str:
+    return record_id(IDEMPOTENCY_PREFIX, idempotency_key(upload))
+
+
 @dataclass
 class _Object:
     upload: S3Upload
@@ -109,7 +127,8 @@ class _Object:
     message_ids: set[str] = field(default_factory=set)
 
     def manifest_line(self) -> str:
-        return json.dumps(self.upload.parameters(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        line = self.upload.parameters() | {_LINE_ID: self.record_id}
+        return json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass
@@ -131,6 +150,16 @@ class ArraySubmission:
     duplicate: bool
 
 
+@dataclass(frozen=True)
+class _Takeover:
+    """A stale record we may overwrite: only while it is still exactly that stale record."""
+
+    manifest_key: str | None  # the stale burst claim's manifest; None = a stale Powertools record
+
+
+_Verdict = Literal["duplicate", "contested", "retry"] | _Takeover
+
+
 # --- the batch -----------------------------------------------------------------------------------
 
 
@@ -142,15 +171,22 @@ def handle_batch(
 ) -> PartialItemFailureResponse:
     """Submit the uploads of an SQS batch as array jobs; the response lists the messages to redeliver."""
     records = event.get("Records") or []
-    plan = _parse(records, burst)
+    plan = _parse(records)
     if plan.objects:
-        pending = _skip_submitted(plan, settings)
-        for chunk in _chunks(sorted(pending, key=lambda o: o.record_id), burst.max_array_size):
-            _submit_chunk(chunk, plan, context, settings, burst)
+        ledger = _Ledger(settings, burst)
+        pending = sorted(plan.objects.values(), key=lambda o: o.record_id)
+        for chunk in _chunks(pending, burst.max_array_size):
+            _submit_chunk(chunk, plan, context, ledger)
+        ledger.flush()
+        if ledger.duplicates:
+            metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=ledger.duplicates)
+            logger.info(
+                "Duplicate deliveries, objects already submitted", extra={"objects": ledger.duplicates}
+            )
     return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(plan.failed)]}
 
 
-def _parse(records: Iterable[dict[str, Any]], burst: BurstSettings) -> _Plan:
+def _parse(records: Iterable[dict[str, Any]]) -> _Plan:
     plan = _Plan()
     for record in records:
         message_id = str(record.get("messageId", ""))
@@ -179,7 +215,7 @@ def _parse(records: Iterable[dict[str, Any]], burst: BurstSettings) -> _Plan:
                 )
                 metrics.add_metric(name="ObjectSkipped", unit=MetricUnit.Count, value=1)
                 continue
-            rid = record_id(IDEMPOTENCY_PREFIX, idempotency_key(item))
+            rid = upload_record_id(item)
             plan.objects.setdefault(rid, _Object(item, rid)).message_ids.add(message_id)
     return plan
 
@@ -191,99 +227,54 @@ def _receive_count(record: dict[str, Any]) -> int:
         return 1
 
 
-def _skip_submitted(plan: _Plan, settings: SubmitSettings) -> list[_Object]:
-    """Objects that still need a job. Already submitted ones are dropped (DuplicateSkipped); ones
-    another invocation is submitting right now fail their messages (SQS brings them back)."""
-    table = settings.idempotency_table_name
-    stored = _get_items(table, list(plan.objects))
-    now_s, now_ms = int(time.time()), int(time.time() * 1000)
-    manifests: dict[str, dict[str, Any] | None] = {}
-    pending: list[_Object] = []
-    completions: list[tuple[_Object, str, str]] = []
-    duplicates = 0
-    for rid, obj in plan.objects.items():
-        item = stored.get(rid)
-        if item is None or int(item.get(_EXPIRY, 0)) < now_s:
-            pending.append(obj)
-            continue
-        if item.get(_STATUS) == _COMPLETED:
-            duplicates += 1
-            continue
-        # INPROGRESS: a claim. If it names a manifest whose array job exists, the object is done.
-        manifest_key = item.get(_MANIFEST)
-        if manifest_key:
-            if manifest_key not in manifests:
-                manifests[manifest_key] = _manifest_job(table, manifest_key)
-            job = manifests[manifest_key]
-            if job is not None:
-                completions.append((obj, f"{job['jobId']}:{int(item.get(_INDEX, 0))}", job["jobName"]))
-                duplicates += 1
-                continue
-        if int(item.get(_IN_PROGRESS_EXPIRY, 0)) < now_ms:
-            pending.append(obj)  # the claimer died before submitting: claim it again
-            continue
-        logger.info("Upload being submitted by another invocation", extra={"key": obj.upload.key})
-        plan.failed.update(obj.message_ids)
-    if completions:
-        _write_completed(table, completions)
-    if duplicates:
-        metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=duplicates)
-        logger.info("Duplicate deliveries, objects already submitted", extra={"objects": duplicates})
-    return pending
-
-
-def _submit_chunk(
-    chunk: list[_Object],
-    plan: _Plan,
-    context: LambdaContext | None,
-    settings: SubmitSettings,
-    burst: BurstSettings,
-) -> None:
+def _submit_chunk(chunk: list[_Object], plan: _Plan, context: LambdaContext | None, ledger: _Ledger) -> None:
     # An object whose message already failed (another of its records is contested) still goes in:
     # its redelivery then finds it COMPLETED. Never leave one out silently.
     if len(chunk) == 1:  # Batch array jobs have 2 children at least: one object is a plain job
-        _submit_single(chunk[0], plan, context, settings)
+        _submit_single(chunk[0], plan, context, ledger.settings)
         return
-    table = settings.idempotency_table_name
-    for _round in range(3):
-        manifest_key = _manifest_key(chunk, burst)
-        contested = _claim(table, chunk, manifest_key, context)
-        if not contested:
-            break
-        for obj in contested:
-            logger.info("Upload claimed by another invocation", extra={"key": obj.upload.key})
-            plan.failed.update(obj.message_ids)
-        chunk = [o for o in chunk if o not in contested]
-        if len(chunk) < 2:
-            for obj in chunk:
-                _submit_single(obj, plan, context, settings)
-            return
-    else:
-        logger.warning(
-            "Uploads contested three times, SQS will redeliver them", extra={"objects": len(chunk)}
-        )
+    manifest_key = manifest_key_for(chunk, ledger.burst)
+    try:
+        claimed = _claim(chunk, manifest_key, plan, context, ledger)
+    except Exception:  # claims made so far end at the invocation's deadline, then are settled
+        logger.exception("Claiming failed, SQS will redeliver the batch", extra={"objects": len(chunk)})
         _fail(plan, chunk)
+        return
+    if len(claimed) == 1:  # the others were duplicates or contested: give it back, submit it alone
+        _release(ledger.settings.idempotency_table_name, claimed[0], manifest_key)
+        _submit_single(claimed[0], plan, context, ledger.settings)
+        return
+    if not claimed:
         return
     try:
-        submission = _submit_array(chunk, manifest_key, plan, context, settings, burst)
+        submission = _submit_array(claimed, manifest_key, plan, context, ledger)
     except Exception:
         logger.exception(
-            "Array job not submitted, SQS will redeliver the batch", extra={"objects": len(chunk)}
+            "Array job not submitted, SQS will redeliver the batch", extra={"objects": len(claimed)}
         )
-        _release(table, chunk, manifest_key)
-        _fail(plan, chunk)
+        ledger.abandon(claimed, manifest_key)
+        _fail(plan, claimed)
         return
-    _write_completed(
-        table, [(obj, f"{submission.job_id}:{i}", submission.job_name) for i, obj in enumerate(chunk)]
-    )
-    metrics.add_metric(name="ObjectsInArrayJob", unit=MetricUnit.Count, value=len(chunk))
+    for index, obj in enumerate(claimed):
+        ledger.complete(obj, f"{submission.job_id}:{index}", submission.job_name)
+    try:
+        ledger.flush()
+    except Exception:
+        # The job exists: the claims still name its manifest, so the redelivery completes them.
+        logger.exception(
+            "Array job submitted but objects not marked completed", extra={"objects": len(claimed)}
+        )
+        ledger.abandon(claimed, manifest_key)
+        _fail(plan, claimed)
+        return
+    metrics.add_metric(name="ObjectsInArrayJob", unit=MetricUnit.Count, value=len(claimed))
 
 
 def _submit_single(
     obj: _Object, plan: _Plan, context: LambdaContext | None, settings: SubmitSettings
 ) -> None:
     try:
-        submit_upload(obj.upload, settings, lambda_context=context, reconcile=plan.redelivered)
+        submit_or_settle(obj.upload, settings, context, plan.redelivered)
     except (IdempotencyAlreadyInProgressError, SubmitFailedError) as error:
         logger.warning("Upload not submitted yet, SQS will redeliver it", extra={"error": str(error)})
         plan.failed.update(obj.message_ids)
@@ -292,35 +283,36 @@ def _submit_single(
         plan.failed.update(obj.message_ids)
 
 
-def _fail(plan: _Plan, chunk: list[_Object]) -> None:
-    for obj in chunk:
+def _fail(plan: _Plan, objects: Iterable[_Object]) -> None:
+    for obj in objects:
         plan.failed.update(obj.message_ids)
 
 
-def _manifest_key(chunk: list[_Object], burst: BurstSettings) -> str:
+def manifest_key_for(chunk: Iterable[_Object], burst: BurstSettings) -> str:
     """Deterministic: the same set of objects always gets the same manifest (and job name)."""
     digest = hashlib.sha256("\n".join(sorted(o.record_id for o in chunk)).encode()).hexdigest()[:40]
     return f"{burst.manifest_prefix}{digest}.jsonl"
 
 
+def array_job_name(settings: SubmitSettings, manifest_key: str) -> str:
+    """The array job's name, from its manifest key alone (a recovery looks the job up by it)."""
+    return safe_job_name(settings.job_name_prefix, "array", manifest_key)
+
+
 def _submit_array(
-    chunk: list[_Object],
-    manifest_key: str,
-    plan: _Plan,
-    context: LambdaContext | None,
-    settings: SubmitSettings,
-    burst: BurstSettings,
+    claimed: list[_Object], manifest_key: str, plan: _Plan, context: LambdaContext | None, ledger: _Ledger
 ) -> ArraySubmission:
-    bucket = burst.manifest_bucket or chunk[0].upload.bucket
-    body = "\n".join(obj.manifest_line() for obj in chunk) + "\n"
+    settings = ledger.settings
+    bucket = ledger.manifest_bucket(claimed[0].upload.bucket)
+    body = "\n".join(obj.manifest_line() for obj in claimed) + "\n"
     clients.client("s3").put_object(
         Bucket=bucket, Key=manifest_key, Body=body.encode("utf-8"), ContentType="application/x-ndjson"
     )
     digest = manifest_key.rsplit("/", 1)[-1].removesuffix(".jsonl")
     spec = JobSpec(
-        job_name=safe_job_name(settings.job_name_prefix, f"array-{len(chunk)}", manifest_key),
-        parameters={"manifestBucket": bucket, "manifestKey": manifest_key, "objectCount": str(len(chunk))},
-        array_size=len(chunk),
+        job_name=array_job_name(settings, manifest_key),
+        parameters={"manifestBucket": bucket, "manifestKey": manifest_key, "objectCount": str(len(claimed))},
+        array_size=len(claimed),
         tags={"batch-dispatch:trigger": "s3-array", "batch-dispatch:manifest": digest},
     )
     outcome = submit_once(
@@ -333,16 +325,359 @@ def _submit_array(
     )
     logger.info(
         "Array job submitted",
-        extra={"job_id": outcome.job.job_id, "manifest_key": manifest_key, "objects": len(chunk)},
+        extra={"job_id": outcome.job.job_id, "manifest_key": manifest_key, "objects": len(claimed)},
     )
     return ArraySubmission(
         job_id=outcome.job.job_id,
         job_name=outcome.job.job_name,
         manifest_bucket=bucket,
         manifest_key=manifest_key,
-        size=len(chunk),
+        size=len(claimed),
         duplicate=outcome.duplicate,
     )
+
+
+# --- claims ----------------------------------------------------------------------------------------
+
+
+def _claim(
+    chunk: list[_Object], manifest_key: str, plan: _Plan, context: LambdaContext | None, ledger: _Ledger
+) -> list[_Object]:
+    """Claim the chunk's objects for `manifest_key`; returns the claimed ones, sorted by record id.
+
+    Duplicates are completed in the ledger, contested objects fail their messages.
+    """
+    table = ledger.settings.idempotency_table_name
+    now = time.time()
+    remaining_ms = context.get_remaining_time_in_millis() if context is not None else 60_000
+    claim_expiry = int(now * 1000) + remaining_ms
+    pending: list[tuple[_Object, _Takeover | None]] = [(obj, None) for obj in chunk]
+    claimed: list[_Object] = []
+    contested = 0
+    for round_ in range(_CLAIM_ROUNDS):
+        if not pending:
+            break
+        if round_:
+            time.sleep(min(0.5, 0.02 * 2**round_))  # only transaction conflicts and throttling wait
+        again: list[tuple[_Object, _Takeover | None]] = []
+        for group in _chunks(pending, _TRANSACT_CHUNK):
+            reasons = _transact_claims(table, group, manifest_key, claim_expiry, now)
+            if reasons is None:
+                claimed.extend(obj for obj, _ in group)
+                continue
+            for (obj, takeover), reason in zip(group, reasons, strict=True):
+                verdict = _verdict(obj, takeover, reason, ledger, now)
+                if verdict == "duplicate":
+                    continue
+                if verdict == "contested":
+                    contested += 1
+                    plan.failed.update(obj.message_ids)
+                elif verdict == "retry":
+                    again.append((obj, takeover))
+                else:
+                    again.append((obj, verdict))
+        pending = again
+    if pending:
+        logger.warning(
+            "Uploads not claimed after retries, SQS will redeliver them", extra={"objects": len(pending)}
+        )
+        _fail(plan, (obj for obj, _ in pending))
+    if contested:
+        logger.info("Uploads being submitted by another invocation", extra={"objects": contested})
+    return sorted(claimed, key=lambda o: o.record_id)
+
+
+def _transact_claims(
+    table: str,
+    group: list[tuple[_Object, _Takeover | None]],
+    manifest_key: str,
+    claim_expiry: int,
+    now: float,
+) -> list[dict[str, Any]] | None:
+    """One TransactWriteItems of conditional Puts: None if all were claimed, else the reasons."""
+    expiry = str(int(now) + IDEMPOTENCY_TTL_SECONDS)
+    items = []
+    for obj, takeover in group:
+        condition, names, values = _claim_condition(takeover, now)
+        items.append(
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": {
+                        _ID: {"S": obj.record_id},
+                        _STATUS: {"S": _INPROGRESS},
+                        _EXPIRY: {"N": expiry},
+                        _MANIFEST: {"S": manifest_key},
+                        _CLAIM_EXPIRY: {"N": str(claim_expiry)},
+                    },
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        )
+    try:
+        with _transact_lock:
+            clients.client("dynamodb").transact_write_items(TransactItems=items)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code != "TransactionCanceledException":  # throttled, in progress, 5xx after botocore's retries
+            logger.warning("Claim transaction failed, retrying", extra={"error_code": code})
+            return [{"Code": code or "Error"} for _ in group]
+        reasons = error.response.get("CancellationReasons") or []
+        if len(reasons) != len(group):  # no per-item answer: try them all again
+            return [{"Code": "TransactionConflict"} for _ in group]
+        return [dict(reason) for reason in reasons]
+    return None
+
+
+def _claim_condition(takeover: _Takeover | None, now: float) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """Free (never written, or expired), or still exactly the stale record we decided to take over."""
+    condition = "attribute_not_exists(#id) OR #expiry < :now"
+    names = {"#id": _ID, "#expiry": _EXPIRY}
+    values: dict[str, Any] = {":now": {"N": str(int(now))}}
+    if takeover is not None:
+        names |= {"#status": _STATUS, "#manifest": _MANIFEST}
+        values |= {":inprogress": {"S": _INPROGRESS}, ":now_ms": {"N": str(int(now * 1000))}}
+        if takeover.manifest_key is None:
+            condition += (
+                " OR (#status = :inprogress AND attribute_not_exists(#manifest)"
+                " AND #in_progress_expiry < :now_ms)"
+            )
+            names["#in_progress_expiry"] = _IN_PROGRESS_EXPIRY
+        else:
+            condition += " OR (#status = :inprogress AND #manifest = :stale AND #claim_expiry < :now_ms)"
+            names["#claim_expiry"] = _CLAIM_EXPIRY
+            values[":stale"] = {"S": takeover.manifest_key}
+    return condition, names, values
+
+
+def _verdict(
+    obj: _Object, takeover: _Takeover | None, reason: Mapping[str, Any], ledger: _Ledger, now: float
+) -> _Verdict:
+    code = reason.get("Code")
+    if code in (None, "None"):
+        return "retry"  # passed its condition; the transaction failed for another object
+    if code != "ConditionalCheckFailed":
+        return "retry"  # TransactionConflict (a concurrent transaction on it), throttling
+    current = _plain(reason.get("Item") or {})
+    if not current:
+        return "retry"  # gone since (deleted): claim it freely
+    return ledger.settle(obj, current, now)
+
+
+def _release(table: str, obj: _Object, manifest_key: str) -> None:
+    """Delete our fresh claim (nothing was submitted for it) so the per-object path can claim it."""
+    try:
+        clients.client("dynamodb").delete_item(
+            TableName=table,
+            Key={_ID: {"S": obj.record_id}},
+            ConditionExpression="#status = :inprogress AND #manifest = :manifest",
+            ExpressionAttributeNames={"#status": _STATUS, "#manifest": _MANIFEST},
+            ExpressionAttributeValues={":inprogress": {"S": _INPROGRESS}, ":manifest": {"S": manifest_key}},
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+
+
+# --- settling existing records -----------------------------------------------------------------
+
+
+class _Ledger:
+    """Per invocation: what is known about manifests' jobs, and the COMPLETED records to write."""
+
+    def __init__(self, settings: SubmitSettings, burst: BurstSettings | None = None) -> None:
+        self.settings = settings
+        self.burst = burst or burst_settings()
+        self.duplicates = 0
+        self._jobs: dict[str, SubmittedJob | None] = {}
+        self._indexes: dict[str, dict[str, int]] = {}
+        self._completions: list[tuple[str, str, str]] = []
+
+    def manifest_bucket(self, upload_bucket: str) -> str:
+        return self.burst.manifest_bucket or upload_bucket
+
+    def settle(self, obj: _Object, current: Mapping[str, Any], now: float) -> _Verdict:
+        """What to do with `obj` given the record another claimer left."""
+        now_ms = int(now * 1000)
+        status = current.get(_STATUS)
+        if int(current.get(_EXPIRY, 0)) < int(now):
+            return "retry"  # expired since: the free condition holds now
+        if status == _COMPLETED:
+            self.duplicates += 1
+            return "duplicate"
+        if status != _INPROGRESS:
+            return "contested"
+        manifest_key = current.get(_MANIFEST)
+        if manifest_key:  # a burst claim
+            if int(current.get(_CLAIM_EXPIRY, 0)) >= now_ms:
+                return "contested"  # its invocation is still running: it submits the object
+            job = self.manifest_job(str(manifest_key))
+            index = None
+            if job is not None:
+                try:
+                    index = self.manifest_index(obj.upload.bucket, str(manifest_key)).get(obj.record_id)
+                except ClientError:
+                    logger.exception(
+                        "Manifest of an earlier array job unreadable", extra={"manifest_key": manifest_key}
+                    )
+                    return "contested"  # never guess: the message comes back (then the DLQ)
+            if job is not None and index is not None:
+                logger.info("Adopted array job of an earlier attempt", extra={"job_id": job.job_id})
+                self.complete(obj, f"{job.job_id}:{index}", job.job_name)
+                self.duplicates += 1
+                return "duplicate"
+            return _Takeover(manifest_key=str(manifest_key))
+        # a Powertools (per-object) record
+        if _IN_PROGRESS_EXPIRY not in current or int(current[_IN_PROGRESS_EXPIRY]) >= now_ms:
+            return "contested"
+        spec = job_spec_for(obj.upload, self.settings.job_name_prefix)
+        if job := find_job_by_name(self.settings.job_queue_arn, spec.job_name):
+            logger.info("Adopted job of an earlier per-object attempt", extra={"job_id": job.job_id})
+            self.complete(obj, job.job_id, job.job_name)
+            self.duplicates += 1
+            return "duplicate"
+        return _Takeover(manifest_key=None)
+
+    def manifest_job(self, manifest_key: str) -> SubmittedJob | None:
+        """The array job submitted for a manifest: its `s3-manifest` record, else Batch by name."""
+        if manifest_key not in self._jobs:
+            job: SubmittedJob | None = None
+            rid = record_id(MANIFEST_IDEMPOTENCY_PREFIX, {"manifestKey": manifest_key})
+            item = (
+                clients.client("dynamodb")
+                .get_item(
+                    TableName=self.settings.idempotency_table_name, Key={_ID: {"S": rid}}, ConsistentRead=True
+                )
+                .get("Item")
+            )
+            record = _plain(item or {})
+            if record.get(_STATUS) == _COMPLETED:
+                data = json.loads(str(record.get(_DATA) or "{}"))
+                if isinstance(data, dict) and data.get("jobId"):
+                    job = SubmittedJob(job_id=str(data["jobId"]), job_name=str(data.get("jobName", "")))
+            if job is None:
+                job = find_job_by_name(
+                    self.settings.job_queue_arn, array_job_name(self.settings, manifest_key)
+                )
+            self._jobs[manifest_key] = job
+        return self._jobs[manifest_key]
+
+    def manifest_index(self, upload_bucket: str, manifest_key: str) -> dict[str, int]:
+        """Record id -> line of the manifest (written before its job was submitted)."""
+        if manifest_key not in self._indexes:
+            body = (
+                clients.client("s3")
+                .get_object(Bucket=self.manifest_bucket(upload_bucket), Key=manifest_key)["Body"]
+                .read()
+                .decode("utf-8")
+            )
+            lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+            self._indexes[manifest_key] = {str(line.get(_LINE_ID)): i for i, line in enumerate(lines)}
+        return self._indexes[manifest_key]
+
+    @property
+    def pending(self) -> list[tuple[str, str, str]]:
+        """(record id, job id, job name) of the COMPLETED records not written yet."""
+        return list(self._completions)
+
+    def complete(self, obj: _Object, job_id: str, job_name: str) -> None:
+        self._completions.append((obj.record_id, job_id, job_name))
+
+    def flush(self) -> None:
+        """COMPLETED records in the shape per-object `submit_once` stores (its duplicates see them too)."""
+        completions, self._completions = self._completions, []
+        expiry = str(int(time.time()) + IDEMPOTENCY_TTL_SECONDS)
+        _batch_write(
+            self.settings.idempotency_table_name,
+            [
+                {
+                    _ID: {"S": rid},
+                    _STATUS: {"S": _COMPLETED},
+                    _EXPIRY: {"N": expiry},
+                    _DATA: {"S": json.dumps({"jobId": job_id, "jobName": job_name, "duplicate": False})},
+                }
+                for rid, job_id, job_name in completions
+            ],
+        )
+
+    def abandon(self, objects: list[_Object], manifest_key: str) -> None:
+        """Our claims end now but keep naming the manifest: the next delivery looks for its job first."""
+        self._completions = [c for c in self._completions if c[0] not in {o.record_id for o in objects}]
+        expiry = str(int(time.time()) + IDEMPOTENCY_TTL_SECONDS)
+        try:
+            _batch_write(
+                self.settings.idempotency_table_name,
+                [
+                    {
+                        _ID: {"S": obj.record_id},
+                        _STATUS: {"S": _INPROGRESS},
+                        _EXPIRY: {"N": expiry},
+                        _MANIFEST: {"S": manifest_key},
+                        _CLAIM_EXPIRY: {"N": "0"},
+                    }
+                    for obj in objects
+                ],
+            )
+        except Exception:  # they stay live until the invocation's deadline, then the same happens
+            logger.exception("Could not abandon claims", extra={"objects": len(objects)})
+
+
+def settle_claim(
+    upload: S3Upload,
+    settings: SubmitSettings,
+    *,
+    lambda_context: LambdaContext | None = None,
+    reconcile: bool = False,
+) -> SubmitOutcome | None:
+    """The per-object path met a record it may not overwrite: if it is a stale burst-mode claim, settle it.
+
+    Returns the outcome (the object is in an array job already, or it was submitted alone now), or
+    None when the record is a live claim (the caller's message fails and comes back later).
+    """
+    ledger = _Ledger(settings)
+    obj = _Object(upload, upload_record_id(upload))
+    item = (
+        clients.client("dynamodb")
+        .get_item(
+            TableName=settings.idempotency_table_name, Key={_ID: {"S": obj.record_id}}, ConsistentRead=True
+        )
+        .get("Item")
+    )
+    current = _plain(item or {})
+    if not current.get(_MANIFEST) or current.get(_STATUS) != _INPROGRESS:
+        return None  # not a burst claim: Powertools' own answer stands
+    verdict = ledger.settle(obj, current, time.time())
+    if verdict == "duplicate":  # the stale claim's manifest has a job: the object is in it
+        (_rid, job_id, job_name), *_ = ledger.pending
+        ledger.flush()
+        metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=1)
+        return SubmitOutcome(job=SubmittedJob(job_id=job_id, job_name=job_name), duplicate=True)
+    if not isinstance(verdict, _Takeover) or verdict.manifest_key is None:
+        return None
+    try:  # the stale claim's manifest has no job: remove the claim, submit alone
+        clients.client("dynamodb").delete_item(
+            TableName=settings.idempotency_table_name,
+            Key={_ID: {"S": obj.record_id}},
+            ConditionExpression="#status = :inprogress AND #manifest = :stale AND #claim_expiry < :now_ms",
+            ExpressionAttributeNames={
+                "#status": _STATUS,
+                "#manifest": _MANIFEST,
+                "#claim_expiry": _CLAIM_EXPIRY,
+            },
+            ExpressionAttributeValues={
+                ":inprogress": {"S": _INPROGRESS},
+                ":stale": {"S": verdict.manifest_key},
+                ":now_ms": {"N": str(int(time.time() * 1000))},
+            },
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return None  # someone else settled it first
+        raise
+    return submit_upload(upload, settings, lambda_context=lambda_context, reconcile=reconcile)
 
 
 # --- DynamoDB ------------------------------------------------------------------------------------
@@ -364,143 +699,10 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _get_items(table: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _batch_write(table: str, items: list[dict[str, Any]]) -> None:
     dynamodb = clients.client("dynamodb")
-    found: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(ids, _GET_CHUNK):
-        request: dict[str, Any] = {table: {"Keys": [{_ID: {"S": i}} for i in chunk], "ConsistentRead": True}}
-        for _attempt in range(8):
-            response = dynamodb.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                plain = _plain(item)
-                found[plain[_ID]] = plain
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(0.05 * 2**_attempt)
-        else:
-            raise RuntimeError("DynamoDB kept returning UnprocessedKeys")
-    return found
-
-
-def _manifest_job(table: str, manifest_key: str) -> dict[str, Any] | None:
-    """The array job stored for a manifest, if its submit completed."""
-    item = _get_items(table, [record_id(MANIFEST_IDEMPOTENCY_PREFIX, {"manifestKey": manifest_key})])
-    record = next(iter(item.values()), None)
-    if not record or record.get(_STATUS) != _COMPLETED or int(record.get(_EXPIRY, 0)) < int(time.time()):
-        return None
-    data = json.loads(record.get(_DATA) or "{}")
-    return data if isinstance(data, dict) and data.get("jobId") else None
-
-
-def _claim(
-    table: str, chunk: list[_Object], manifest_key: str, context: LambdaContext | None
-) -> list[_Object]:
-    """Claim every object for `manifest_key` (one conditional PutItem each, the Powertools condition).
-
-    Returns the contested objects; when there are any, every claim made here is released again.
-    """
-    dynamodb = clients.client("dynamodb")
-    now = time.time()
-    remaining_ms = context.get_remaining_time_in_millis() if context is not None else 60_000
-    values = {
-        ":now": {"N": str(int(now))},
-        ":now_in_millis": {"N": str(int(now * 1000))},
-        ":inprogress": {"S": _INPROGRESS},
-        ":manifest": {"S": manifest_key},
-    }
-    condition = (
-        "attribute_not_exists(#id) OR #expiry < :now OR "
-        "(#status = :inprogress AND attribute_exists(#in_progress_expiry)"
-        " AND #in_progress_expiry < :now_in_millis)"
-        " OR (#status = :inprogress AND #manifest = :manifest)"
-    )
-    names = {
-        "#id": _ID,
-        "#expiry": _EXPIRY,
-        "#status": _STATUS,
-        "#in_progress_expiry": _IN_PROGRESS_EXPIRY,
-        "#manifest": _MANIFEST,
-    }
-
-    def claim(position: int, obj: _Object) -> bool:
-        try:
-            dynamodb.put_item(
-                TableName=table,
-                Item={
-                    _ID: {"S": obj.record_id},
-                    _STATUS: {"S": _INPROGRESS},
-                    _EXPIRY: {"N": str(int(now) + IDEMPOTENCY_TTL_SECONDS)},
-                    _IN_PROGRESS_EXPIRY: {"N": str(int(now * 1000) + remaining_ms)},
-                    _MANIFEST: {"S": manifest_key},
-                    _INDEX: {"N": str(position)},
-                },
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    # Claims are independent network round trips: a few threads cut a 1,000-object batch from
-    # seconds to a fraction of one in AWS (the shared client is thread-safe).
-    with ThreadPoolExecutor(max_workers=_CLAIM_THREADS) as pool:
-        futures = [pool.submit(claim, i, obj) for i, obj in enumerate(chunk)]
-        errors = [f.exception() for f in futures]
-    claimed = [obj for obj, f, e in zip(chunk, futures, errors, strict=True) if e is None and f.result()]
-    failure = next((e for e in errors if e is not None), None)
-    contested = [
-        obj for obj, f, e in zip(chunk, futures, errors, strict=True) if e is None and not f.result()
-    ]
-    if failure is not None or contested:
-        _release(table, claimed, manifest_key)
-    if failure is not None:
-        raise failure
-    return contested
-
-
-def _release(table: str, objects: list[_Object], manifest_key: str) -> None:
-    """Delete our claims (only those still naming `manifest_key`), so a retry can claim them again."""
-    dynamodb = clients.client("dynamodb")
-    for obj in objects:
-        try:
-            dynamodb.delete_item(
-                TableName=table,
-                Key={_ID: {"S": obj.record_id}},
-                ConditionExpression="#status = :inprogress AND #manifest = :manifest",
-                ExpressionAttributeNames={"#status": _STATUS, "#manifest": _MANIFEST},
-                ExpressionAttributeValues={
-                    ":inprogress": {"S": _INPROGRESS},
-                    ":manifest": {"S": manifest_key},
-                },
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                logger.warning("Could not release claim", extra={"key": obj.upload.key})
-
-
-def _write_completed(table: str, completions: list[tuple[_Object, str, str]]) -> None:
-    """COMPLETED records in the shape per-object `submit_once` stores (its duplicates see them too)."""
-    dynamodb = clients.client("dynamodb")
-    expiry = str(int(time.time()) + IDEMPOTENCY_TTL_SECONDS)
-    requests = [
-        {
-            "PutRequest": {
-                "Item": {
-                    _ID: {"S": obj.record_id},
-                    _STATUS: {"S": _COMPLETED},
-                    _EXPIRY: {"N": expiry},
-                    _DATA: {"S": json.dumps({"jobId": job_id, "jobName": job_name, "duplicate": False})},
-                }
-            }
-        }
-        for obj, job_id, job_name in completions
-    ]
-    for chunk in _chunks(requests, _WRITE_CHUNK):
-        pending: dict[str, Any] = {table: chunk}
+    for chunk in _chunks(items, _WRITE_CHUNK):
+        pending: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in chunk]}
         for attempt in range(8):
             unprocessed = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             if not unprocessed:
@@ -508,5 +710,4 @@ def _write_completed(table: str, completions: list[tuple[_Object, str, str]]) ->
             pending = unprocessed
             time.sleep(0.05 * 2**attempt)
         else:
-            # The claims stay INPROGRESS naming the manifest: a later delivery completes them.
-            logger.warning("Could not mark objects completed", extra={"objects": len(chunk)})
+            raise RuntimeError("DynamoDB kept returning UnprocessedItems")

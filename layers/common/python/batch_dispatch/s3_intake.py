@@ -378,9 +378,7 @@ def record_handler(
         _ensure_time_left(lambda_context, start_margin_seconds, message_id)
         logger.append_keys(message_id=message_id, bucket=item.bucket, key=item.key)
         try:
-            submitted.append(
-                submit_upload(item, settings, lambda_context=lambda_context, reconcile=reconcile)
-            )
+            submitted.append(submit_or_settle(item, settings, lambda_context, reconcile))
         except (IdempotencyAlreadyInProgressError, SubmitFailedError) as error:
             # Expected under concurrency or throttling: the message fails and comes back later.
             logger.warning("Upload not submitted yet, SQS will redeliver it", extra={"error": str(error)})
@@ -391,6 +389,22 @@ def record_handler(
         finally:
             logger.remove_keys(["message_id", "bucket", "key"])
     return RecordResult(message_id=message_id, submitted=tuple(submitted), skipped=tuple(skipped))
+
+
+def submit_or_settle(
+    upload: S3Upload, settings: SubmitSettings, lambda_context: LambdaContext | None, reconcile: bool
+) -> SubmitOutcome:
+    """`submit_upload`; a record Powertools reports in progress may be a burst-mode claim left by a
+    crashed invocation (claims carry no in_progress_expiration): burst mode settles those."""
+    try:
+        return submit_upload(upload, settings, lambda_context=lambda_context, reconcile=reconcile)
+    except IdempotencyAlreadyInProgressError:
+        from batch_dispatch import burst  # only on this rare path (and burst imports this module)
+
+        outcome = burst.settle_claim(upload, settings, lambda_context=lambda_context, reconcile=reconcile)
+        if outcome is None:
+            raise
+        return outcome
 
 
 def record_handler_for(

@@ -1,0 +1,275 @@
+"""Burst mode (SubmitMode=ARRAY) end to end: SQS batches -> S3SubmitFunction -> one array job per batch.
+
+Outcomes are read from moto itself: array jobs (arrayProperties.size), manifest lines in S3, the
+idempotency records, the DLQ. Every object must appear exactly once across all manifests and
+per-object jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from batch_dispatch import burst, clients
+from bench.burst import fast_moto_transactions, notification, objects_of_jobs
+from emulator.core import Emulator
+from emulator.throttle import SubmitJobThrottle
+
+pytestmark = pytest.mark.integration
+
+FUNCTION = "S3SubmitFunction"
+PREFIX = "_batch-dispatch/manifests/"
+
+
+@pytest.fixture(scope="module")
+def _array_emulator() -> Iterator[Emulator]:
+    fast_moto_transactions()  # moto's TransactWriteItems: atomic under threads, no whole-table copies
+    with Emulator({"SubmitMode": "ARRAY", "IntakeBatchSize": "100"}, with_slack=False) as local:
+        yield local
+
+
+@pytest.fixture
+def local(_array_emulator: Emulator) -> Emulator:
+    _array_emulator.server.reset()
+    _array_emulator.deploy()
+    return _array_emulator
+
+
+class Uploads:
+    """Notification bodies for keys, and SQS batches of them as the event source mapping sends."""
+
+    def __init__(self, local: Emulator) -> None:
+        self.local = local
+        self.bucket = local.bucket()
+        self.bodies: dict[str, str] = {}
+
+    def body(self, key: str) -> str:
+        if key not in self.bodies:
+            self.bodies[key] = notification(self.bucket, key, len(self.bodies))
+        return self.bodies[key]
+
+    def event(self, keys: list[str], receive_count: int = 1) -> dict[str, Any]:
+        arn = self.local.stack.queue_arn("IntakeQueue")
+        return {
+            "Records": [
+                {
+                    "messageId": str(uuid.uuid4()),
+                    "receiptHandle": "handle",
+                    "body": self.body(key),
+                    "attributes": {"ApproximateReceiveCount": str(receive_count)},
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": "us-east-1",
+                }
+                for key in keys
+            ]
+        }
+
+    def invoke(self, keys: list[str], receive_count: int = 1) -> tuple[dict[str, Any], set[str]]:
+        """One invocation (no redelivery); returns the event and the keys of its failed messages."""
+        event = self.event(keys, receive_count)
+        outcome = self.local.runtime.invoke(FUNCTION, event)
+        assert outcome.error is None, outcome.error
+        failed = {f["itemIdentifier"] for f in outcome.result["batchItemFailures"]}
+        by_id = {r["messageId"]: r for r in event["Records"]}
+        return event, {_key_of(by_id[m]["body"]) for m in failed}
+
+
+def _key_of(body: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(json.loads(body)["Records"][0]["s3"]["object"]["key"])
+
+
+def jobs_per_key(local: Emulator) -> Counter[str]:
+    per_object, _calls = objects_of_jobs(local)
+    return Counter({key: n for (_bucket, key), n in per_object.items()})
+
+
+def array_sizes(local: Emulator) -> list[int]:
+    return sorted(
+        j["arrayProperties"]["size"]
+        for j in local.describe_jobs()
+        if j.get("arrayProperties", {}).get("size")
+    )
+
+
+def records(local: Emulator) -> dict[str, dict[str, Any]]:
+    table = local.stack.physical_ids["IdempotencyTable"]
+    items = boto3.client("dynamodb").scan(TableName=table)["Items"]
+    return {i["id"]["S"]: {k: next(iter(v.values())) for k, v in i.items()} for i in items}
+
+
+def keys(n: int, tag: str = "f") -> list[str]:
+    return [f"incoming/{tag}-{i:03d} x+y.csv" for i in range(n)]
+
+
+def test_real_uploads_become_array_jobs_and_the_manifests_never_become_jobs(local: Emulator):
+    wanted = keys(40)
+    for key in wanted:
+        local.upload(key)
+
+    local.drain()
+
+    assert jobs_per_key(local) == Counter(wanted)  # each once, across all manifests
+    assert not any(k.startswith(PREFIX) for k in jobs_per_key(local))
+    s3 = boto3.client("s3")
+    assert s3.list_objects_v2(Bucket=local.bucket(), Prefix=PREFIX)["KeyCount"] >= 1
+    assert local.dlq_messages()["IntakeDLQ"] == []
+
+
+def test_one_batch_is_one_array_job_whose_manifest_lists_each_object_once(local: Emulator):
+    uploads = Uploads(local)
+    wanted = keys(25)
+
+    _event, failed = uploads.invoke(wanted)
+
+    assert failed == set()
+    (job,) = local.jobs_submitted()
+    assert array_sizes(local) == [25]
+    body = (
+        boto3.client("s3")
+        .get_object(Bucket=job["parameters"]["manifestBucket"], Key=job["parameters"]["manifestKey"])["Body"]
+        .read()
+    )
+    lines = [json.loads(line) for line in body.decode().splitlines()]
+    assert Counter(line["key"] for line in lines) == Counter(wanted)
+    assert job["parameters"]["objectCount"] == "25"
+    assert {r["status"] for rid, r in records(local).items() if rid.startswith("s3-object#")} == {"COMPLETED"}
+
+
+def test_duplicates_inside_a_batch_and_across_batches_are_submitted_once(local: Emulator):
+    uploads = Uploads(local)
+    first = keys(10)
+
+    _event, failed = uploads.invoke(first + first[:3])  # three delivered twice in one batch
+    assert failed == set()
+    _event, failed = uploads.invoke(first[2:6] + keys(2, "new"))  # four again, two new
+
+    assert failed == set()
+    assert array_sizes(local) == [2, 10]
+    assert jobs_per_key(local) == Counter(first + keys(2, "new"))
+
+
+def test_objects_claimed_by_a_running_invocation_are_left_to_it(local: Emulator):
+    uploads = Uploads(local)
+    wanted = keys(8)
+    table = local.stack.physical_ids["IdempotencyTable"]
+    dynamodb = boto3.client("dynamodb")
+    held = wanted[:3]
+    upload_of = {k: burst.parse_body(uploads.body(k))[0] for k in wanted}
+    for key in held:  # another invocation is submitting these right now
+        dynamodb.put_item(
+            TableName=table,
+            Item={
+                "id": {"S": burst.upload_record_id(upload_of[key])},  # type: ignore[arg-type]
+                "status": {"S": "INPROGRESS"},
+                "expiration": {"N": str(int(time.time()) + 3600)},
+                "manifestKey": {"S": f"{PREFIX}other.jsonl"},
+                "claimExpiry": {"N": str(int(time.time() * 1000) + 60_000)},
+            },
+        )
+
+    _event, failed = uploads.invoke(wanted)
+
+    assert failed == set(held)  # their messages come back later, nothing is lost
+    assert array_sizes(local) == [5]
+    # The other invocation dies before submitting: its claims go stale and are taken over.
+    for key in held:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"id": {"S": burst.upload_record_id(upload_of[key])}},  # type: ignore[arg-type]
+            UpdateExpression="SET claimExpiry = :zero",
+            ExpressionAttributeValues={":zero": {"N": "0"}},
+        )
+    _event, failed = uploads.invoke(held, receive_count=2)
+    assert failed == set()
+    assert array_sizes(local) == [3, 5]
+    assert jobs_per_key(local) == Counter(wanted)
+
+
+def test_a_crash_after_submit_job_is_adopted_by_name_not_submitted_again(local: Emulator, monkeypatch):
+    uploads = Uploads(local)
+    wanted = keys(6)
+    table = local.stack.physical_ids["IdempotencyTable"]
+    dynamodb = boto3.client("dynamodb")
+
+    # Given an invocation that dies right after SubmitJob: no COMPLETED records, no manifest record,
+    # its claims left live (a real crash runs no cleanup)
+    def crash(self: Any) -> None:
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(burst._Ledger, "flush", crash)
+        patch.setattr(burst._Ledger, "abandon", lambda *_a: None)
+        crashed = local.runtime.invoke(FUNCTION, uploads.event(wanted))
+    assert crashed.error == {"type": "RuntimeError", "message": "killed"}  # SQS redelivers it all
+    assert array_sizes(local) == [6]
+    for rid, record in records(local).items():
+        if rid.startswith("s3-manifest#"):
+            dynamodb.delete_item(TableName=table, Key={"id": {"S": rid}})
+        else:
+            assert record["status"] == "INPROGRESS"
+            # ... and its deadline passes before SQS redelivers
+            dynamodb.update_item(
+                TableName=table,
+                Key={"id": {"S": rid}},
+                UpdateExpression="SET claimExpiry = :zero",
+                ExpressionAttributeValues={":zero": {"N": "0"}},
+            )
+
+    # When SQS redelivers half of them in ARRAY mode and the other half after a switch to PER_OBJECT
+    _event, failed = uploads.invoke(wanted[:3], receive_count=2)
+    assert failed == set()
+    local.stack.functions[FUNCTION].environment["SUBMIT_MODE"] = "PER_OBJECT"
+    _event, failed = uploads.invoke(wanted[3:], receive_count=2)
+
+    # Then the array job found by name is adopted: still one job, every object COMPLETED in it
+    assert failed == set()
+    assert array_sizes(local) == [6]
+    assert len(local.jobs_submitted()) == 1
+    (job,) = local.jobs_submitted()
+    objects = {rid: r for rid, r in records(local).items() if rid.startswith("s3-object#")}
+    assert len(objects) == 6
+    assert all(r["status"] == "COMPLETED" for r in objects.values())
+    assert {json.loads(r["data"])["jobId"].split(":")[0] for r in objects.values()} == {job["jobId"]}
+
+
+def test_switching_from_per_object_to_array_never_runs_an_object_twice(local: Emulator):
+    uploads = Uploads(local)
+    early, late = keys(3, "early"), keys(4, "late")
+    local.stack.functions[FUNCTION].environment["SUBMIT_MODE"] = "PER_OBJECT"
+    _event, failed = uploads.invoke(early)
+    assert failed == set()
+
+    local.stack.functions[FUNCTION].environment["SUBMIT_MODE"] = "ARRAY"
+    _event, failed = uploads.invoke(early + late)
+    assert failed == set()
+    local.stack.functions[FUNCTION].environment["SUBMIT_MODE"] = "PER_OBJECT"
+    _event, failed = uploads.invoke(late)
+
+    assert failed == set()
+    assert array_sizes(local) == [4]
+    assert jobs_per_key(local) == Counter(early + late)
+
+
+def test_a_throttled_array_submit_is_retried_and_submitted_once(local: Emulator):
+    uploads = Uploads(local)
+    throttle = SubmitJobThrottle(rate_per_second=4, burst=1)
+    throttle.install(clients.client("batch"))
+    throttle.bucket.take()  # the account's token is spent: the first SubmitJob gets a 429
+
+    _event, failed = uploads.invoke(keys(12))
+
+    assert failed == set()
+    assert throttle.stats.throttled >= 1
+    assert array_sizes(local) == [12]
+    assert jobs_per_key(local) == Counter(keys(12))
