@@ -20,7 +20,6 @@ import contextlib
 import json
 import random
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -33,119 +32,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common" / "python")]
 
 import boto3  # noqa: E402
 
+from emulator import moto_patches  # noqa: E402
 from emulator.core import Emulator  # noqa: E402
 from emulator.throttle import SubmitJobThrottle  # noqa: E402
 
 FUNCTION = "S3SubmitFunction"
-
-
-def speed_up_moto_sqs() -> None:
-    """Take moto 5.2.5's quadratic SQS receive out of the measurement (same behaviour, O(1) checks).
-
-    Per message it returns, moto's ReceiveMessage checks the retention period through
-    GetQueueAttributes, which recounts every message of the queue three times, and it reads the
-    clock through datetime conversions twice per queued message: ~0.8 s per receive with 1,000
-    messages queued (real SQS: milliseconds). The emulator's server runs in this process, so these
-    two replacements read the same values directly; nothing the function sees changes.
-    """
-    from moto.sqs import models
-
-    def is_valid(self: Any, queue_name: str, message: Any) -> bool:
-        retention = int(self.get_queue(queue_name).message_retention_period)
-        return bool(retention + message.sent_timestamp / 1000 > time.time())
-
-    models.SQSBackend.is_message_valid_based_on_retention_period = is_valid  # type: ignore[method-assign]
-
-    # DeleteMessage scans the queue twice per receipt handle in Python (~17 ms per batch of 10 with
-    # 5,000 messages queued, 36 s for a 10,000-message burst): find the message by a handle index
-    # (filled as messages are received) and let list.remove find it by identity instead.
-    by_handle: dict[str, Any] = {}
-    mark_received = models.Message.mark_received
-
-    def mark(self: Any, visibility_timeout: int | None = None) -> None:
-        mark_received(self, visibility_timeout)
-        by_handle[self.receipt_handle] = self
-
-    def delete_message(self: Any, receipt_handle: str) -> None:
-        message = by_handle.pop(receipt_handle, None)
-        if receipt_handle in self.deleted_messages or message is None:
-            return original_delete(self, receipt_handle)
-        try:
-            self._messages.remove(message)
-        except ValueError:  # not in this queue (or gone): moto's own answer
-            return original_delete(self, receipt_handle)
-        self.pending_messages.discard(message)
-        self.deleted_messages.update(message.all_receipt_handles)
-        return None
-
-    original_delete = models.Queue.delete_message
-    models.Message.mark_received = mark  # type: ignore[method-assign]
-    models.Queue.delete_message = delete_message  # type: ignore[method-assign]
-    models.Message.visible = property(lambda self: time.time() * 1000 > self.visible_at)  # type: ignore[method-assign,assignment]
-    models.Message.delayed = property(lambda self: time.time() * 1000 < self.delayed_until)  # type: ignore[method-assign,assignment]
-
-
-_DYNAMODB_WRITES = threading.RLock()
-
-
-def fast_moto_transactions() -> None:
-    """Make moto 5.2.5's TransactWriteItems cost what it costs in DynamoDB, and atomic under threads.
-
-    To roll back, moto deep-copies the whole table once per item of the transaction (O(items x table):
-    a 100-Put call takes 2.6 s on a 1,000-item table, 17 s on 10,000; DynamoDB: milliseconds), and a
-    rollback puts that copy back, erasing whatever other threads wrote meanwhile (a concurrent claim
-    could vanish). The replacement keeps moto's own checks and writes, snapshots only the items the
-    transaction touches, restores only them, and holds one lock around each transaction and each
-    single-item write, so every write is atomic as in DynamoDB. Idempotent; process-wide.
-    """
-    import copy
-    from types import SimpleNamespace
-
-    from moto.dynamodb import models
-    from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.table import Table
-
-    backend = models.DynamoDBBackend
-    if getattr(backend.transact_write_items, "_fast", False):
-        return
-
-    def deepcopy(value: Any, memo: Any = None) -> Any:
-        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
-
-    models.copy = SimpleNamespace(deepcopy=deepcopy)  # type: ignore[assignment]
-    original = backend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        with _DYNAMODB_WRITES:
-            saved: list[tuple[Any, Any, Any]] = []
-            for entry in transact_items:
-                for op in entry.values():
-                    table = self.tables.get(op.get("TableName"))
-                    key = op.get("Item") or op.get("Key") or {}
-                    if table is None or table.hash_key_attr not in key:
-                        continue  # moto's own validation answers
-                    hash_value = DynamoType(key[table.hash_key_attr])
-                    saved.append((table, hash_value, copy.deepcopy(table.items.get(hash_value))))
-            try:
-                original(self, transact_items)
-            except Exception:
-                for table, hash_value, before in reversed(saved):
-                    if before is None:
-                        table.items.pop(hash_value, None)
-                    else:
-                        table.items[hash_value] = before
-                raise
-
-    transact_write_items._fast = True  # type: ignore[attr-defined]
-    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    for name in ("put_item", "update_item", "delete_item"):
-        single = getattr(backend, name)
-
-        def locked(self: Any, *args: Any, _single: Any = single, **kwargs: Any) -> Any:
-            with _DYNAMODB_WRITES:
-                return _single(self, *args, **kwargs)
-
-        setattr(backend, name, locked)
 
 
 def notification(bucket: str, key: str, index: int) -> str:
@@ -214,8 +105,7 @@ def objects_in_dlq(local: Emulator) -> set[tuple[str, str]]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     if not args.plain_moto:
-        speed_up_moto_sqs()
-        fast_moto_transactions()
+        moto_patches.apply()  # Emulator.start applies them too (patch_moto=False for --plain-moto)
     log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - closed below, after the emulator
     try:
         overrides = {"SubmitMode": "ARRAY"} if args.mode == "array" else {}
@@ -223,7 +113,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             overrides["IntakeBatchSize"] = str(args.batch_size)
         if args.batching_window is not None:
             overrides["IntakeBatchingWindowSeconds"] = f"{args.batching_window:g}"
-        with contextlib.redirect_stdout(log), Emulator(overrides, with_slack=False) as local:
+        with (
+            contextlib.redirect_stdout(log),
+            Emulator(overrides, with_slack=False, patch_moto=not args.plain_moto) as local,
+        ):
             function = local.stack.functions[FUNCTION]
             function.environment["POWERTOOLS_LOG_LEVEL"] = args.log_level
             bucket = local.bucket()
@@ -290,7 +183,11 @@ def main() -> None:
         help="IntakeBatchingWindowSeconds (default: the template's, 1 s)",
     )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--plain-moto", action="store_true", help="keep moto's slow SQS receive")
+    parser.add_argument(
+        "--plain-moto",
+        action="store_true",
+        help="run on moto as released (no emulator/moto_patches.py: slow deep queues, pollers take turns)",
+    )
     parser.add_argument("--log", default="/dev/null", help="where function logs and EMF metrics go")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()

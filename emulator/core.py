@@ -13,6 +13,7 @@ import boto3
 from moto.batch.models import batch_backends
 from moto.events.models import EventPattern
 
+from emulator import moto_patches
 from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer, failing_batch_jobs
 from emulator.runtime import Invocation, LambdaRuntime
 from emulator.shim import Schedule, Shim
@@ -39,8 +40,15 @@ def reset_process_state() -> None:
 class Emulator:
     """Start with `with Emulator() as local:`; everything stays on loopback."""
 
-    def __init__(self, parameter_overrides: dict[str, str] | None = None, *, with_slack: bool = True) -> None:
+    def __init__(
+        self,
+        parameter_overrides: dict[str, str] | None = None,
+        *,
+        with_slack: bool = True,
+        patch_moto: bool = True,
+    ) -> None:
         self.parameter_overrides = parameter_overrides or {}
+        self.patch_moto = patch_moto
         self.with_slack = with_slack
         self.server = MotoServer()
         self.slack: Any = None
@@ -51,6 +59,8 @@ class Emulator:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Emulator:
+        if self.patch_moto:  # moto's deep-queue and transaction costs and races (emulator/moto_patches.py)
+            moto_patches.apply()
         self.server.start()
         # moto's backends are process-wide: a stack left by an earlier Emulator in this process (another
         # test module) would make this deploy fail with "stack already exists".

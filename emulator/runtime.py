@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 import boto3
 
+from emulator import moto_patches
 from emulator.moto_server import ACCOUNT_ID, REGION
 from emulator.sam import REPO_ROOT
 from emulator.stack import FunctionInfo, Stack, _referenced_logical_id
@@ -214,8 +216,13 @@ class LambdaRuntime:
         pollers). Like the real mapping, a batch above 10 messages is gathered from several
         ReceiveMessage calls until it is full or the mapping's MaximumBatchingWindowInSeconds (from
         the first message) has passed; without a window, until the queue has nothing more to give.
+        A batch also stops short of Lambda's 6 MB invocation payload, as the real mapping's does.
         Failed items become visible again after `retry_visibility_seconds`; moto's redrive policy
         moves them to the DLQ after maxReceiveCount receives. Returns the number of invocations.
+
+        The pollers call SQS concurrently, like the real mapping's, when emulator.moto_patches has
+        made moto's queues thread-safe (`Emulator.start` applies it); on unpatched moto they take
+        turns, because a concurrent DeleteMessage there can undo another one.
         """
         mapping = self.mapping_for(logical_id)
         queue_logical_id = _referenced_logical_id(mapping.get("EventSourceArn"))
@@ -228,7 +235,8 @@ class LambdaRuntime:
         window = float(_param(self.stack, mapping.get("MaximumBatchingWindowInSeconds", 0)) or 0)
         sqs: Any = boto3.client("sqs")
         invocations = 0
-        lock, sqs_lock = threading.Lock(), threading.Lock()
+        lock = threading.Lock()
+        sqs_lock: Any = contextlib.nullcontext() if moto_patches.sqs_is_thread_safe() else threading.Lock()
         deadline = time.monotonic() + idle_timeout
 
         def poll_once() -> bool:
@@ -236,8 +244,9 @@ class LambdaRuntime:
             messages: list[dict[str, Any]] = []
             gather = window if batch_size > 10 else 0.0  # one receive fills a batch of 10 or fewer
             window_ends: float | None = None
-            while len(messages) < batch_size:
-                with sqs_lock:  # moto's queue is not thread-safe (a concurrent delete can undo another)
+            payload, largest = 0, 0
+            while len(messages) < batch_size and payload + 10 * largest <= _MAX_PAYLOAD_BYTES:
+                with sqs_lock:
                     received = sqs.receive_message(
                         QueueUrl=queue_url,
                         MaxNumberOfMessages=min(batch_size - len(messages), 10),
@@ -248,6 +257,9 @@ class LambdaRuntime:
                 if received:
                     window_ends = window_ends or time.monotonic() + gather
                     messages.extend(received)
+                    for message in received:
+                        size = len(json.dumps(_sqs_record(message, queue_arn)))
+                        payload, largest = payload + size, max(largest, size)
                 elif not gather or not messages:
                     break  # nothing (more) to give, and no window to wait out
                 else:
@@ -291,6 +303,10 @@ class LambdaRuntime:
             for future in [pool.submit(worker) for _ in range(max(concurrency, 1))]:
                 future.result()
         return invocations
+
+
+# Lambda's synchronous invocation payload limit, less the event's envelope
+_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024 - 1024
 
 
 def _param(stack: Stack, value: Any) -> Any:

@@ -13,12 +13,12 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote_plus
 
 import boto3
 import pytest
 
 from batch_dispatch import burst, clients
-from bench.burst import fast_moto_transactions, notification, objects_of_jobs
 from emulator.core import Emulator
 from emulator.throttle import SubmitJobThrottle
 
@@ -30,7 +30,8 @@ PREFIX = "_batch-dispatch/manifests/"
 
 @pytest.fixture(scope="module")
 def _array_emulator() -> Iterator[Emulator]:
-    fast_moto_transactions()  # moto's TransactWriteItems: atomic under threads, no whole-table copies
+    # Emulator.start applies emulator/moto_patches.py: moto's TransactWriteItems atomic under threads,
+    # no whole-table copies; SQS thread-safe
     with Emulator({"SubmitMode": "ARRAY", "IntakeBatchSize": "100"}, with_slack=False) as local:
         yield local
 
@@ -40,6 +41,47 @@ def local(_array_emulator: Emulator) -> Emulator:
     _array_emulator.server.reset()
     _array_emulator.deploy()
     return _array_emulator
+
+
+def notification(bucket: str, key: str, index: int) -> str:
+    """An S3 ObjectCreated:Put notification as S3 sends it to SQS (key URL-encoded)."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-01-15T10:30:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {
+                "key": quote_plus(key, safe="/"),
+                "size": 1024 + index,
+                "eTag": uuid.uuid4().hex,
+                "versionId": uuid.uuid4().hex,
+                "sequencer": f"{index:016X}",
+            },
+        },
+    }
+    return json.dumps({"Records": [record]})
+
+
+def objects_of_jobs(local: Emulator) -> tuple[Counter[tuple[str, str]], int]:
+    """How many jobs each (bucket, key) got (array children via their manifest lines), and the job count."""
+    s3: Any = boto3.client("s3")
+    per_object: Counter[tuple[str, str]] = Counter()
+    jobs = local.jobs_submitted()
+    for job in jobs:
+        params = job["parameters"]
+        # moto fills parameters the job left out with the job definition's defaults ("none")
+        if params.get("manifestKey", "none") != "none":
+            body = s3.get_object(Bucket=params["manifestBucket"], Key=params["manifestKey"])["Body"].read()
+            for line in body.decode("utf-8").splitlines():
+                entry = json.loads(line)
+                per_object[(entry["bucket"], entry["key"])] += 1
+        elif params.get("key", "none") != "none":
+            per_object[(params["bucket"], params["key"])] += 1
+    return per_object, len(jobs)
 
 
 class Uploads:

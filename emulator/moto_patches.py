@@ -1,0 +1,453 @@
+"""Fixes for moto 5.2.5's cost and thread-safety in the two services a burst hammers: SQS and DynamoDB.
+
+moto models AWS for tests of a few dozen items; a burst puts 10,000 messages on one queue and 10,000
+idempotency records in one table, from several threads at once. Two kinds of problem show up:
+
+- cost that real AWS does not have (whole-queue scans per SQS call, a deep copy of the whole table per
+  item of a DynamoDB transaction), which would make any figure measured on top of moto a measurement
+  of moto;
+- races between the server's request threads (moto's SQS rebuilds its message list on delete, so a
+  concurrent delete or send can be undone; a failed transaction restores a copy of the whole table,
+  erasing other threads' writes), which real AWS does not have either.
+
+Each patch below keeps moto's own data (the same Queue, Message and Table objects, the same checks
+and error answers) and changes only how it is found or guarded. None of them changes what our code
+can observe through the API: at-least-once delivery, visibility timeouts, receive counts and the
+redrive to the DLQ after maxReceiveCount, DelaySeconds, deletion by any receipt handle a message has
+had, the approximate counts, conditional writes and all-or-nothing transactions. What they drop is
+moto's incidental ordering of a standard queue (real SQS gives none) and its quadratic time.
+
+`apply()` installs all of them; each function is idempotent and process-wide (moto's backends are
+module globals). `bench/burst.py` applies them unless `--plain-moto`; the emulator applies them at
+start (`Emulator.start`), so the test suite runs on them too.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+__all__ = [
+    "SQS_LOCK",
+    "apply",
+    "fast_moto_server",
+    "fast_moto_sqs",
+    "fast_moto_transactions",
+    "sqs_is_thread_safe",
+]
+
+SQS_LOCK = threading.RLock()
+"""Held by every patched SQS operation: one queue mutation at a time, as SQS itself guarantees."""
+
+_DYNAMODB_WRITES = threading.RLock()
+
+
+def sqs_is_thread_safe() -> bool:
+    """Whether fast_moto_sqs() is installed (every SQS message operation under SQS_LOCK)."""
+    from moto.sqs import models
+
+    return bool(getattr(models.SQSBackend.receive_message, "_fast", False))
+
+
+def apply() -> None:
+    """Install every patch of this module (idempotent)."""
+    fast_moto_server()
+    fast_moto_sqs()
+    fast_moto_transactions()
+
+
+# -- the server's request routing -----------------------------------------------------------------
+
+
+def fast_moto_server() -> None:
+    """Route each request to its service without listing moto's package directory every time.
+
+    moto 5.2.5's server finds the service of every request under one process-wide lock, and on the
+    way lists and stats moto's ~150 package directories (`list_of_moto_modules`, os.listdir + isdir)
+    and matches the host against every service's URL patterns: a few ms per request, serialised,
+    so with several threads calling it most of the time is spent waiting for that lock (29 % of the
+    running samples of a 10,000-object burst). The directory listing is read once and the
+    host -> service answer is remembered per host; both are fixed for the life of the process, so
+    every request goes to the same service as before.
+    """
+    from moto import backends
+    from moto.moto_server import werkzeug_app
+
+    dispatcher = werkzeug_app.DomainDispatcherApplication
+    if getattr(dispatcher.get_backend_for_host, "_fast", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    original = dispatcher.get_backend_for_host
+    answers: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in answers:
+            answers[host] = original(self, host)
+        return answers[host]
+
+    get_backend_for_host._fast = True  # type: ignore[attr-defined]
+    dispatcher.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+# -- SQS ---------------------------------------------------------------------------------------------
+
+
+class _MessageList:
+    """A moto Queue's `_messages`, kept as an insertion-ordered dict instead of a list.
+
+    It answers the list operations moto uses (append, remove, iteration, len, truth, `in`) with the
+    same results, but remove and membership are O(1) instead of O(N), and a received message can be
+    moved to the back in O(1). Iteration walks a snapshot, so code iterating without the lock (moto's
+    `Queue.messages`, the emulator's `release_delayed`) never sees the dict change under it.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, messages: Iterable[Any] = ()) -> None:
+        self._items: dict[Any, None] = dict.fromkeys(messages)
+
+    def append(self, message: Any) -> None:
+        self._items[message] = None
+
+    def remove(self, message: Any) -> None:
+        try:
+            del self._items[message]
+        except KeyError:
+            raise ValueError("message not in queue") from None
+
+    def move_to_end(self, message: Any) -> None:
+        self._items.pop(message, None)
+        self._items[message] = None
+
+    def __contains__(self, message: object) -> bool:
+        return message in self._items
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> Any:
+        return list(self._items)[index]
+
+
+def _messages_of(queue: Any) -> _MessageList:
+    state = queue.__dict__
+    messages = state.get("_fast_messages")
+    if messages is None:  # a queue created before the patch: adopt its list
+        _set_messages(queue, state.pop("_messages", []))
+        messages = state["_fast_messages"]
+    return messages
+
+
+def _set_messages(queue: Any, value: Iterable[Any]) -> None:
+    """`queue._messages = ...` (moto's __init__, purge and own delete assign lists): wrap and reindex."""
+    messages = value if isinstance(value, _MessageList) else _MessageList(value)
+    queue.__dict__["_fast_messages"] = messages
+    queue.__dict__["_fast_handles"] = {
+        handle: message for message in messages for handle in message.all_receipt_handles if handle
+    }
+
+
+def _handles_of(queue: Any) -> dict[str, Any]:
+    _messages_of(queue)
+    return queue.__dict__["_fast_handles"]
+
+
+def _find(queue: Any, receipt_handle: str) -> Any:
+    """The message of `queue` that has (or once had) this receipt handle, or None (moto's search)."""
+    messages = _messages_of(queue)
+    message = _handles_of(queue).get(receipt_handle)
+    if message is not None and message in messages:
+        return message
+    # Not indexed (received through moto's own FIFO path): moto's linear search, same answer.
+    return next((m for m in messages if m.had_receipt_handle(receipt_handle)), None)
+
+
+def _locked(function: Any) -> Any:
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with SQS_LOCK:
+            return function(*args, **kwargs)
+
+    locked._fast = True  # type: ignore[attr-defined]
+    return locked
+
+
+def fast_moto_sqs() -> None:
+    """O(1) SQS receive, delete and visibility change on deep queues, and thread-safe queues.
+
+    What moto 5.2.5 does, per call, with N messages on the queue (in flight or not):
+    - ReceiveMessage builds the list of all visible messages (two datetime clock reads per message),
+      copies the set of in-flight message groups, and per message it returns checks the retention
+      period through GetQueueAttributes, which counts the queue three times: O(N) per receive, ~0.8 s
+      per call with 1,000 messages before the retention fix, ~10 ms with 5,000 after it.
+    - DeleteMessage scans the queue twice, building each message's list of receipt handles, and
+      rebuilds the list (~17 ms per batch of 10 with 5,000 queued); ChangeMessageVisibility scans it.
+    - GetQueueAttributes with named attributes recomputes every attribute (three counts) per name.
+    - None of it is locked, while the server answers each request on its own thread: a delete
+      rebuilding the list drops a message another thread appended or deleted meanwhile (deleted
+      messages came back after their visibility timeout), and two receives can hand out the same
+      message.
+
+    The replacements:
+    - `Queue._messages` becomes an insertion-ordered dict (`_MessageList`) plus an index from every
+      receipt handle a message has had to the message, kept up to date on receive and delete and
+      rebuilt whenever moto assigns the list (init, purge).
+    - ReceiveMessage on a standard queue walks the queue from the front and stops after `count`
+      messages, with moto's own checks in moto's order (visible and not delayed, release from
+      pending, maxReceiveCount -> moved to the DLQ, mark_received with the visibility timeout,
+      retention), then moves the received messages to the back: in-flight messages no longer sit in
+      front of visible ones, so a receive costs O(count + messages skipped), not O(N). The returned
+      copy is shallow (moto deep-copies; the copy only has its attributes filtered, by reassignment).
+      FIFO queues keep moto's receive (group ordering), under the lock. Long polling waits outside
+      the lock, as moto's does, and retries.
+    - Delete and ChangeMessageVisibility find the message through the index (moto's linear search if
+      the handle is not indexed), with moto's answers: an already deleted handle is fine, an unknown
+      one is ReceiptHandleIsInvalid, the 12-hour visibility limit is checked.
+    - Retention and visibility read the clock once (time.time(), the same clock moto reads through
+      datetime), the retention period from the queue object rather than through GetQueueAttributes.
+    - Every SQS backend operation that reads or changes messages, and Queue.add_message (also used by
+      the redrive), holds one process-wide lock: each call is atomic, as in SQS.
+
+    With every message read and write under SQS_LOCK, concurrent callers cannot undo each other, so
+    clients (the emulator's pollers) need no lock of their own.
+    """
+    from moto.sqs import models
+    from moto.sqs.exceptions import InvalidAttributeName, InvalidParameterValue, ReceiptHandleIsInvalid
+
+    backend = models.SQSBackend
+    if getattr(backend.receive_message, "_fast", False):
+        return
+    queue_class = models.Queue
+    message_class = models.Message
+
+    queue_class._messages = property(_messages_of, _set_messages)  # type: ignore[assignment]
+    message_class.visible = property(lambda self: time.time() * 1000 > self.visible_at)  # type: ignore[method-assign,assignment]
+    message_class.delayed = property(lambda self: time.time() * 1000 < self.delayed_until)  # type: ignore[method-assign,assignment]
+
+    def is_valid(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > time.time())
+
+    def count(visible: bool | None, delayed: bool | None) -> Any:
+        def counted(self: Any) -> int:
+            now = time.time() * 1000
+            return sum(
+                1
+                for m in list(_messages_of(self)._items)
+                if (visible is None or (now > m.visible_at) == visible)
+                and (delayed is None or (now < m.delayed_until) == delayed)
+            )
+
+        return property(counted)
+
+    # GetQueueAttributes' three counts: one clock read per count instead of two per message
+    queue_class.approximate_number_of_messages_delayed = count(None, True)  # type: ignore[method-assign]
+    queue_class.approximate_number_of_messages_not_visible = count(False, None)  # type: ignore[method-assign]
+    queue_class.approximate_number_of_messages = count(True, False)  # type: ignore[method-assign]
+
+    backend.is_message_valid_based_on_retention_period = is_valid  # type: ignore[method-assign]
+
+    def receive_standard(
+        self: Any, queue: Any, count: int, visibility_timeout: int, names: list[str]
+    ) -> list[Any]:
+        messages = _messages_of(queue)
+        handles = _handles_of(queue)
+        pending = queue.pending_messages
+        max_receive = None
+        if queue.dead_letter_queue is not None and queue.redrive_policy:
+            max_receive = queue.redrive_policy["maxReceiveCount"]
+        now_ms = time.time() * 1000
+        retain_until_ms = now_ms - int(queue.message_retention_period) * 1000
+        result: list[Any] = []
+        received: list[Any] = []
+        to_dlq: list[Any] = []
+        for message in messages._items:  # under SQS_LOCK: nothing else changes it
+            if not (now_ms > message.visible_at and now_ms >= message.delayed_until):
+                continue
+            pending.discard(message)  # visible again: its consumer timed out
+            if max_receive is not None and message.approximate_receive_count >= max_receive:
+                to_dlq.append(message)
+                continue
+            pending.add(message)
+            message.mark_received(visibility_timeout=visibility_timeout)
+            received.append(message)
+            if message.sent_timestamp <= retain_until_ms:
+                break  # moto's answer to an expired message: stop here
+            returned = copy.copy(message)
+            models._filter_message_attributes(returned, names)
+            result.append(returned)
+            if len(result) >= count:
+                break
+        for message in received:
+            messages.move_to_end(message)
+            handles[message.receipt_handle] = message
+        for message in to_dlq:
+            messages.remove(message)
+            for handle in message.all_receipt_handles:
+                handles.pop(handle, None)
+            queue.dead_letter_queue.add_message(message)
+        return result
+
+    original_receive = backend.receive_message
+
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Any]:
+        names = message_attribute_names or []
+        polling_end = time.time() + (wait_seconds_timeout or 0)
+        while True:
+            with SQS_LOCK:
+                queue = self.get_queue(queue_name)
+                if queue.fifo_queue:
+                    result: list[Any] = original_receive(
+                        self, queue_name, count, 0, visibility_timeout, names
+                    )
+                else:
+                    result = receive_standard(self, queue, count, visibility_timeout, names)
+            remaining = polling_end - time.time()
+            if result or not wait_seconds_timeout or remaining <= 0:
+                return result
+            queue.wait_for_messages(min(1.0, remaining))
+
+    receive_message._fast = True  # type: ignore[attr-defined]
+    backend.receive_message = receive_message  # type: ignore[method-assign]
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        with SQS_LOCK:
+            if receipt_handle in self.deleted_messages:
+                return  # already deleted: moto (and SQS) accept it again
+            message = _find(self, receipt_handle)
+            if message is None:
+                raise ReceiptHandleIsInvalid()
+            _messages_of(self).remove(message)
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            handles = _handles_of(self)
+            for handle in message.all_receipt_handles:
+                handles.pop(handle, None)
+
+    queue_class.delete_message = delete_message  # type: ignore[method-assign]
+
+    def change_message_visibility(
+        self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
+    ) -> None:
+        with SQS_LOCK:
+            queue = self.get_queue(queue_name)
+            message = _find(queue, receipt_handle)
+            if message is None:
+                raise ReceiptHandleIsInvalid
+            given = time.time() * 1000 + int(visibility_timeout) * 1000
+            if given - message.sent_timestamp > 43200 * 1000:
+                raise InvalidParameterValue(
+                    f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
+                    "VisibilityTimeout for the message is beyond the limit [43200 seconds]"
+                )
+            message.change_visibility(visibility_timeout)
+            if message.visible:
+                queue.pending_messages.discard(message)
+
+    backend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
+
+    original_attributes = backend.get_queue_attributes
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        with SQS_LOCK:
+            if not attribute_names or "All" in attribute_names:
+                return original_attributes(self, queue_name, attribute_names)
+            # moto recomputes every attribute (three counts of the queue) once or twice per name
+            queue = self.get_queue(queue_name)
+            valid = ["All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES]
+            invalid = next((name for name in attribute_names if name not in valid), None)
+            if invalid is not None:
+                raise InvalidAttributeName(invalid)
+            everything = queue.attributes
+            return {name: everything[name] for name in attribute_names if everything.get(name) is not None}
+
+    backend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
+
+    for name in (
+        "send_message",
+        "send_message_batch",
+        "delete_message",
+        "delete_message_batch",
+        "change_message_visibility_batch",
+        "purge_queue",
+        "delete_queue",
+    ):
+        setattr(backend, name, _locked(getattr(backend, name)))
+    queue_class.add_message = _locked(queue_class.add_message)  # type: ignore[method-assign]
+
+
+# -- DynamoDB ----------------------------------------------------------------------------------------
+
+
+def fast_moto_transactions() -> None:
+    """Make moto 5.2.5's TransactWriteItems cost what it costs in DynamoDB, and atomic under threads.
+
+    To roll back, moto deep-copies the whole table once per item of the transaction (O(items x table):
+    a 100-Put call takes 2.6 s on a 1,000-item table, 17 s on 10,000; DynamoDB: milliseconds), and a
+    rollback puts that copy back, erasing whatever other threads wrote meanwhile (a concurrent claim
+    could vanish). The replacement keeps moto's own checks and writes, snapshots only the items the
+    transaction touches, restores only them, and holds one lock around each transaction and each
+    single-item write, so every write is atomic as in DynamoDB. What our code can observe is
+    unchanged: the same condition checks, the same TransactionCanceledException with its
+    cancellation reasons, all-or-nothing writes. Idempotent; process-wide.
+    """
+    from types import SimpleNamespace
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "_fast", False):
+        return
+
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    models.copy = SimpleNamespace(deepcopy=deepcopy)  # type: ignore[assignment]
+    original = backend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        with _DYNAMODB_WRITES:
+            saved: list[tuple[Any, Any, Any]] = []
+            for entry in transact_items:
+                for op in entry.values():
+                    table = self.tables.get(op.get("TableName"))
+                    key = op.get("Item") or op.get("Key") or {}
+                    if table is None or table.hash_key_attr not in key:
+                        continue  # moto's own validation answers
+                    hash_value = DynamoType(key[table.hash_key_attr])
+                    saved.append((table, hash_value, copy.deepcopy(table.items.get(hash_value))))
+            try:
+                original(self, transact_items)
+            except Exception:
+                for table, hash_value, before in reversed(saved):
+                    if before is None:
+                        table.items.pop(hash_value, None)
+                    else:
+                        table.items[hash_value] = before
+                raise
+
+    transact_write_items._fast = True  # type: ignore[attr-defined]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    for name in ("put_item", "update_item", "delete_item"):
+        single = getattr(backend, name)
+
+        def locked(self: Any, *args: Any, _single: Any = single, **kwargs: Any) -> Any:
+            with _DYNAMODB_WRITES:
+                return _single(self, *args, **kwargs)
+
+        setattr(backend, name, locked)
