@@ -21,11 +21,8 @@ import json
 import random
 import sys
 import time
-import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common" / "python")]
@@ -33,33 +30,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common" / "python")]
 import boto3  # noqa: E402
 
 from emulator import moto_patches  # noqa: E402
-from emulator.core import Emulator  # noqa: E402
+from emulator.core import Emulator, s3_notification  # noqa: E402
 from emulator.throttle import SubmitJobThrottle  # noqa: E402
 
 FUNCTION = "S3SubmitFunction"
-
-
-def notification(bucket: str, key: str, index: int) -> str:
-    """An S3 ObjectCreated:Put notification as S3 sends it to SQS (key URL-encoded)."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2026-01-15T10:30:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {
-                "key": quote_plus(key, safe="/"),
-                "size": 1024 + index,
-                "eTag": uuid.uuid4().hex,
-                "versionId": uuid.uuid4().hex,
-                "sequencer": f"{index:016X}",
-            },
-        },
-    }
-    return json.dumps({"Records": [record]})
 
 
 def enqueue(queue_url: str, bodies: list[str]) -> None:
@@ -69,27 +43,6 @@ def enqueue(queue_url: str, bodies: list[str]) -> None:
             QueueUrl=queue_url,
             Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])],
         )
-
-
-def objects_of_jobs(local: Emulator) -> tuple[Counter[tuple[str, str]], int]:
-    """How many jobs each (bucket, key) got, and the number of SubmitJob calls that created them.
-
-    An array job counts once per child, each child being the object on its line of the manifest.
-    """
-    s3: Any = boto3.client("s3")
-    per_object: Counter[tuple[str, str]] = Counter()
-    jobs = local.jobs_submitted()
-    for job in jobs:
-        params = job["parameters"]
-        # moto fills parameters the job left out with the job definition's defaults ("none")
-        if params.get("manifestKey", "none") != "none":
-            body = s3.get_object(Bucket=params["manifestBucket"], Key=params["manifestKey"])["Body"].read()
-            for line in body.decode("utf-8").splitlines():
-                entry = json.loads(line)
-                per_object[(entry["bucket"], entry["key"])] += 1
-        elif params.get("key", "none") != "none":
-            per_object[(params["bucket"], params["key"])] += 1
-    return per_object, len(jobs)
 
 
 def objects_in_dlq(local: Emulator) -> set[tuple[str, str]]:
@@ -121,7 +74,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             function.environment["POWERTOOLS_LOG_LEVEL"] = args.log_level
             bucket = local.bucket()
             keys = [f"incoming/burst/{i:06d} part {i % 7}+x.csv" for i in range(args.objects)]
-            bodies = [notification(bucket, key, i) for i, key in enumerate(keys)]
+            bodies = [s3_notification(bucket, key, i) for i, key in enumerate(keys)]
             bodies += rng.sample(bodies, round(args.objects * args.duplicate_rate))
             rng.shuffle(bodies)
             enqueue(local.stack.queue_url("IntakeQueue"), bodies)
@@ -135,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             elapsed = time.monotonic() - started
             throttle.enabled = False
 
-            per_object, submit_calls = objects_of_jobs(local)
+            per_object, submit_calls = local.jobs_per_object()
             batch_size = local.stack.parameters.get("IntakeBatchSize")
             window = local.stack.parameters.get("IntakeBatchingWindowSeconds")
             in_dlq = objects_in_dlq(local)

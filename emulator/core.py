@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote_plus
 
 import boto3
 from moto.batch.models import batch_backends
@@ -309,6 +311,28 @@ class Emulator:
             )
         return sorted(jobs, key=lambda j: j["createdAt"] or "")
 
+    def jobs_per_object(self) -> tuple[Counter[tuple[str, str]], int]:
+        """How many jobs each (bucket, key) got, and the number of SubmitJob calls that created them.
+
+        An array job counts once per child, each child being the object on its line of the manifest.
+        """
+        s3: Any = boto3.client("s3")
+        per_object: Counter[tuple[str, str]] = Counter()
+        jobs = self.jobs_submitted()
+        for job in jobs:
+            params = job["parameters"]
+            # moto fills parameters the job left out with the job definition's defaults ("none")
+            if params.get("manifestKey", "none") != "none":
+                body = s3.get_object(Bucket=params["manifestBucket"], Key=params["manifestKey"])[
+                    "Body"
+                ].read()
+                for line in body.decode("utf-8").splitlines():
+                    entry = json.loads(line)
+                    per_object[(entry["bucket"], entry["key"])] += 1
+            elif params.get("key", "none") != "none":
+                per_object[(params["bucket"], params["key"])] += 1
+        return per_object, len(jobs)
+
     def dlq_messages(self) -> dict[str, list[str]]:
         sqs: Any = boto3.client("sqs")
         found: dict[str, list[str]] = {}
@@ -342,3 +366,26 @@ class Emulator:
             "slack_messages": self.slack_messages(),
             "dlq_messages": self.dlq_messages(),
         }
+
+
+def s3_notification(bucket: str, key: str, index: int) -> str:
+    """An S3 ObjectCreated:Put notification as S3 sends it to SQS (key URL-encoded)."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-01-15T10:30:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {
+                "key": quote_plus(key, safe="/"),
+                "size": 1024 + index,
+                "eTag": uuid.uuid4().hex,
+                "versionId": uuid.uuid4().hex,
+                "sequencer": f"{index:016X}",
+            },
+        },
+    }
+    return json.dumps({"Records": [record]})

@@ -13,13 +13,12 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 import pytest
 
 from batch_dispatch import burst, clients
-from emulator.core import Emulator
+from emulator.core import Emulator, s3_notification
 from emulator.throttle import SubmitJobThrottle
 
 pytestmark = pytest.mark.integration
@@ -43,47 +42,6 @@ def local(_array_emulator: Emulator) -> Emulator:
     return _array_emulator
 
 
-def notification(bucket: str, key: str, index: int) -> str:
-    """An S3 ObjectCreated:Put notification as S3 sends it to SQS (key URL-encoded)."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2026-01-15T10:30:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {
-                "key": quote_plus(key, safe="/"),
-                "size": 1024 + index,
-                "eTag": uuid.uuid4().hex,
-                "versionId": uuid.uuid4().hex,
-                "sequencer": f"{index:016X}",
-            },
-        },
-    }
-    return json.dumps({"Records": [record]})
-
-
-def objects_of_jobs(local: Emulator) -> tuple[Counter[tuple[str, str]], int]:
-    """How many jobs each (bucket, key) got (array children via their manifest lines), and the job count."""
-    s3: Any = boto3.client("s3")
-    per_object: Counter[tuple[str, str]] = Counter()
-    jobs = local.jobs_submitted()
-    for job in jobs:
-        params = job["parameters"]
-        # moto fills parameters the job left out with the job definition's defaults ("none")
-        if params.get("manifestKey", "none") != "none":
-            body = s3.get_object(Bucket=params["manifestBucket"], Key=params["manifestKey"])["Body"].read()
-            for line in body.decode("utf-8").splitlines():
-                entry = json.loads(line)
-                per_object[(entry["bucket"], entry["key"])] += 1
-        elif params.get("key", "none") != "none":
-            per_object[(params["bucket"], params["key"])] += 1
-    return per_object, len(jobs)
-
-
 class Uploads:
     """Notification bodies for keys, and SQS batches of them as the event source mapping sends."""
 
@@ -94,7 +52,7 @@ class Uploads:
 
     def body(self, key: str) -> str:
         if key not in self.bodies:
-            self.bodies[key] = notification(self.bucket, key, len(self.bodies))
+            self.bodies[key] = s3_notification(self.bucket, key, len(self.bodies))
         return self.bodies[key]
 
     def event(self, keys: list[str], receive_count: int = 1) -> dict[str, Any]:
@@ -132,7 +90,7 @@ def _key_of(body: str) -> str:
 
 
 def jobs_per_key(local: Emulator) -> Counter[str]:
-    per_object, _calls = objects_of_jobs(local)
+    per_object, _calls = local.jobs_per_object()
     return Counter({key: n for (_bucket, key), n in per_object.items()})
 
 
