@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,13 +23,11 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from batch_dispatch import batch as batch_module
 from batch_dispatch import clients
 from batch_dispatch.batch import RetryPolicy
 from batch_dispatch.config import submit_settings
-from batch_dispatch.idempotency import reset_persistence
 from batch_dispatch.observability import metrics
 from batch_dispatch.s3_intake import (
     MalformedNotificationError,
@@ -41,6 +39,7 @@ from batch_dispatch.s3_intake import (
     parse_body,
 )
 from functions.s3_submit import app
+from tests.conftest import MotoBatch
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "s3"
 BUCKET = "batch-dispatch-intake-example"
@@ -164,19 +163,10 @@ class Aws:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "POWERTOOLS_SERVICE_NAME": "batch-dispatch",
-        "POWERTOOLS_METRICS_NAMESPACE": "BatchDispatch",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "JOB_NAME_PREFIX": PREFIX,
-        "IDEMPOTENCY_TABLE_NAME": "batch-dispatch-idempotency",
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(moto_batch: MotoBatch, monkeypatch: pytest.MonkeyPatch) -> Aws:
+    """The shared moto Batch + idempotency table (tests/conftest.py), with this module's job prefix."""
+    monkeypatch.setenv("JOB_NAME_PREFIX", PREFIX)
+    submit_settings.cache_clear()
     # The shared Metrics was built at import, maybe before these variables existed.
     monkeypatch.setattr(metrics.provider, "namespace", "BatchDispatch")
     monkeypatch.setattr(metrics.provider, "service", "batch-dispatch")
@@ -185,66 +175,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.setattr(
         batch_module, "RetryPolicy", partial(RetryPolicy, base_seconds=0.001, max_wait_seconds=0.005)
     )
-    with mock_aws(config={"batch": {"use_docker": False}}):
-        iam = boto3.client("iam")
-        role_arn = iam.create_role(
-            RoleName="BatchServiceRole",
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "batch.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )["Role"]["Arn"]
-        batch = boto3.client("batch")
-        environment_arn = batch.create_compute_environment(
-            computeEnvironmentName="intake-env", type="UNMANAGED", state="ENABLED", serviceRole=role_arn
-        )["computeEnvironmentArn"]
-        queue_arn = batch.create_job_queue(
-            jobQueueName="intake-queue",
-            state="ENABLED",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment_arn}],
-        )["jobQueueArn"]
-        definition_arn = batch.register_job_definition(
-            jobDefinitionName="intake-job",
-            type="container",
-            containerProperties={
-                "image": "public.ecr.aws/docker/library/busybox:1.36",
-                "command": ["echo", "Ref::bucket", "Ref::key"],
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "1"},
-                    {"type": "MEMORY", "value": "512"},
-                ],
-            },
-            retryStrategy={"attempts": 1},
-        )["jobDefinitionArn"]
-        dynamodb = boto3.client("dynamodb")
-        dynamodb.create_table(
-            TableName="batch-dispatch-idempotency",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        monkeypatch.setenv("JOB_QUEUE_ARN", queue_arn)
-        monkeypatch.setenv("JOB_DEFINITION_ARN", definition_arn)
-        clients.reset_clients()
-        clients.use_client("batch", batch)
-        clients.use_client("dynamodb", dynamodb)
-        reset_persistence()
-        submit_settings.cache_clear()
-        try:
-            yield Aws(batch=batch, dynamodb=dynamodb, queue_arn=queue_arn, table="batch-dispatch-idempotency")
-        finally:
-            clients.reset_clients()
-            reset_persistence()
-            submit_settings.cache_clear()
+    batch, dynamodb = boto3.client("batch"), boto3.client("dynamodb")
+    clients.use_client("batch", batch)
+    clients.use_client("dynamodb", dynamodb)
+    return Aws(
+        batch=batch, dynamodb=dynamodb, queue_arn=moto_batch.job_queue_arn, table=moto_batch.table_name
+    )
 
 
 @dataclass
