@@ -165,17 +165,7 @@ class Emulator:
     # -- Batch state changes -----------------------------------------------------------------------
     def batch_event(self, job: dict[str, Any]) -> dict[str, Any]:
         """A "Batch Job State Change" event for a described job, as EventBridge delivers it."""
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Batch Job State Change",
-            "source": "aws.batch",
-            "account": ACCOUNT_ID,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": REGION,
-            "resources": [job.get("jobArn", "")],
-            "detail": job,
-        }
+        return aws_batch_event("Batch Job State Change", job, [job.get("jobArn", "")])
 
     def publish_batch_events(self) -> list[Invocation]:
         """Send a state-change event for every job that reached a new terminal state to matching rules.
@@ -234,17 +224,7 @@ class Emulator:
             "statusReason": status_reason,
         }
         detail["jobArn"] = f"arn:aws:batch:{REGION}:{ACCOUNT_ID}:job/{detail['jobId']}"
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Batch Job Queue Blocked",
-            "source": "aws.batch",
-            "account": ACCOUNT_ID,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": REGION,
-            "resources": [detail["jobArn"], queue],
-            "detail": detail,
-        }
+        return aws_batch_event("Batch Job Queue Blocked", detail, [detail["jobArn"], queue])
 
     def publish_queue_blocked(
         self, status_reason: str, job: dict[str, Any] | None = None
@@ -366,6 +346,21 @@ class Emulator:
             "slack_messages": self.slack_messages(),
             "dlq_messages": self.dlq_messages(),
         }
+
+
+def aws_batch_event(detail_type: str, detail: dict[str, Any], resources: list[str]) -> dict[str, Any]:
+    """An event from source aws.batch as EventBridge delivers it on the default bus."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": "aws.batch",
+        "account": ACCOUNT_ID,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": resources,
+        "detail": detail,
+    }
 
 
 def s3_notification(bucket: str, key: str, index: int) -> str:
