@@ -345,11 +345,9 @@ def close_message(verdict_group: str, window: int, queue_arn: str) -> dict[str, 
     return {"kind": "close", "group": verdict_group, "window": window, "queue": queue_arn}
 
 
-# --------------------------------------------------------------------------------------------------------
-# Deciding (FailureNotifyFunction)
+class _WindowState:
+    """What both sides of a storm window use: its settings, the state table, the close scheduler."""
 
-
-class StormTracker:
     def __init__(
         self,
         config: StormConfig,
@@ -362,6 +360,12 @@ class StormTracker:
         self.store = store or StormStore(config.table_name, clock=clock)
         self.scheduler = scheduler or CloseScheduler(config.queue_url, clock=clock)
 
+
+# --------------------------------------------------------------------------------------------------------
+# Deciding (FailureNotifyFunction)
+
+
+class StormTracker(_WindowState):
     def threshold(self, group: str) -> int:
         return self.config.array_threshold if group.startswith("array:") else self.config.threshold
 
@@ -479,19 +483,7 @@ class CloseOutcome:
 Poster = Callable[[str, dict[str, Any]], bool]  # (idempotency key, message) -> posted now (False: duplicate)
 
 
-class StormCloser:
-    def __init__(
-        self,
-        config: StormConfig,
-        store: StormStore | None = None,
-        scheduler: CloseScheduler | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.config = config
-        self.clock = clock
-        self.store = store or StormStore(config.table_name, clock=clock)
-        self.scheduler = scheduler or CloseScheduler(config.queue_url, clock=clock)
-
+class StormCloser(_WindowState):
     def handle(self, message: dict[str, Any], post: Poster, render: Renderer) -> CloseOutcome | None:
         kind = message.get("kind")
         group, window = str(message["group"]), int(message["window"])
