@@ -23,14 +23,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from batch_dispatch import slack
 from batch_dispatch.config import load_settings
-from batch_dispatch.idempotency import IDEMPOTENCY_TTL_SECONDS, persistence_layer
+from batch_dispatch.idempotency import IDEMPOTENCY_TTL_SECONDS, idempotency_config, persistence_layer
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.runnable_reasons import cancellation_code, describe
 
@@ -670,10 +669,6 @@ class NotifyOutcome:
         return {"notified": True, "jobId": self.job_id, "duplicate": self.duplicate}
 
 
-def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    return {**response, "duplicate": True} if isinstance(response, dict) else response
-
-
 def post_once(
     prefix: str,
     key: str,
@@ -688,9 +683,7 @@ def post_once(
     Every Slack post goes through here: EventBridge and Lambda deliver at least once, and a failed
     post releases the record so the retry can post.
     """
-    config = IdempotencyConfig(expires_after_seconds=expires_after_seconds, response_hook=_mark_duplicate)
-    if lambda_context is not None:
-        config.register_lambda_context(lambda_context)
+    config = idempotency_config(lambda_context, expires_after_seconds)
 
     @idempotent_function(
         data_keyword_argument="key",

@@ -15,13 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.batch import JobSpec, RetryPolicy, SubmittedJob, find_job_by_name, submit_job
 from batch_dispatch.config import SubmitSettings
-from batch_dispatch.idempotency import IDEMPOTENCY_TTL_SECONDS, persistence_layer
+from batch_dispatch.idempotency import idempotency_config, persistence_layer
 from batch_dispatch.observability import MetricUnit, logger, metrics
 
 
@@ -29,10 +28,6 @@ from batch_dispatch.observability import MetricUnit, logger, metrics
 class SubmitOutcome:
     job: SubmittedJob
     duplicate: bool  # an earlier delivery of the same key had already submitted this job
-
-
-def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    return {**response, "duplicate": True}
 
 
 def submit_once(
@@ -46,9 +41,7 @@ def submit_once(
     retry: RetryPolicy | None = None,
 ) -> SubmitOutcome:
     """Submit `spec` once per (`key_prefix`, `idempotency_key`). Emits JobSubmitted or DuplicateSkipped."""
-    config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_TTL_SECONDS, response_hook=_mark_duplicate)
-    if lambda_context is not None:
-        config.register_lambda_context(lambda_context)
+    config = idempotency_config(lambda_context)
     remaining: Callable[[], float] | None = (
         (lambda: lambda_context.get_remaining_time_in_millis() / 1000) if lambda_context else None
     )
