@@ -33,6 +33,7 @@ from typing import Any
 __all__ = [
     "SQS_LOCK",
     "apply",
+    "fast_moto_conditions",
     "fast_moto_server",
     "fast_moto_sqs",
     "fast_moto_transactions",
@@ -57,6 +58,7 @@ def apply() -> None:
     fast_moto_server()
     fast_moto_sqs()
     fast_moto_transactions()
+    fast_moto_conditions()
 
 
 # -- the server's request routing -----------------------------------------------------------------
@@ -451,3 +453,55 @@ def fast_moto_transactions() -> None:
                 return _single(self, *args, **kwargs)
 
         setattr(backend, name, locked)
+
+
+def fast_moto_conditions() -> None:
+    """Parse each DynamoDB condition expression once, not twice per item of every request.
+
+    moto 5.2.5 lexes and parses a ConditionExpression from scratch every time it checks one, twice per
+    item of a TransactWriteItems (once to validate the names, once to evaluate): 78 % of the time of a
+    100-claim transaction (~0.4 ms per parse), where DynamoDB takes milliseconds for the whole call. A
+    parse depends only on the expression and its attribute names and values, and the tree it returns
+    is only read (`Op.expr(item)`), so the parser of an identical (expression, names, values) is
+    reused: the same tree, the same names found, the same errors (a failed parse is not kept).
+    """
+    import functools
+    import json
+
+    from moto.dynamodb import comparisons, responses
+
+    if getattr(comparisons.create_condition_expression_parser, "_fast", False):
+        return
+    original = comparisons.create_condition_expression_parser
+
+    class _ParsedOnce:
+        def __init__(self, parser: Any) -> None:
+            self._parser = parser
+            self._tree: Any = None
+            self._lock = threading.Lock()
+
+        def parse(self) -> Any:
+            with self._lock:
+                if self._tree is None:
+                    self._tree = self._parser.parse()
+                return self._tree
+
+        def __getattr__(self, name: str) -> Any:  # expr_attr_names_found, ...
+            return getattr(self._parser, name)
+
+    @functools.lru_cache(maxsize=512)
+    def cached(expression: str, names: str, values: str) -> _ParsedOnce:
+        return _ParsedOnce(original(expression, json.loads(names), json.loads(values)))
+
+    def create_condition_expression_parser(expression: Any, names: Any, values: Any) -> Any:
+        if not expression:
+            return original(expression, names, values)
+        try:
+            key = (expression, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+        except (TypeError, ValueError):  # not plain JSON: parse it as moto would
+            return original(expression, names, values)
+        return cached(*key)
+
+    create_condition_expression_parser._fast = True  # type: ignore[attr-defined]
+    comparisons.create_condition_expression_parser = create_condition_expression_parser  # type: ignore[assignment]
+    responses.create_condition_expression_parser = create_condition_expression_parser  # type: ignore[assignment]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -19,7 +18,7 @@ from typing import Any
 
 import boto3
 
-from emulator import moto_patches
+from emulator.mapping_queue import MappingQueue
 from emulator.moto_server import ACCOUNT_ID, REGION
 from emulator.sam import REPO_ROOT
 from emulator.stack import FunctionInfo, Stack, _referenced_logical_id
@@ -220,23 +219,23 @@ class LambdaRuntime:
         Failed items become visible again after `retry_visibility_seconds`; moto's redrive policy
         moves them to the DLQ after maxReceiveCount receives. Returns the number of invocations.
 
-        The pollers call SQS concurrently, like the real mapping's, when emulator.moto_patches has
-        made moto's queues thread-safe (`Emulator.start` applies it); on unpatched moto they take
-        turns, because a concurrent DeleteMessage there can undo another one.
+        The pollers stand for Lambda's own fleet, so they reach moto's queue directly rather than
+        over HTTP (emulator/mapping_queue.py): concurrently, like the real mapping's, when
+        emulator.moto_patches has made moto's queues thread-safe (`Emulator.start` applies it); on
+        unpatched moto they take turns, because a concurrent DeleteMessage there can undo another.
         """
         mapping = self.mapping_for(logical_id)
         queue_logical_id = _referenced_logical_id(mapping.get("EventSourceArn"))
         if queue_logical_id is None:
             raise KeyError(f"cannot resolve the queue of {logical_id}'s event source mapping")
-        queue_url = self.stack.queue_url(queue_logical_id)
+        queue = MappingQueue(self.stack.queue_url(queue_logical_id))
         queue_arn = self.stack.queue_arn(queue_logical_id)
         batch_size = max(1, batch_size or int(_param(self.stack, mapping.get("BatchSize", 10))))
         concurrency = int(_param(self.stack, mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 2)))
         window = float(_param(self.stack, mapping.get("MaximumBatchingWindowInSeconds", 0)) or 0)
-        sqs: Any = boto3.client("sqs")
+        visibility = max(30, self.stack.functions[logical_id].timeout)
         invocations = 0
         lock = threading.Lock()
-        sqs_lock: Any = contextlib.nullcontext() if moto_patches.sqs_is_thread_safe() else threading.Lock()
         deadline = time.monotonic() + idle_timeout
 
         def poll_once() -> bool:
@@ -246,14 +245,7 @@ class LambdaRuntime:
             window_ends: float | None = None
             payload, largest = 0, 0
             while len(messages) < batch_size and payload + 10 * largest <= _MAX_PAYLOAD_BYTES:
-                with sqs_lock:
-                    received = sqs.receive_message(
-                        QueueUrl=queue_url,
-                        MaxNumberOfMessages=min(batch_size - len(messages), 10),
-                        AttributeNames=["All"],
-                        MessageAttributeNames=["All"],
-                        VisibilityTimeout=max(30, self.stack.functions[logical_id].timeout),
-                    ).get("Messages", [])
+                received = queue.receive(min(batch_size - len(messages), 10), visibility)
                 if received:
                     window_ends = window_ends or time.monotonic() + gather
                     messages.extend(received)
@@ -273,29 +265,16 @@ class LambdaRuntime:
             with lock:
                 invocations += 1
             failed_ids = _failed_item_ids(outcome, records)
-            done = [m for m in messages if m["MessageId"] not in failed_ids]
-            with sqs_lock:
-                for start in range(0, len(done), 10):
-                    sqs.delete_message_batch(
-                        QueueUrl=queue_url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                            for i, m in enumerate(done[start : start + 10])
-                        ],
-                    )
-                for message in messages:
-                    if message["MessageId"] in failed_ids:
-                        sqs.change_message_visibility(
-                            QueueUrl=queue_url,
-                            ReceiptHandle=message["ReceiptHandle"],
-                            VisibilityTimeout=retry_visibility_seconds,
-                        )
+            queue.delete([m["ReceiptHandle"] for m in messages if m["MessageId"] not in failed_ids])
+            for message in messages:
+                if message["MessageId"] in failed_ids:
+                    queue.change_visibility(message["ReceiptHandle"], retry_visibility_seconds)
             return True
 
         def worker() -> None:
             while time.monotonic() < deadline:
                 if not poll_once():
-                    if _queue_empty(sqs, queue_url):
+                    if queue.is_empty():
                         return
                     time.sleep(0.05)
 
@@ -313,18 +292,6 @@ def _param(stack: Stack, value: Any) -> Any:
     if isinstance(value, dict) and "Ref" in value:
         return stack.parameters.get(str(value["Ref"]), 0)
     return value
-
-
-def _queue_empty(sqs: Any, queue_url: str) -> bool:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"])
-        + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-        == 0
-    )
 
 
 def _failed_item_ids(outcome: Invocation, records: list[dict[str, Any]]) -> set[str]:
