@@ -11,8 +11,8 @@ as the per-object mode, so an object is never submitted twice across modes:
    (`attribute_not_exists(id) OR expiration < now`), each claim INPROGRESS naming the manifest
    (`manifestKey`) and its own liveness (`claimExpiry`, the invocation's deadline). A cancelled
    transaction says, per object (`CancellationReasons` with ALL_OLD), why: COMPLETED -> a duplicate,
-   skipped; a live claim of another invocation -> left out, its message fails and comes back later;
-   a stale claim (its owner died) -> settled: if that claim's manifest has a job, the object is done
+   skipped; a live claim of another invocation -> a duplicate in flight, acknowledged (see below); a
+   stale claim (its owner died) -> settled: if that claim's manifest has a job, the object is done
    (marked COMPLETED with that job); if not, it is taken over. The transaction is retried with the
    objects that passed: claims that succeeded are kept, never released and raced for again.
    Claims carry no `in_progress_expiration`, so Powertools (the per-object path) never takes one
@@ -20,13 +20,24 @@ as the per-object mode, so an object is never submitted twice across modes:
 2. Submit. The manifest key is derived from the sorted ids of the objects the chunk set out to
    claim, the job name from the manifest key; the manifest is written, then the array job is
    submitted through `submit_once` (prefix `s3-manifest`, reconciled by job name on redelivery).
-3. Complete. Each object's record becomes COMPLETED with `<array job id>:<index>` (BatchWriteItem),
-   what the per-object mode stores. A crash between 2 and 3 leaves claims naming the manifest: the
-   next delivery (or the per-object path) finds the manifest's job (its `s3-manifest` record, else
-   ListJobs by name), reads the object's line from the manifest and completes it; no second job.
+3. Done. The claims are left as they are: a claim naming a manifest whose job exists IS the record
+   that the object was submitted (writing 10,000 COMPLETED records would cost 400 BatchWriteItem
+   calls per burst and say nothing new). A later delivery meets the claim: while it is live, see
+   below; once stale, the manifest's job is looked up (its `s3-manifest` record, else ListJobs by
+   name, once per manifest and invocation) and the object's line read from the manifest: found ->
+   a duplicate (its record then becomes COMPLETED with `<array job id>:<index>`, what the per-object
+   mode stores); not found -> taken over. A crash anywhere after SubmitJob ends the same way.
 If anything fails before the job is known, the claims are abandoned (claimExpiry = 0, they stay
 naming their manifest, so a job that did get created is still found) and every message of the
 chunk is reported failed.
+
+A live claim of another invocation means that invocation holds an SQS message for the same object,
+and that message is only deleted once the object is in a submitted array job; if its invocation
+fails or dies, SQS redelivers it (or parks it in the DLQ after maxReceiveCount). So a second
+delivery meeting a live claim is a duplicate in flight: it is acknowledged, not failed. (Failing it
+instead sends it round again while the first is still being submitted: redeliveries, and in a long
+burst whose retries come quickly, duplicates parked in the DLQ.) The per-object path stays
+conservative (Powertools' in-progress error: its message comes back later).
 
 The manifests are written under MANIFEST_PREFIX (default in the intake bucket), so their own upload
 notifications come back: both modes recognise that prefix and skip them.
@@ -85,6 +96,7 @@ _ID, _EXPIRY, _IN_PROGRESS_EXPIRY, _STATUS, _DATA = (
     "data",
 )
 _MANIFEST, _CLAIM_EXPIRY = "manifestKey", "claimExpiry"
+_SETTLE_ATTRIBUTES = (_ID, _STATUS, _EXPIRY, _MANIFEST, _CLAIM_EXPIRY, _IN_PROGRESS_EXPIRY)
 _LINE_ID = "idempotencyId"  # each manifest line names its object's record (how a recovery finds its index)
 
 # One transaction at a time per execution environment. In Lambda an environment runs one invocation
@@ -173,7 +185,7 @@ def handle_batch(
     records = event.get("Records") or []
     plan = _parse(records)
     if plan.objects:
-        ledger = _Ledger(settings, burst)
+        ledger = _Ledger(settings, burst, look_first=plan.redelivered)
         pending = sorted(plan.objects.values(), key=lambda o: o.record_id)
         for chunk in _chunks(pending, burst.max_array_size):
             _submit_chunk(chunk, plan, context, ledger)
@@ -247,7 +259,7 @@ def _submit_chunk(chunk: list[_Object], plan: _Plan, context: LambdaContext | No
     if not claimed:
         return
     try:
-        submission = _submit_array(claimed, manifest_key, plan, context, ledger)
+        _submit_array(claimed, manifest_key, plan, context, ledger)
     except Exception:
         logger.exception(
             "Array job not submitted, SQS will redeliver the batch", extra={"objects": len(claimed)}
@@ -255,18 +267,7 @@ def _submit_chunk(chunk: list[_Object], plan: _Plan, context: LambdaContext | No
         ledger.abandon(claimed, manifest_key)
         _fail(plan, claimed)
         return
-    for index, obj in enumerate(claimed):
-        ledger.complete(obj, f"{submission.job_id}:{index}", submission.job_name)
-    try:
-        ledger.flush()
-    except Exception:
-        # The job exists: the claims still name its manifest, so the redelivery completes them.
-        logger.exception(
-            "Array job submitted but objects not marked completed", extra={"objects": len(claimed)}
-        )
-        ledger.abandon(claimed, manifest_key)
-        _fail(plan, claimed)
-        return
+    # Nothing more to write: the claims name the manifest, whose job now exists (module docstring).
     metrics.add_metric(name="ObjectsInArrayJob", unit=MetricUnit.Count, value=len(claimed))
 
 
@@ -354,6 +355,17 @@ def _claim(
     pending: list[tuple[_Object, _Takeover | None]] = [(obj, None) for obj in chunk]
     claimed: list[_Object] = []
     contested = 0
+
+    def follow(obj: _Object, takeover: _Takeover | None, verdict: _Verdict, into: list[Any]) -> None:
+        nonlocal contested
+        if verdict == "contested":
+            contested += 1
+            plan.failed.update(obj.message_ids)
+        elif verdict == "retry":
+            into.append((obj, takeover))
+        elif verdict != "duplicate":
+            into.append((obj, verdict))
+
     for round_ in range(_CLAIM_ROUNDS):
         if not pending:
             break
@@ -361,21 +373,25 @@ def _claim(
             time.sleep(min(0.5, 0.02 * 2**round_))  # only transaction conflicts and throttling wait
         again: list[tuple[_Object, _Takeover | None]] = []
         for group in _chunks(pending, _TRANSACT_CHUNK):
+            if ledger.look_first:
+                records = _existing_records(table, [obj.record_id for obj, takeover in group if not takeover])
+                free: list[tuple[_Object, _Takeover | None]] = []
+                for obj, takeover in group:
+                    current = records.get(obj.record_id)
+                    if current is None:
+                        free.append((obj, takeover))
+                    else:
+                        follow(obj, takeover, ledger.settle(obj, current, now), free)
+                group = free
+                if not group:
+                    continue
             reasons = _transact_claims(table, group, manifest_key, claim_expiry, now)
             if reasons is None:
                 claimed.extend(obj for obj, _ in group)
                 continue
+            ledger.look_first = True
             for (obj, takeover), reason in zip(group, reasons, strict=True):
-                verdict = _verdict(obj, takeover, reason, ledger, now)
-                if verdict == "duplicate":
-                    continue
-                if verdict == "contested":
-                    contested += 1
-                    plan.failed.update(obj.message_ids)
-                elif verdict == "retry":
-                    again.append((obj, takeover))
-                else:
-                    again.append((obj, verdict))
+                follow(obj, takeover, _verdict(obj, takeover, reason, ledger, now), again)
         pending = again
     if pending:
         logger.warning(
@@ -430,6 +446,33 @@ def _transact_claims(
             return [{"Code": "TransactionConflict"} for _ in group]
         return [dict(reason) for reason in reasons]
     return None
+
+
+def _existing_records(table: str, record_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The records that exist among `record_ids` (at most 100), read consistently, as plain values."""
+    if not record_ids:
+        return {}
+    dynamodb = clients.client("dynamodb")
+    names = {f"#a{i}": name for i, name in enumerate(_SETTLE_ATTRIBUTES)}
+    request: dict[str, Any] = {
+        table: {
+            "Keys": [{_ID: {"S": rid}} for rid in record_ids],
+            "ConsistentRead": True,
+            "ProjectionExpression": ", ".join(names),
+            "ExpressionAttributeNames": names,
+        }
+    }
+    found: dict[str, dict[str, Any]] = {}
+    for attempt in range(8):
+        answer = dynamodb.batch_get_item(RequestItems=request)
+        for item in answer.get("Responses", {}).get(table, []):
+            record = _plain(item)
+            found[str(record[_ID])] = record
+        request = answer.get("UnprocessedKeys") or {}
+        if not request:
+            return found
+        time.sleep(0.05 * 2**attempt)
+    raise RuntimeError("DynamoDB kept returning UnprocessedKeys")
 
 
 def _claim_condition(takeover: _Takeover | None, now: float) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -488,10 +531,17 @@ def _release(table: str, obj: _Object, manifest_key: str) -> None:
 class _Ledger:
     """Per invocation: what is known about manifests' jobs, and the COMPLETED records to write."""
 
-    def __init__(self, settings: SubmitSettings, burst: BurstSettings | None = None) -> None:
+    def __init__(
+        self, settings: SubmitSettings, burst: BurstSettings | None = None, *, look_first: bool = False
+    ) -> None:
         self.settings = settings
         self.burst = burst or burst_settings()
         self.duplicates = 0
+        # Read the records before claiming (BatchGetItem): once one claim transaction of this
+        # invocation was cancelled, or on a redelivery. A transaction is all-or-nothing, so one
+        # object claimed elsewhere cancels 99 free ones, and in a burst with duplicates spread over
+        # concurrent batches most transactions would be cancelled two or three times.
+        self.look_first = look_first
         self._jobs: dict[str, SubmittedJob | None] = {}
         self._indexes: dict[str, dict[str, int]] = {}
         self._completions: list[tuple[str, str, str]] = []
@@ -512,21 +562,17 @@ class _Ledger:
             return "contested"
         manifest_key = current.get(_MANIFEST)
         if manifest_key:  # a burst claim
-            if int(current.get(_CLAIM_EXPIRY, 0)) >= now_ms:
-                return "contested"  # its invocation is still running: it submits the object
-            job = self.manifest_job(str(manifest_key))
-            index = None
-            if job is not None:
-                try:
-                    index = self.manifest_index(obj.upload.bucket, str(manifest_key)).get(obj.record_id)
-                except ClientError:
-                    logger.exception(
-                        "Manifest of an earlier array job unreadable", extra={"manifest_key": manifest_key}
-                    )
-                    return "contested"  # never guess: the message comes back (then the DLQ)
-            if job is not None and index is not None:
-                logger.info("Adopted array job of an earlier attempt", extra={"job_id": job.job_id})
-                self.complete(obj, f"{job.job_id}:{index}", job.job_name)
+            if _claim_is_live(current, now):
+                self.duplicates += 1
+                return "duplicate"  # in flight: the claimer's message carries it (module docstring)
+            try:
+                adopted = self.adopt(obj, str(manifest_key))
+            except ClientError:
+                logger.exception(
+                    "Manifest of an earlier array job unreadable", extra={"manifest_key": manifest_key}
+                )
+                return "contested"  # never guess: the message comes back (then the DLQ)
+            if adopted:
                 self.duplicates += 1
                 return "duplicate"
             return _Takeover(manifest_key=str(manifest_key))
@@ -540,6 +586,18 @@ class _Ledger:
             self.duplicates += 1
             return "duplicate"
         return _Takeover(manifest_key=None)
+
+    def adopt(self, obj: _Object, manifest_key: str) -> bool:
+        """If the manifest's array job exists and lists `obj`, complete `obj` in it (to flush)."""
+        job = self.manifest_job(manifest_key)
+        if job is None:
+            return False
+        index = self.manifest_index(obj.upload.bucket, manifest_key).get(obj.record_id)
+        if index is None:
+            return False
+        logger.info("Adopted array job of an earlier attempt", extra={"job_id": job.job_id})
+        self.complete(obj, f"{job.job_id}:{index}", job.job_name)
+        return True
 
     def manifest_job(self, manifest_key: str) -> SubmittedJob | None:
         """The array job submitted for a manifest: its `s3-manifest` record, else Batch by name."""
@@ -632,10 +690,11 @@ def settle_claim(
     lambda_context: LambdaContext | None = None,
     reconcile: bool = False,
 ) -> SubmitOutcome | None:
-    """The per-object path met a record it may not overwrite: if it is a stale burst-mode claim, settle it.
+    """The per-object path met a record it may not overwrite: if it is a burst-mode claim, settle it.
 
-    Returns the outcome (the object is in an array job already, or it was submitted alone now), or
-    None when the record is a live claim (the caller's message fails and comes back later).
+    Returns the outcome (the object is in the claim's array job already, or the claim was stale with
+    no job and the object was submitted alone now), or None when the record is a live claim whose job
+    does not exist yet (the caller's message fails and comes back later).
     """
     ledger = _Ledger(settings)
     obj = _Object(upload, upload_record_id(upload))
@@ -649,14 +708,14 @@ def settle_claim(
     current = _plain(item or {})
     if not current.get(_MANIFEST) or current.get(_STATUS) != _INPROGRESS:
         return None  # not a burst claim: Powertools' own answer stands
-    verdict = ledger.settle(obj, current, time.time())
-    if verdict == "duplicate":  # the stale claim's manifest has a job: the object is in it
+    manifest_key = str(current[_MANIFEST])
+    if ledger.adopt(obj, manifest_key):  # the claim's array job exists and lists the object
         (_rid, job_id, job_name), *_ = ledger.pending
         ledger.flush()
         metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=1)
         return SubmitOutcome(job=SubmittedJob(job_id=job_id, job_name=job_name), duplicate=True)
-    if not isinstance(verdict, _Takeover) or verdict.manifest_key is None:
-        return None
+    if _claim_is_live(current, time.time()):
+        return None  # its invocation is submitting it; this message comes back later (conservative)
     try:  # the stale claim's manifest has no job: remove the claim, submit alone
         clients.client("dynamodb").delete_item(
             TableName=settings.idempotency_table_name,
@@ -669,7 +728,7 @@ def settle_claim(
             },
             ExpressionAttributeValues={
                 ":inprogress": {"S": _INPROGRESS},
-                ":stale": {"S": verdict.manifest_key},
+                ":stale": {"S": manifest_key},
                 ":now_ms": {"N": str(int(time.time() * 1000))},
             },
         )
@@ -681,6 +740,11 @@ def settle_claim(
 
 
 # --- DynamoDB ------------------------------------------------------------------------------------
+
+
+def _claim_is_live(record: Mapping[str, Any], now: float) -> bool:
+    """A burst claim whose invocation may still be running (its deadline has not passed)."""
+    return int(record.get(_CLAIM_EXPIRY, 0)) >= int(now * 1000)
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
