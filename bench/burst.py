@@ -4,11 +4,17 @@
     .venv/bin/python bench/burst.py --mode array --objects 10000
 
 Deploys template.yaml into the emulator, puts N notifications (R of them twice, shuffled) on the
-IntakeQueue, installs a token-bucket SubmitJob throttle of T calls/s (HTTP 429
-TooManyRequestsException, like Batch) on the function's batch client, and drains the queue with the
-event source mapping's BatchSize and MaximumConcurrency (`Emulator.drain`). Then it counts, from moto
-itself: jobs (array children for --mode array, mapped through their manifests), duplicates (jobs
-beyond one per object), objects in the IntakeDLQ, and lost objects (no job and not in the DLQ).
+IntakeQueue, puts a token-bucket SubmitJob throttle of T calls/s in front of moto's Batch (HTTP 429
+TooManyRequestsException, like Batch), and drains the queue with the event source mapping's
+BatchSize, MaximumBatchingWindowInSeconds and MaximumConcurrency (`Emulator.drain`). Each concurrent
+invocation runs in its own warm worker process, as in Lambda's execution environments
+(emulator/environments.py; --in-process runs them on the pollers' threads instead, sharing one
+interpreter lock with moto). Then it counts, from moto itself: jobs (array children for --mode
+array, mapped through their manifests), duplicates (jobs beyond one per object), objects in the
+IntakeDLQ, and lost objects (no job and not in the DLQ).
+
+Elapsed is from the first poll until the queue is empty (the manifests' own notifications included);
+"all submitted" is when the last SubmitJob that created a job was let through.
 
 Function logs and EMF metrics go to --log (default: discarded). Prints a table, then one JSON line.
 """
@@ -31,6 +37,7 @@ import boto3  # noqa: E402
 
 from emulator import moto_patches  # noqa: E402
 from emulator.core import Emulator, s3_notification  # noqa: E402
+from emulator.environments import ExecutionEnvironments  # noqa: E402
 from emulator.throttle import SubmitJobThrottle  # noqa: E402
 
 FUNCTION = "S3SubmitFunction"
@@ -79,14 +86,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rng.shuffle(bodies)
             enqueue(local.stack.queue_url("IntakeQueue"), bodies)
 
-            from batch_dispatch import clients
-
             throttle = SubmitJobThrottle(rate_per_second=args.tps)
-            throttle.install(clients.client("batch"))  # the function's own client (its retry config)
-            started = time.monotonic()
-            invocations = local.drain(FUNCTION, idle_timeout=600.0)
-            elapsed = time.monotonic() - started
-            throttle.enabled = False
+            environments: ExecutionEnvironments | None = None
+            with contextlib.ExitStack() as stack:
+                if args.in_process:
+                    from batch_dispatch import clients
+
+                    throttle.install(clients.client("batch"))  # the function's own client
+                else:
+                    concurrency = local.runtime.mapping_concurrency(FUNCTION)
+                    environments = stack.enter_context(
+                        ExecutionEnvironments(local.runtime, FUNCTION, concurrency, output_path=args.log)
+                    )
+                    stack.enter_context(throttle.in_front_of_moto())
+                started = time.monotonic()
+                invocations = local.drain(FUNCTION, idle_timeout=600.0, environments=environments)
+                elapsed = time.monotonic() - started
+                throttle.enabled = False
+            last_submit = throttle.stats.last_allowed
 
             per_object, submit_calls = local.jobs_per_object()
             batch_size = local.stack.parameters.get("IntakeBatchSize")
@@ -111,6 +128,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "throttled_calls": throttle.stats.throttled,
         "invocations": invocations,
         "elapsed_s": round(elapsed, 2),
+        "all_submitted_s": round(last_submit - started, 2) if last_submit else None,
+        "execution_environments": "threads" if args.in_process else "processes",
         "floor_s": round(floor, 2),
         "efficiency": round(floor / elapsed, 3) if elapsed else None,
         "objects_per_s": round(args.objects / elapsed, 1) if elapsed else None,
@@ -137,6 +156,11 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run invocations on the pollers' threads (one interpreter lock), throttle on the client",
+    )
+    parser.add_argument(
         "--plain-moto",
         action="store_true",
         help="run on moto as released (no emulator/moto_patches.py: slow deep queues, pollers take turns)",
@@ -160,7 +184,9 @@ def main() -> None:
         ("in DLQ", result["in_dlq"]),
         ("SubmitJob calls throttled (429)", result["throttled_calls"]),
         ("Lambda invocations", result["invocations"]),
-        ("elapsed s", result["elapsed_s"]),
+        ("execution environments", result["execution_environments"]),
+        ("all submitted s (last SubmitJob)", result["all_submitted_s"]),
+        ("elapsed s (queue empty)", result["elapsed_s"]),
         (f"floor s (N / {result['tps']:g} TPS)", result["floor_s"]),
         ("efficiency (floor / elapsed)", result["efficiency"]),
         ("objects/s", result["objects_per_s"]),

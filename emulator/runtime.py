@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 
+from emulator.environments import ExecutionEnvironments
 from emulator.mapping_queue import MappingQueue
 from emulator.moto_server import ACCOUNT_ID, REGION
 from emulator.sam import REPO_ROOT
@@ -74,11 +75,11 @@ class LambdaRuntime:
         self.stack = stack
         self.retry_delay_seconds = retry_delay_seconds
         self._modules: dict[str, ModuleType] = {}
-        for layer_dir in self._layer_python_dirs():
+        for layer_dir in self.layer_python_dirs():
             if layer_dir not in sys.path:
                 sys.path.insert(0, layer_dir)
 
-    def _layer_python_dirs(self) -> list[str]:
+    def layer_python_dirs(self) -> list[str]:
         """Lambda mounts layers at /opt; Python code is under python/ (ARCHITECTURE.md layout)."""
         dirs = []
         for resource in self.stack.sam_template["Resources"].values():
@@ -104,10 +105,10 @@ class LambdaRuntime:
         handler: Callable[[Any, Any], Any] = getattr(self._modules[logical_id], attribute)
         return handler
 
-    @contextmanager
-    def environment(self, info: FunctionInfo) -> Iterator[None]:
-        """The function's deployed environment variables, as Lambda would set them."""
-        values = {
+    @staticmethod
+    def environment_values(info: FunctionInfo) -> dict[str, str]:
+        """The function's deployed environment variables plus what Lambda itself sets."""
+        return {
             **info.environment,
             "AWS_LAMBDA_FUNCTION_NAME": info.physical_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
@@ -116,6 +117,11 @@ class LambdaRuntime:
             "AWS_DEFAULT_REGION": REGION,
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
         }
+
+    @contextmanager
+    def environment(self, info: FunctionInfo) -> Iterator[None]:
+        """The function's deployed environment variables, as Lambda would set them."""
+        values = self.environment_values(info)
         with _env_lock:
             saved = {name: os.environ.get(name) for name in values}
             os.environ.update(values)
@@ -165,6 +171,11 @@ class LambdaRuntime:
                 return mapping
         raise KeyError(f"{logical_id} has no SQS event source mapping in the template")
 
+    def mapping_concurrency(self, logical_id: str) -> int:
+        """The SQS event source mapping's ScalingConfig.MaximumConcurrency (parallel invocations)."""
+        mapping = self.mapping_for(logical_id)
+        return max(1, int(_param(self.stack, mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 2))))
+
     def _redrive(self, queue_logical_id: str) -> tuple[int, str | None]:
         """(maxReceiveCount, DLQ logical id) of a queue, from its RedrivePolicy in the template."""
         props = self.stack.cfn_template["Resources"][queue_logical_id].get("Properties", {})
@@ -208,6 +219,7 @@ class LambdaRuntime:
         retry_visibility_seconds: int = 1,
         idle_timeout: float = 30.0,
         batch_size: int | None = None,
+        environments: ExecutionEnvironments | None = None,
     ) -> int:
         """Poll the function's real queue until it is empty, as the event source mapping would.
 
@@ -223,6 +235,8 @@ class LambdaRuntime:
         over HTTP (emulator/mapping_queue.py): concurrently, like the real mapping's, when
         emulator.moto_patches has made moto's queues thread-safe (`Emulator.start` applies it); on
         unpatched moto they take turns, because a concurrent DeleteMessage there can undo another.
+        The handler runs on the poller's thread, or in one of `environments` (worker processes,
+        emulator/environments.py) when given.
         """
         mapping = self.mapping_for(logical_id)
         queue_logical_id = _referenced_logical_id(mapping.get("EventSourceArn"))
@@ -231,7 +245,7 @@ class LambdaRuntime:
         queue = MappingQueue(self.stack.queue_url(queue_logical_id))
         queue_arn = self.stack.queue_arn(queue_logical_id)
         batch_size = max(1, batch_size or int(_param(self.stack, mapping.get("BatchSize", 10))))
-        concurrency = int(_param(self.stack, mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 2)))
+        concurrency = self.mapping_concurrency(logical_id)
         window = float(_param(self.stack, mapping.get("MaximumBatchingWindowInSeconds", 0)) or 0)
         visibility = max(30, self.stack.functions[logical_id].timeout)
         invocations = 0
@@ -261,7 +275,8 @@ class LambdaRuntime:
             if not messages:
                 return False
             records = [_sqs_record(m, queue_arn) for m in messages]
-            outcome = self.invoke(logical_id, {"Records": records})
+            event = {"Records": records}
+            outcome = environments.invoke(event) if environments else self.invoke(logical_id, event)
             with lock:
                 invocations += 1
             failed_ids = _failed_item_ids(outcome, records)

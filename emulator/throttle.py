@@ -9,6 +9,11 @@ parse the real service's answer.
     throttle = SubmitJobThrottle(rate_per_second=50)
     client = throttle.install(boto3.client("batch"))   # or throttle.throttled_client()
     clients.use_client("batch", client)
+
+Or in the server itself, for every caller in any process (emulator/environments.py workers):
+
+    with throttle.in_front_of_moto():
+        ...
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,16 +99,49 @@ class SubmitJobThrottle:
         """A new batch client with the throttle installed (kwargs go to boto3.client)."""
         return self.install(boto3.client("batch", **kwargs))
 
-    def _before_send(self, request: Any, **_kwargs: Any) -> AWSResponse | None:
-        if not self.enabled or self.bucket.take():
-            with self._lock:
+    @contextmanager
+    def in_front_of_moto(self) -> Iterator[SubmitJobThrottle]:
+        """Throttle SubmitJob inside the in-process moto server: one bucket for every caller.
+
+        moto's Batch answers a call without a token with HTTP 429 TooManyRequestsException, the
+        error the real service returns, so any client (in any process) parses and retries it.
+        """
+        from moto.batch.responses import BatchResponse
+        from moto.core.exceptions import AWSError
+
+        class TooManyRequests(AWSError):
+            TYPE = ERROR_CODE
+            STATUS = 429
+
+        original = BatchResponse.submitjob
+
+        def submitjob(response: Any) -> Any:
+            if not self._admit():
+                raise TooManyRequests("Too Many Requests")
+            return original(response)
+
+        BatchResponse.submitjob = submitjob  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            BatchResponse.submitjob = original  # type: ignore[method-assign]
+
+    def _admit(self) -> bool:
+        """Take a token (always, when disabled) and count the answer."""
+        allowed = not self.enabled or self.bucket.take()
+        with self._lock:
+            if allowed:
                 self.stats.allowed += 1
                 now = time.monotonic()
                 self.stats.first_allowed = self.stats.first_allowed or now
                 self.stats.last_allowed = now
+            else:
+                self.stats.throttled += 1
+        return allowed
+
+    def _before_send(self, request: Any, **_kwargs: Any) -> AWSResponse | None:
+        if self._admit():
             return None  # let the request through to moto
-        with self._lock:
-            self.stats.throttled += 1
         return too_many_requests(request.url)
 
 
