@@ -47,6 +47,7 @@ SQS_LOCK = threading.RLock()
 """Held by every patched SQS operation: one queue mutation at a time, as SQS itself guarantees."""
 
 _DYNAMODB_WRITES = threading.RLock()
+_sending = threading.local()
 
 
 def sqs_is_thread_safe() -> bool:
@@ -242,6 +243,8 @@ def fast_moto_sqs() -> None:
 
     def count(visible: bool | None, delayed: bool | None) -> Any:
         def counted(self: Any) -> int:
+            if getattr(_sending, "active", False):
+                return 0  # SendMessage reads Queue.attributes for ContentBasedDeduplication only
             now = time.time() * 1000
             return sum(
                 1
@@ -400,6 +403,19 @@ def fast_moto_sqs() -> None:
     ):
         setattr(backend, name, _locked(getattr(backend, name)))
     queue_class.add_message = _locked(queue_class.add_message)  # type: ignore[method-assign]
+
+    # SendMessage builds Queue.attributes (three counts of the whole queue) to read one flag: O(N) per
+    # message, 12 ms per batch of 10 on a 10,000-message queue. The counts are skipped inside it.
+    send_message = backend.send_message
+
+    def send_without_counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _sending.active = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            _sending.active = False
+
+    backend.send_message = send_without_counting  # type: ignore[method-assign]
 
 
 # -- DynamoDB ----------------------------------------------------------------------------------------
