@@ -267,7 +267,7 @@ def fast_moto_sqs() -> None:
     def generate_receipt_handle() -> str:
         return "".join(random.choices(string.ascii_lowercase, k=185))  # noqa: S311 - as moto, not a secret
 
-    models.generate_receipt_handle = generate_receipt_handle  # type: ignore[assignment]
+    models.generate_receipt_handle = generate_receipt_handle
 
     def receive_standard(
         self: Any, queue: Any, count: int, visibility_timeout: int, names: list[str]

@@ -120,7 +120,7 @@ class SubmitJobThrottle:
                 raise TooManyRequests("Too Many Requests")
             return original(response)
 
-        BatchResponse.submitjob = submitjob  # type: ignore[method-assign]
+        BatchResponse.submitjob = submitjob  # type: ignore[method-assign,assignment]
         try:
             yield self
         finally:

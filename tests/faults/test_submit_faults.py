@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from batch_dispatch import clients
-from emulator.core import Emulator
+from emulator.core import Emulator, s3_notification
+from emulator.environments import ExecutionEnvironments
 from emulator.throttle import SubmitJobThrottle
 from tests.faults.conftest import FirstCallsFail, batch_server_error, dlq_of, s3_keys
 
@@ -84,5 +89,46 @@ def test_batch_5xx_on_submit_is_retried_into_one_job_per_upload(local: Emulator)
 
     # Then each upload is one job and the queue is clean
     assert fault.injected == 7
+    assert s3_keys(local) == sorted(keys)
+    assert local.dlq_messages()["IntakeDLQ"] == []
+
+
+def test_the_throttle_in_front_of_moto_answers_429_too_many_requests_like_batch(local: Emulator):
+    batch = boto3.client("batch", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    queue = local.stack.physical_ids["JobQueue"]
+    definition = local.stack.physical_ids["JobDefinition"]
+    throttle = SubmitJobThrottle(rate_per_second=0.01, burst=1)  # one call, then none for 100 s
+
+    with throttle.in_front_of_moto():
+        batch.submit_job(jobName="first", jobQueue=queue, jobDefinition=definition)
+        with pytest.raises(ClientError) as refused:
+            batch.submit_job(jobName="second", jobQueue=queue, jobDefinition=definition)
+
+    assert refused.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert [job["jobName"] for job in local.jobs_submitted()] == ["first"]
+    batch.submit_job(jobName="third", jobQueue=queue, jobDefinition=definition)  # uninstalled again
+
+
+def test_invocations_in_their_own_processes_through_a_throttle_in_moto_submit_each_upload_once(
+    local: Emulator,
+):
+    # Given 16 uploads' notifications, two of them delivered twice, SubmitJob at 8 calls/s in moto
+    # itself, and the function in two warm execution environments (processes) sharing nothing with us
+    keys = [f"incoming/processes/{n:02d}.csv" for n in range(16)]
+    bodies = [s3_notification(local.bucket(), key, n) for n, key in enumerate(keys)]
+    sqs: Any = boto3.client("sqs")
+    for body in bodies + bodies[:2]:
+        sqs.send_message(QueueUrl=local.stack.queue_url("IntakeQueue"), MessageBody=body)
+    throttle = SubmitJobThrottle(rate_per_second=8, burst=1)
+
+    # When the pollers drain the intake queue into those environments
+    environments = ExecutionEnvironments(local.runtime, "S3SubmitFunction", 2)
+    with environments, throttle.in_front_of_moto():
+        assert len(set(environments.pids)) == 2
+        local.drain(retry_visibility_seconds=0, environments=environments)
+
+    # Then the throttle answered 429s to the workers, and every object became exactly one job
+    assert throttle.stats.throttled > 0
     assert s3_keys(local) == sorted(keys)
     assert local.dlq_messages()["IntakeDLQ"] == []

@@ -288,3 +288,44 @@ def test_a_throttled_array_submit_is_retried_and_submitted_once(local: Emulator)
     assert throttle.stats.throttled >= 1
     assert array_sizes(local) == [12]
     assert jobs_per_key(local) == Counter(keys(12))
+
+
+def test_a_redelivered_batch_reads_the_records_first_and_claims_nothing_it_finds_submitted(local: Emulator):
+    uploads = Uploads(local)
+    wanted = keys(30)
+    _event, failed = uploads.invoke(wanted)
+    assert failed == set()
+    transactions: list[int] = []
+    dynamodb = clients.client("dynamodb")  # the function's own client: count what reaches DynamoDB
+    count = lambda params, **_kw: transactions.append(len(params["TransactItems"]))  # noqa: E731 - API params
+    dynamodb.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", count)
+    try:
+        # When SQS redelivers the whole batch (its invocation's answer was lost)
+        _event, failed = uploads.invoke(wanted, receive_count=2)
+    finally:
+        dynamodb.meta.events.unregister("before-parameter-build.dynamodb.TransactWriteItems", count)
+
+    # Then nothing failed, nothing was submitted again, and no claim transaction was even tried
+    assert failed == set()
+    assert array_sizes(local) == [30]
+    assert transactions == []
+
+
+def test_a_burst_drained_into_worker_process_environments_submits_each_object_once(local: Emulator):
+    from emulator.environments import ExecutionEnvironments
+
+    # Given 240 notifications on the real queue, 40 of them twice, and two warm execution environments
+    uploads = Uploads(local)
+    wanted = keys(240, "burst")
+    sqs: Any = boto3.client("sqs")
+    queue_url = local.stack.queue_url("IntakeQueue")
+    for key in wanted + wanted[::6]:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=uploads.body(key))
+
+    # When the pollers drain it in batches of 100 into those processes
+    with ExecutionEnvironments(local.runtime, FUNCTION, 2) as environments:
+        local.drain(retry_visibility_seconds=0, environments=environments)
+
+    # Then every object is in exactly one array job, and nothing is parked
+    assert jobs_per_key(local) == Counter(wanted)
+    assert local.dlq_messages()["IntakeDLQ"] == []
