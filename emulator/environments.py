@@ -48,18 +48,24 @@ def _start_worker(layer_dirs: list[str], output_path: str | None, all_warm: Any)
     _all_warm = all_warm
 
 
+def load_handler(logical_id: str, code_dir: Path, handler: str) -> Callable[[Any, Any], Any]:
+    """Import a function's handler (`module.attribute`) from its CodeUri, as Lambda's init does."""
+    module_file, _, attribute = handler.rpartition(".")
+    path = code_dir / f"{module_file.replace('.', '/')}.py"
+    spec = importlib.util.spec_from_file_location(f"_fn_{logical_id}", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load handler {handler} from {code_dir}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loaded: Callable[[Any, Any], Any] = getattr(module, attribute)
+    return loaded
+
+
 def _handler(request: dict[str, Any]) -> Callable[[Any, Any], Any]:
     os.environ.update(request["environment"])  # one invocation at a time in this process
     logical_id = request["logical_id"]
     if logical_id not in _handlers:
-        module_file, _, attribute = str(request["handler"]).rpartition(".")
-        path = Path(request["code_dir"]) / f"{module_file.replace('.', '/')}.py"
-        spec = importlib.util.spec_from_file_location(f"_fn_{logical_id}", path)
-        if spec is None or spec.loader is None:
-            raise RuntimeError(f"cannot load handler {request['handler']} from {request['code_dir']}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _handlers[logical_id] = getattr(module, attribute)
+        _handlers[logical_id] = load_handler(logical_id, Path(request["code_dir"]), request["handler"])
     return _handlers[logical_id]
 
 

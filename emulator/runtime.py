@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -13,12 +12,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import boto3
 
-from emulator.environments import ExecutionEnvironments
+from emulator.environments import ExecutionEnvironments, load_handler
 from emulator.mapping_queue import MappingQueue
 from emulator.moto_server import ACCOUNT_ID, REGION
 from emulator.sam import REPO_ROOT
@@ -74,7 +72,7 @@ class LambdaRuntime:
     def __init__(self, stack: Stack, *, retry_delay_seconds: float = 0.0) -> None:
         self.stack = stack
         self.retry_delay_seconds = retry_delay_seconds
-        self._modules: dict[str, ModuleType] = {}
+        self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         for layer_dir in self.layer_python_dirs():
             if layer_dir not in sys.path:
                 sys.path.insert(0, layer_dir)
@@ -91,19 +89,11 @@ class LambdaRuntime:
 
     # -- plain invoke ----------------------------------------------------------------------------
     def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
-        info = self.stack.functions[logical_id]
-        module_file, _, attribute = info.handler.rpartition(".")
-        if logical_id not in self._modules:
-            path = info.code_dir / f"{module_file.replace('.', '/')}.py"
-            spec = importlib.util.spec_from_file_location(f"_fn_{logical_id}", path)
-            if spec is None or spec.loader is None:
-                raise RuntimeError(f"cannot load handler {info.handler} from {info.code_dir}")
-            module = importlib.util.module_from_spec(spec)
+        if logical_id not in self._handlers:
+            info = self.stack.functions[logical_id]
             with self.environment(info):
-                spec.loader.exec_module(module)
-            self._modules[logical_id] = module
-        handler: Callable[[Any, Any], Any] = getattr(self._modules[logical_id], attribute)
-        return handler
+                self._handlers[logical_id] = load_handler(logical_id, info.code_dir, info.handler)
+        return self._handlers[logical_id]
 
     @staticmethod
     def environment_values(info: FunctionInfo) -> dict[str, str]:

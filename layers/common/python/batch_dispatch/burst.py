@@ -15,8 +15,12 @@ as the per-object mode, so an object is never submitted twice across modes:
    stale claim (its owner died) -> settled: if that claim's manifest has a job, the object is done
    (marked COMPLETED with that job); if not, it is taken over. The transaction is retried with the
    objects that passed: claims that succeeded are kept, never released and raced for again.
+   Once a transaction of the invocation was cancelled (and on redeliveries), the records of the
+   next 100 objects are read first (BatchGetItem) and settled the same way, and only free objects
+   go into the transaction: one object held elsewhere would cancel 99 free ones.
    Claims carry no `in_progress_expiration`, so Powertools (the per-object path) never takes one
-   over; it settles it the same way instead (`settle_claim`).
+   over; it adopts the claim's array job if it exists, or takes a stale claim without one over
+   (`settle_claim`).
 2. Submit. The manifest key is derived from the sorted ids of the objects the chunk set out to
    claim, the job name from the manifest key; the manifest is written, then the array job is
    submitted through `submit_once` (prefix `s3-manifest`, reconciled by job name on redelivery).
@@ -47,7 +51,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -98,10 +101,6 @@ _ID, _EXPIRY, _IN_PROGRESS_EXPIRY, _STATUS, _DATA = (
 _MANIFEST, _CLAIM_EXPIRY = "manifestKey", "claimExpiry"
 _SETTLE_ATTRIBUTES = (_ID, _STATUS, _EXPIRY, _MANIFEST, _CLAIM_EXPIRY, _IN_PROGRESS_EXPIRY)
 _LINE_ID = "idempotencyId"  # each manifest line names its object's record (how a recovery finds its index)
-
-# One transaction at a time per execution environment. In Lambda an environment runs one invocation
-# at a time, so this costs nothing there; in the emulator, concurrent invocations share one process.
-_transact_lock = threading.Lock()
 
 
 class BurstSettings(BaseModel):
@@ -434,8 +433,7 @@ def _transact_claims(
             }
         )
     try:
-        with _transact_lock:
-            clients.client("dynamodb").transact_write_items(TransactItems=items)
+        clients.client("dynamodb").transact_write_items(TransactItems=items)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
         if code != "TransactionCanceledException":  # throttled, in progress, 5xx after botocore's retries
