@@ -573,4 +573,5 @@ def fast_moto_json_requests() -> None:
         return parsed
 
     _parse_structure._fast = True  # type: ignore[attr-defined]
+    _parse_structure._moto = parser_class._parse_structure  # type: ignore[attr-defined]  # tests compare
     parser_class._parse_structure = _parse_structure  # type: ignore[method-assign]

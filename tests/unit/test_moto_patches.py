@@ -1,0 +1,191 @@
+"""emulator/moto_patches.py changes moto's cost, not its answers: the same results through the API.
+
+Every Emulator (so every integration test) runs on these patches; these tests pin the answers that
+the patches could get wrong: parsed requests, condition checks with changing values, queue counts,
+receipt handles, and the event source mapping's direct queue access.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from emulator import moto_patches
+from emulator.mapping_queue import MappingQueue
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    moto_patches.apply()
+    with mock_aws():
+        yield
+
+
+def _parse(operation: str, service: str, body: dict[str, Any], *, patched: bool) -> Any:
+    from moto.core import parse
+    from moto.core.responses import get_service_model
+
+    patched_method = parse.BaseJSONParser._parse_structure
+    model = get_service_model(service).operation_model(operation)
+    parser_class = parse.RestJSONParser if service == "batch" else parse.JSONParser
+    if not patched:
+        parse.BaseJSONParser._parse_structure = patched_method._moto  # type: ignore[attr-defined,method-assign]
+    try:
+        request = {"method": "POST", "values": {}, "headers": {}, "url_path": "/", "url_params": {}}
+        return parser_class(model).parse({**request, "body": json.dumps(body).encode()})
+    finally:
+        parse.BaseJSONParser._parse_structure = patched_method  # type: ignore[method-assign]
+
+
+REQUESTS = [
+    (
+        "TransactWriteItems",
+        "dynamodb",
+        {
+            "TransactItems": [
+                {
+                    "Put": {
+                        "TableName": "t",
+                        "Item": {
+                            "id": {"S": "a"},
+                            "n": {"N": "1"},
+                            "blob": {"B": base64.b64encode(b"\x00\x01").decode()},
+                            "nested": {"M": {"l": {"L": [{"S": "x"}, {"NULL": True}, {"BOOL": False}]}}},
+                            "set": {"SS": ["b", "a"]},
+                        },
+                        "ConditionExpression": "attribute_not_exists(#id) OR #e < :now",
+                        "ExpressionAttributeNames": {"#id": "id", "#e": "expiration"},
+                        "ExpressionAttributeValues": {":now": {"N": "5"}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+                {"ConditionCheck": {"TableName": "t", "Key": {"id": {"S": "b"}}, "ConditionExpression": "x"}},
+            ],
+            "ClientRequestToken": "token",
+            "UnknownMember": "dropped by both",
+        },
+    ),
+    ("GetItem", "dynamodb", {"TableName": "t", "Key": {"id": {"S": "a"}}, "ConsistentRead": True}),
+    ("SubmitJob", "batch", {"jobName": "j", "jobQueue": "q", "jobDefinition": "d", "parameters": {"k": "v"}}),
+]
+
+
+@pytest.mark.parametrize(("operation", "service", "body"), REQUESTS, ids=[r[0] for r in REQUESTS])
+def test_json_requests_parse_to_the_same_dict_in_the_same_order(operation: str, service: str, body: dict):
+    moto_patches.fast_moto_json_requests()
+
+    fast, plain = (_parse(operation, service, body, patched=p) for p in (True, False))
+
+    assert fast == plain
+    assert json.dumps(fast, default=repr) == json.dumps(plain, default=repr)  # key order too
+    if operation == "TransactWriteItems":
+        assert fast["TransactItems"][0]["Put"]["Item"]["blob"]["B"] == b"\x00\x01"  # blobs decoded
+
+
+def test_a_condition_with_the_same_expression_and_new_values_is_checked_against_the_new_values(aws: None):
+    dynamodb: Any = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="t", Item={"id": {"S": "a"}, "expiration": {"N": "100"}})
+
+    def claim(now: int) -> str:
+        try:
+            dynamodb.put_item(
+                TableName="t",
+                Item={"id": {"S": "a"}, "expiration": {"N": str(now + 100)}},
+                ConditionExpression="attribute_not_exists(#id) OR #e < :now",
+                ExpressionAttributeNames={"#id": "id", "#e": "expiration"},
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+        except ClientError as error:
+            return str(error.response["Error"]["Code"])
+        return "claimed"
+
+    refused = "ConditionalCheckFailedException"
+    outcomes = [claim(50), claim(150), claim(150), claim(50), claim(251)]
+    assert outcomes == [refused, "claimed", refused, refused, "claimed"]
+
+
+def test_a_malformed_condition_is_refused_every_time_not_only_the_first(aws: None):
+    dynamodb: Any = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    malformed = {"ConditionExpression": "#x <", "ExpressionAttributeNames": {"#x": "x"}}
+
+    for _ in range(2):  # moto answers a malformed expression by raising ValueError, each time
+        with pytest.raises((ClientError, ValueError)):
+            dynamodb.put_item(TableName="t", Item={"id": {"S": "b"}}, **malformed)
+
+
+def test_queue_counts_stay_right_while_sends_skip_them(aws: None):
+    sqs: Any = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    for start in range(0, 30, 10):
+        sqs.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)]
+        )
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60)["Messages"]
+
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+    counts = attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]
+    assert counts == ("20", "10")
+    handles = [m["ReceiptHandle"] for m in received]
+    assert len(set(handles)) == 10
+    assert all(len(h) == 185 and h.isalpha() and h.islower() for h in handles)
+
+
+def test_the_mapping_queue_receives_deletes_returns_and_redrives_like_the_api(aws: None):
+    sqs: Any = boto3.client("sqs", region_name="us-east-1")
+    dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    dlq_attributes = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]
+    dlq_arn = dlq_attributes["QueueArn"]
+    url = sqs.create_queue(
+        QueueName="intake",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})},
+    )["QueueUrl"]
+    for body in ("keep", "poison"):
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=body,
+            MessageAttributes={"kind": {"DataType": "String", "StringValue": body}},
+        )
+    queue = MappingQueue(url)
+
+    first = {m["Body"]: m for m in queue.receive(10, 30)}
+    assert set(first) == {"keep", "poison"}
+    assert first["keep"]["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert first["keep"]["MessageAttributes"]["kind"]["StringValue"] == "keep"
+    system = {"SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"}
+    assert system <= set(first["keep"]["Attributes"])
+    assert queue.receive(10, 30) == []  # in flight
+    assert not queue.is_empty()
+
+    queue.delete([first["keep"]["ReceiptHandle"]])
+    queue.change_visibility(first["poison"]["ReceiptHandle"], 0)  # failed: back at once
+    time.sleep(0.01)
+    (again,) = queue.receive(10, 30)
+    assert (again["Body"], again["Attributes"]["ApproximateReceiveCount"]) == ("poison", "2")
+    queue.change_visibility(again["ReceiptHandle"], 0)
+    time.sleep(0.01)
+
+    assert queue.receive(10, 30) == []  # its third receive moved it to the DLQ instead
+    assert queue.is_empty()
+    parked = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in parked] == ["poison"]
