@@ -152,16 +152,6 @@ class _Plan:
 
 
 @dataclass(frozen=True)
-class ArraySubmission:
-    job_id: str
-    job_name: str
-    manifest_bucket: str
-    manifest_key: str
-    size: int
-    duplicate: bool
-
-
-@dataclass(frozen=True)
 class _Takeover:
     """A stale record we may overwrite: only while it is still exactly that stale record."""
 
@@ -301,7 +291,8 @@ def array_job_name(settings: SubmitSettings, manifest_key: str) -> str:
 
 def _submit_array(
     claimed: list[_Object], manifest_key: str, plan: _Plan, context: LambdaContext | None, ledger: _Ledger
-) -> ArraySubmission:
+) -> SubmittedJob:
+    """Write the manifest, then submit its array job once (the job, or the one an earlier try made)."""
     settings = ledger.settings
     bucket = ledger.manifest_bucket(claimed[0].upload.bucket)
     body = "\n".join(obj.manifest_line() for obj in claimed) + "\n"
@@ -327,14 +318,7 @@ def _submit_array(
         "Array job submitted",
         extra={"job_id": outcome.job.job_id, "manifest_key": manifest_key, "objects": len(claimed)},
     )
-    return ArraySubmission(
-        job_id=outcome.job.job_id,
-        job_name=outcome.job.job_name,
-        manifest_bucket=bucket,
-        manifest_key=manifest_key,
-        size=len(claimed),
-        duplicate=outcome.duplicate,
-    )
+    return outcome.job
 
 
 # --- claims ----------------------------------------------------------------------------------------
