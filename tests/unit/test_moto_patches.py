@@ -29,6 +29,19 @@ def aws() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def dynamodb(aws: None) -> Any:
+    """A client of moto's DynamoDB with table "t" (hash key "id")."""
+    client: Any = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return client
+
+
 def _parse(operation: str, service: str, body: dict[str, Any], *, patched: bool) -> Any:
     from moto.core import parse
     from moto.core.responses import get_service_model
@@ -90,14 +103,7 @@ def test_json_requests_parse_to_the_same_dict_in_the_same_order(operation: str, 
         assert fast["TransactItems"][0]["Put"]["Item"]["blob"]["B"] == b"\x00\x01"  # blobs decoded
 
 
-def test_a_condition_with_the_same_expression_and_new_values_is_checked_against_the_new_values(aws: None):
-    dynamodb: Any = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(
-        TableName="t",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+def test_a_condition_with_the_same_expression_and_new_values_is_checked_against_the_new_values(dynamodb: Any):
     dynamodb.put_item(TableName="t", Item={"id": {"S": "a"}, "expiration": {"N": "100"}})
 
     def claim(now: int) -> str:
@@ -118,14 +124,7 @@ def test_a_condition_with_the_same_expression_and_new_values_is_checked_against_
     assert outcomes == [refused, "claimed", refused, refused, "claimed"]
 
 
-def test_a_malformed_condition_is_refused_every_time_not_only_the_first(aws: None):
-    dynamodb: Any = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(
-        TableName="t",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+def test_a_malformed_condition_is_refused_every_time_not_only_the_first(dynamodb: Any):
     malformed = {"ConditionExpression": "#x <", "ExpressionAttributeNames": {"#x": "x"}}
 
     for _ in range(2):  # moto answers a malformed expression by raising ValueError, each time
