@@ -77,10 +77,11 @@ deploy: build ## sam deploy to ENV (dev|prod) from samconfig.toml
 deploy-guided: build ## First deploy: sam deploy --guided (writes your answers to samconfig.toml)
 	$(BIN)/sam deploy --guided --config-env $(ENV)
 
-bench: $(BIN)/.installed ## Benchmarks (print result tables): cold start, burst (both modes), Slack outage
+bench: $(BIN)/.installed ## Benchmarks (print result tables): cold start, burst (both modes; array also in worker processes), Slack outage
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/burst.py --mode array --objects 10000
+	$(BIN)/python bench/burst.py --mode array --objects 10000 --processes
 	$(BIN)/python bench/slack_outage.py
 
 clean: ## Remove build output and caches (keeps .venv)

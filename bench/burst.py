@@ -1,17 +1,17 @@
 """Burst intake: N S3 notifications through the real intake queue and S3SubmitFunction, SubmitJob throttled.
 
     .venv/bin/python bench/burst.py --objects 2000 --tps 50 --duplicate-rate 0.1
-    .venv/bin/python bench/burst.py --mode array --objects 10000
+    .venv/bin/python bench/burst.py --mode array --objects 10000 [--processes]
 
 Deploys template.yaml into the emulator, puts N notifications (R of them twice, shuffled) on the
 IntakeQueue, puts a token-bucket SubmitJob throttle of T calls/s in front of moto's Batch (HTTP 429
 TooManyRequestsException, like Batch), and drains the queue with the event source mapping's
-BatchSize, MaximumBatchingWindowInSeconds and MaximumConcurrency (`Emulator.drain`). Each concurrent
-invocation runs in its own warm worker process, as in Lambda's execution environments
-(emulator/environments.py; --in-process runs them on the pollers' threads instead, sharing one
-interpreter lock with moto). Then it counts, from moto itself: jobs (array children for --mode
-array, mapped through their manifests), duplicates (jobs beyond one per object), objects in the
-IntakeDLQ, and lost objects (no job and not in the DLQ).
+BatchSize, MaximumBatchingWindowInSeconds and MaximumConcurrency (`Emulator.drain`), the function
+running in-process on the pollers' threads; with --processes each concurrent invocation runs in its
+own warm worker process instead, as in Lambda's execution environments (emulator/environments.py),
+rather than sharing one interpreter lock with moto's server. Then it counts, from moto itself: jobs
+(array children for --mode array, mapped through their manifests), duplicates (jobs beyond one per
+object), objects in the IntakeDLQ, and lost objects (no job and not in the DLQ).
 
 Elapsed is from the first poll until the queue is empty (the manifests' own notifications included);
 "all submitted" is when the last SubmitJob that created a job was let through.
@@ -89,16 +89,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             throttle = SubmitJobThrottle(rate_per_second=args.tps)
             environments: ExecutionEnvironments | None = None
             with contextlib.ExitStack() as stack:
-                if args.in_process:
-                    from batch_dispatch import clients
-
-                    throttle.install(clients.client("batch"))  # the function's own client
-                else:
+                if args.processes:  # spawned and warmed before the clock starts
                     concurrency = local.runtime.mapping_concurrency(FUNCTION)
                     environments = stack.enter_context(
                         ExecutionEnvironments(local.runtime, FUNCTION, concurrency, output_path=args.log)
                     )
-                    stack.enter_context(throttle.in_front_of_moto())
+                stack.enter_context(throttle.in_front_of_moto())
                 started = time.monotonic()
                 invocations = local.drain(FUNCTION, idle_timeout=600.0, environments=environments)
                 elapsed = time.monotonic() - started
@@ -129,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "invocations": invocations,
         "elapsed_s": round(elapsed, 2),
         "all_submitted_s": round(last_submit - started, 2) if last_submit else None,
-        "execution_environments": "threads" if args.in_process else "processes",
+        "execution_environments": "processes" if args.processes else "in-process",
         "floor_s": round(floor, 2),
         "efficiency": round(floor / elapsed, 3) if elapsed else None,
         "objects_per_s": round(args.objects / elapsed, 1) if elapsed else None,
@@ -156,9 +152,9 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--in-process",
+        "--processes",
         action="store_true",
-        help="run invocations on the pollers' threads (one interpreter lock), throttle on the client",
+        help="run each concurrent invocation in its own warm worker process (emulator/environments.py)",
     )
     parser.add_argument(
         "--plain-moto",
