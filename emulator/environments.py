@@ -61,6 +61,12 @@ def load_handler(logical_id: str, code_dir: Path, handler: str) -> Callable[[Any
     return loaded
 
 
+def handler_error(logical_id: str, exc: BaseException) -> dict[str, str]:
+    """What Lambda reports for a handler that raised (errorType, errorMessage), also on stderr."""
+    print(f"[emulator] {logical_id} raised {type(exc).__name__}: {exc}", file=sys.stderr)
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
 def _handler(request: dict[str, Any]) -> Callable[[Any, Any], Any]:
     os.environ.update(request["environment"])  # one invocation at a time in this process
     logical_id = request["logical_id"]
@@ -84,8 +90,7 @@ def _invoke(request: dict[str, Any]) -> dict[str, Any]:
     try:
         return {"result": handler(json.loads(request["event"]), context), "error": None}
     except Exception as exc:  # reported like LambdaRuntime.invoke does
-        print(f"[emulator] {request['logical_id']} raised {type(exc).__name__}: {exc}", file=sys.stderr)
-        return {"result": None, "error": {"type": type(exc).__name__, "message": str(exc)}}
+        return {"result": None, "error": handler_error(request["logical_id"], exc)}
 
 
 # -- in the emulator -------------------------------------------------------------------------------

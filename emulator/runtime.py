@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from emulator.environments import ExecutionEnvironments, load_handler
+from emulator.environments import ExecutionEnvironments, handler_error, load_handler
 from emulator.mapping_queue import MappingQueue
 from emulator.moto_server import ACCOUNT_ID, REGION
 from emulator.sam import REPO_ROOT
@@ -60,10 +60,6 @@ class Invocation:
 
     def as_dict(self) -> dict[str, Any]:
         return {"result": self.result, "error": self.error}
-
-
-def _error_of(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)}
 
 
 class LambdaRuntime:
@@ -134,8 +130,7 @@ class LambdaRuntime:
             try:
                 return Invocation(result=handler(json.loads(json.dumps(event)), context))
             except Exception as exc:  # the emulator reports every handler failure, as Lambda does
-                print(f"[emulator] {logical_id} raised {type(exc).__name__}: {exc}", file=sys.stderr)
-                return Invocation(error=_error_of(exc))
+                return Invocation(error=handler_error(logical_id, exc))
 
     # -- asynchronous invoke (EventBridge rules, Scheduler) ----------------------------------------
     def invoke_async(self, logical_id: str, event: Any, max_retries: int = 2) -> Invocation:
@@ -244,36 +239,35 @@ class LambdaRuntime:
 
         def poll_once() -> bool:
             nonlocal invocations
-            messages: list[dict[str, Any]] = []
+            records: list[dict[str, Any]] = []
             gather = window if batch_size > 10 else 0.0  # one receive fills a batch of 10 or fewer
             window_ends: float | None = None
             payload, largest = 0, 0
-            while len(messages) < batch_size and payload + 10 * largest <= _MAX_PAYLOAD_BYTES:
-                received = queue.receive(min(batch_size - len(messages), 10), visibility)
+            while len(records) < batch_size and payload + 10 * largest <= _MAX_PAYLOAD_BYTES:
+                received = queue.receive(min(batch_size - len(records), 10), visibility)
                 if received:
                     window_ends = window_ends or time.monotonic() + gather
-                    messages.extend(received)
                     for message in received:
-                        size = len(json.dumps(_sqs_record(message, queue_arn)))
+                        records.append(_sqs_record(message, queue_arn))
+                        size = len(json.dumps(records[-1]))
                         payload, largest = payload + size, max(largest, size)
-                elif not gather or not messages:
+                elif not gather or not records:
                     break  # nothing (more) to give, and no window to wait out
                 else:
                     time.sleep(0.05)
                 if gather and window_ends is not None and time.monotonic() >= window_ends:
                     break
-            if not messages:
+            if not records:
                 return False
-            records = [_sqs_record(m, queue_arn) for m in messages]
             event = {"Records": records}
             outcome = environments.invoke(event) if environments else self.invoke(logical_id, event)
             with lock:
                 invocations += 1
             failed_ids = _failed_item_ids(outcome, records)
-            queue.delete([m["ReceiptHandle"] for m in messages if m["MessageId"] not in failed_ids])
-            for message in messages:
-                if message["MessageId"] in failed_ids:
-                    queue.change_visibility(message["ReceiptHandle"], retry_visibility_seconds)
+            queue.delete([r["receiptHandle"] for r in records if r["messageId"] not in failed_ids])
+            for record in records:
+                if record["messageId"] in failed_ids:
+                    queue.change_visibility(record["receiptHandle"], retry_visibility_seconds)
             return True
 
         def worker() -> None:
