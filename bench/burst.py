@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import random
 import sys
 import time
@@ -35,6 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common" / "python")]
 
 import boto3  # noqa: E402
 
+from bench.report import print_report  # noqa: E402
 from emulator import moto_patches  # noqa: E402
 from emulator.core import Emulator, s3_notification  # noqa: E402
 from emulator.environments import ExecutionEnvironments  # noqa: E402
@@ -187,10 +187,7 @@ def main() -> None:
         ("efficiency (floor / elapsed)", result["efficiency"]),
         ("objects/s", result["objects_per_s"]),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    print(json.dumps(result, sort_keys=True))
+    print_report(rows, result)
 
 
 if __name__ == "__main__":

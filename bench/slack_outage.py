@@ -40,6 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common" / "python")]
 
 import boto3  # noqa: E402
 
+from bench.report import print_report  # noqa: E402
 from emulator.core import Emulator  # noqa: E402
 from emulator.slack_stub import Reply  # noqa: E402
 
@@ -226,10 +227,7 @@ def main() -> None:
         ("lost", result["lost"]),
         ("elapsed s", result["elapsed_s"]),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    print(json.dumps(result, sort_keys=True))
+    print_report(rows, result)
 
 
 if __name__ == "__main__":
