@@ -53,7 +53,7 @@ def enqueue(queue_url: str, bodies: list[str]) -> None:
 
 
 def objects_in_dlq(local: Emulator) -> set[tuple[str, str]]:
-    from batch_dispatch.s3_intake import S3Upload, parse_body
+    from batch_dispatch.submit.s3_events import S3Upload, parse_body
 
     found: set[tuple[str, str]] = set()
     for body in local.dlq_messages().get("IntakeDLQ", []):

@@ -28,15 +28,10 @@ WEBHOOK_SECRET_ENV = "SLACK_WEBHOOK_SECRET_NAME"  # noqa: S105 - an env var name
 def reset_process_state() -> None:
     """Forget the caches the shared package keeps per execution environment (a new 'cold start')."""
     try:
-        from batch_dispatch import clients, config, idempotency
+        from batch_dispatch import execution_environment
     except ImportError:  # the layer is not on sys.path yet: nothing cached
         return
-    clients.reset_clients()
-    idempotency.reset_persistence()
-    config.submit_settings.cache_clear()
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
+    execution_environment.reset()
 
 
 class Emulator:
@@ -108,6 +103,12 @@ class Emulator:
         secrets = boto3.client("secretsmanager")
         for name in names:
             secrets.create_secret(Name=name, SecretString=self.slack.url)
+
+    def update_function_environment(self, logical_id: str, **variables: str) -> None:
+        """Change a function's environment variables, as UpdateFunctionConfiguration does: later
+        invocations run in new execution environments (a cold start that reads the new values)."""
+        self.stack.functions[logical_id].environment.update(variables)
+        reset_process_state()
 
     # -- triggers ----------------------------------------------------------------------------------
     def trigger_types(self, logical_id: str) -> set[str]:

@@ -109,7 +109,7 @@ def moto_batch(monkeypatch: pytest.MonkeyPatch) -> Any:
     import boto3
     from moto import mock_aws
 
-    from batch_dispatch import clients, config, idempotency
+    from batch_dispatch import execution_environment
 
     with mock_aws(config={"batch": {"use_docker": False}}):
         iam = boto3.client("iam")
@@ -165,10 +165,6 @@ def moto_batch(monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.setenv("JOB_DEFINITION_ARN", definition)
         monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "idempotency")
         monkeypatch.setenv("JOB_NAME_PREFIX", "batch-dispatch-test")
-        clients.reset_clients()
-        idempotency.reset_persistence()
-        config.submit_settings.cache_clear()
+        execution_environment.reset()
         yield MotoBatch(job_queue_arn=queue, job_definition_arn=definition, table_name="idempotency")
-        clients.reset_clients()
-        idempotency.reset_persistence()
-        config.submit_settings.cache_clear()
+        execution_environment.reset()

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+from batch_dispatch import settings
+from batch_dispatch.observability import logger, metrics, tracer
+from batch_dispatch.settings import ScheduleSubmitSettings
+from batch_dispatch.submit import schedule
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # Imported on the first invocation, not at init: pydantic and the idempotency store are ~100 ms
-    # of cold start (bench/cold_start.py); later invocations find them in sys.modules.
-    from batch_dispatch.config import submit_settings
-    from batch_dispatch.schedule import InvalidScheduleEventError, parse_tick, submit_scheduled_job
-
-    settings = submit_settings()
-    try:
-        tick = parse_tick(event)
-    except InvalidScheduleEventError:
-        # Raise so Lambda's async retries end with the event parked in the schedule DLQ.
-        logger.exception("Rejected schedule event")
-        metrics.add_metric(name="RecordRejected", unit=MetricUnit.Count, value=1)
-        raise
-    logger.append_keys(schedule_arn=tick.schedule_arn, scheduled_time=tick.scheduled_time_iso)
-    outcome = submit_scheduled_job(tick, settings, context)
+    # A malformed tick raises: Lambda's async retries run, then the event is parked in the schedule DLQ.
+    outcome = schedule.handle(event, settings.load(ScheduleSubmitSettings), context)
     return {"jobId": outcome.job.job_id, "jobName": outcome.job.job_name, "duplicate": outcome.duplicate}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from batch_dispatch import clients
+from batch_dispatch.aws import clients
 from emulator import runtime
 from emulator.core import Emulator
 from emulator.runtime import LocalContext

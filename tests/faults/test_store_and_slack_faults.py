@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from batch_dispatch import clients
+from batch_dispatch.aws import clients
 from emulator.core import Emulator
 from emulator.slack_stub import Reply
 from tests.faults.conftest import (

@@ -10,7 +10,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from batch_dispatch import clients
+from batch_dispatch.aws import clients
 from emulator.core import Emulator, s3_notification
 from emulator.environments import ExecutionEnvironments
 from emulator.throttle import SubmitJobThrottle

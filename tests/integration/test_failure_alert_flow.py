@@ -10,7 +10,7 @@ import logging
 import pytest
 from moto.events.models import EventPattern
 
-from batch_dispatch.failure_alert import console_encode
+from batch_dispatch.aws.console_links import console_encode
 from emulator.core import Emulator
 from tests.conftest import load_event
 

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from batch_dispatch import clients
+from batch_dispatch.aws import clients
 from emulator.core import Emulator
 from tests.conftest import load_event
 

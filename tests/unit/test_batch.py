@@ -9,8 +9,8 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from batch_dispatch import clients
-from batch_dispatch.batch import (
+from batch_dispatch.aws import clients
+from batch_dispatch.aws.batch_jobs import (
     JobSpec,
     RetryPolicy,
     SubmitFailedError,

@@ -24,20 +24,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from batch_dispatch import batch as batch_module
-from batch_dispatch import clients
-from batch_dispatch.batch import RetryPolicy
-from batch_dispatch.config import submit_settings
+from batch_dispatch import settings as settings_module
+from batch_dispatch.aws import batch_jobs, clients
+from batch_dispatch.aws.batch_jobs import RetryPolicy
 from batch_dispatch.observability import metrics
-from batch_dispatch.s3_intake import (
-    MalformedNotificationError,
-    S3Upload,
-    Skip,
-    handle_batch,
-    idempotency_key,
-    job_spec_for,
-    parse_body,
-)
+from batch_dispatch.settings import S3SubmitSettings
+from batch_dispatch.submit.per_object import handle as handle_batch
+from batch_dispatch.submit.s3_events import MalformedNotificationError, S3Upload, Skip, parse_body
+from batch_dispatch.submit.upload_job import idempotency_key, upload_job_spec
 from functions.s3_submit import app
 from tests.conftest import MotoBatch
 
@@ -166,14 +160,14 @@ class Aws:
 def aws(moto_batch: MotoBatch, monkeypatch: pytest.MonkeyPatch) -> Aws:
     """The shared moto Batch + idempotency table (tests/conftest.py), with this module's job prefix."""
     monkeypatch.setenv("JOB_NAME_PREFIX", PREFIX)
-    submit_settings.cache_clear()
+    settings_module.reset()
     # The shared Metrics was built at import, maybe before these variables existed.
     monkeypatch.setattr(metrics.provider, "namespace", "BatchDispatch")
     monkeypatch.setattr(metrics.provider, "service", "batch-dispatch")
     metrics.clear_metrics()
     # Fast, still jittered backoff: throttling tests count retries, not seconds.
     monkeypatch.setattr(
-        batch_module, "RetryPolicy", partial(RetryPolicy, base_seconds=0.001, max_wait_seconds=0.005)
+        batch_jobs, "RetryPolicy", partial(RetryPolicy, base_seconds=0.001, max_wait_seconds=0.005)
     )
     batch, dynamodb = boto3.client("batch"), boto3.client("dynamodb")
     clients.use_client("batch", batch)
@@ -530,7 +524,7 @@ def test_a_concurrent_delivery_fails_and_its_redelivery_is_a_duplicate(aws, invo
 
     def other_invocation() -> None:
         if not seen:
-            seen["response"] = handle_batch(concurrent, FakeContext(), submit_settings())
+            seen["response"] = handle_batch(concurrent, settings_module.load(S3SubmitSettings), FakeContext())
 
     fake.before_submit = other_invocation
 
@@ -677,8 +671,8 @@ def test_a_redelivery_adopts_the_job_a_crashed_attempt_submitted(aws, invoke):
     event = load_event("sqs-object-created.json")
     upload = parse_body(event["Records"][0]["body"])[0]
     assert isinstance(upload, S3Upload)
-    settings = submit_settings()
-    spec = job_spec_for(upload, PREFIX)
+    settings = settings_module.load(S3SubmitSettings)
+    spec = upload_job_spec(upload, PREFIX)
     aws.batch.submit_job(
         jobName=spec.job_name,
         jobQueue=settings.job_queue_arn,
@@ -766,7 +760,7 @@ ODD_KEYS = [
 @pytest.mark.parametrize("key", ODD_KEYS, ids=range(len(ODD_KEYS)))
 def test_job_names_follow_batch_rules(prefix, key):
     # Given any key and prefix, When a job name is derived, Then Batch accepts it
-    assert JOB_NAME_RULE.match(job_spec_for(_upload(key), prefix).job_name)
+    assert JOB_NAME_RULE.match(upload_job_spec(_upload(key), prefix).job_name)
 
 
 def test_distinct_uploads_get_distinct_job_names():
@@ -777,7 +771,7 @@ def test_distinct_uploads_get_distinct_job_names():
     ]
 
     # When their job names are derived
-    names = [job_spec_for(upload, "batch-dispatch").job_name for upload in uploads]
+    names = [upload_job_spec(upload, "batch-dispatch").job_name for upload in uploads]
 
     # Then no two share a name, and the name still shows the end of the key
     assert len(set(names)) == len(names)

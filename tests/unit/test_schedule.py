@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-from batch_dispatch.batch import find_job_by_name
-from batch_dispatch.config import ConfigurationError, submit_settings
-from batch_dispatch.schedule import InvalidScheduleEventError, job_spec_for, parse_tick, submit_scheduled_job
+from batch_dispatch import settings as settings_module
+from batch_dispatch.aws.batch_jobs import find_job_by_name
+from batch_dispatch.settings import ConfigurationError, ScheduleSubmitSettings
+from batch_dispatch.submit.schedule import InvalidScheduleEventError, parse_tick, submit_tick, tick_job_spec
 from tests.conftest import load_event
 
 VALID_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -56,7 +57,7 @@ def test_equivalent_time_formats_share_one_dedup_key():
     offset = parse_tick({"scheduledTime": "2026-11-23T13:00:00+01:00", "scheduleArn": "arn:s"})
 
     assert zulu.scheduled_time_iso == offset.scheduled_time_iso == "2026-11-23T12:00:00Z"
-    assert job_spec_for(zulu, "p").job_name == job_spec_for(offset, "p").job_name
+    assert tick_job_spec(zulu, "p").job_name == tick_job_spec(offset, "p").job_name
 
 
 def test_job_spec_carries_string_parameters_and_the_scheduled_time():
@@ -68,7 +69,7 @@ def test_job_spec_carries_string_parameters_and_the_scheduled_time():
         }
     )
 
-    spec = job_spec_for(tick, "batch-dispatch-dev")
+    spec = tick_job_spec(tick, "batch-dispatch-dev")
 
     assert spec.parameters == {
         "mode": "full",
@@ -85,7 +86,7 @@ def test_job_spec_carries_string_parameters_and_the_scheduled_time():
 def test_a_tick_submits_one_job_with_its_parameters(moto_batch, lambda_context):
     tick = parse_tick(load_event("schedule/scheduler-tick.json"))
 
-    outcome = submit_scheduled_job(tick, submit_settings(), lambda_context)
+    outcome = submit_tick(tick, settings_module.load(ScheduleSubmitSettings), lambda_context)
 
     jobs = moto_batch.jobs()
     assert [job["jobId"] for job in jobs] == [outcome.job.job_id]
@@ -97,8 +98,8 @@ def test_a_tick_submits_one_job_with_its_parameters(moto_batch, lambda_context):
 def test_the_same_tick_delivered_twice_submits_one_job(moto_batch, lambda_context):
     tick = parse_tick(load_event("schedule/scheduler-tick.json"))
 
-    first = submit_scheduled_job(tick, submit_settings(), lambda_context)
-    second = submit_scheduled_job(tick, submit_settings(), lambda_context)
+    first = submit_tick(tick, settings_module.load(ScheduleSubmitSettings), lambda_context)
+    second = submit_tick(tick, settings_module.load(ScheduleSubmitSettings), lambda_context)
 
     assert len(moto_batch.jobs()) == 1
     assert second.duplicate is True
@@ -109,19 +110,19 @@ def test_different_scheduled_times_submit_different_jobs(moto_batch, lambda_cont
     event = load_event("schedule/scheduler-tick.json")
     later = {**event, "scheduledTime": "2026-11-23T15:00:00Z"}
 
-    submit_scheduled_job(parse_tick(event), submit_settings(), lambda_context)
-    submit_scheduled_job(parse_tick(later), submit_settings(), lambda_context)
+    submit_tick(parse_tick(event), settings_module.load(ScheduleSubmitSettings), lambda_context)
+    submit_tick(parse_tick(later), settings_module.load(ScheduleSubmitSettings), lambda_context)
 
     assert len(moto_batch.jobs()) == 2
 
 
 def test_concurrent_deliveries_submit_one_job(moto_batch, lambda_context):
     tick = parse_tick(load_event("schedule/scheduler-tick.json"))
-    settings = submit_settings()
+    settings = settings_module.load(ScheduleSubmitSettings)
 
     def deliver(_: int) -> str:
         try:
-            return submit_scheduled_job(tick, settings, lambda_context).job.job_id
+            return submit_tick(tick, settings, lambda_context).job.job_id
         except IdempotencyAlreadyInProgressError:
             return "in-progress"  # Lambda retries this delivery later; it then finds the job.
 
@@ -135,8 +136,8 @@ def test_concurrent_deliveries_submit_one_job(moto_batch, lambda_context):
 def test_a_job_submitted_before_a_crash_is_adopted_not_resubmitted(moto_batch, lambda_context):
     """SubmitJob succeeded but the function died before the idempotency record was completed."""
     tick = parse_tick(load_event("schedule/scheduler-tick.json"))
-    settings = submit_settings()
-    submit_scheduled_job(tick, settings, lambda_context)
+    settings = settings_module.load(ScheduleSubmitSettings)
+    submit_tick(tick, settings, lambda_context)
     import boto3
 
     boto3.client("dynamodb").delete_table(TableName=moto_batch.table_name)  # the record is lost
@@ -147,7 +148,7 @@ def test_a_job_submitted_before_a_crash_is_adopted_not_resubmitted(moto_batch, l
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
     )
 
-    retried = submit_scheduled_job(tick, settings, lambda_context)
+    retried = submit_tick(tick, settings, lambda_context)
 
     assert len(moto_batch.jobs()) == 1
     assert retried.duplicate is True
@@ -158,10 +159,10 @@ def test_missing_configuration_is_reported_by_name(monkeypatch):
     monkeypatch.delenv("JOB_QUEUE_ARN", raising=False)
     monkeypatch.delenv("JOB_DEFINITION_ARN", raising=False)
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "t")
-    submit_settings.cache_clear()
+    settings_module.reset()
 
     with pytest.raises(
         ConfigurationError, match=r"JOB_QUEUE_ARN.*JOB_DEFINITION_ARN|JOB_DEFINITION_ARN.*JOB_QUEUE_ARN"
     ):
-        submit_settings()
-    submit_settings.cache_clear()
+        settings_module.load(ScheduleSubmitSettings)
+    settings_module.reset()

@@ -1,7 +1,8 @@
 """Slack delivery against the real Slack stand-in on loopback (no mocks of slack_sdk), secrets in moto.
 
-Scope: retries/timeouts/permanent errors of `batch_dispatch.slack`, and the FailureNotifyFunction handler
-end to end (idempotency in moto DynamoDB, metrics from its EMF output, no webhook URL in any log line).
+Scope: retries/timeouts/permanent errors of `batch_dispatch.slack.webhook`, and the FailureNotifyFunction
+handler end to end (idempotency in moto DynamoDB, metrics from its EMF output, no webhook URL in any log
+line).
 Waits are short: timeouts of 1 s, Retry-After 1 s, backoff of a few tens of milliseconds.
 """
 
@@ -20,11 +21,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from batch_dispatch import clients, slack
-from batch_dispatch.config import ConfigurationError
-from batch_dispatch.idempotency import reset_persistence
+from batch_dispatch import execution_environment
+from batch_dispatch.aws import clients
 from batch_dispatch.observability import logger, metrics
-from batch_dispatch.slack import DeliveryPolicy, SlackPermanentError, SlackTransientError, post_message
+from batch_dispatch.settings import ConfigurationError
+from batch_dispatch.slack import webhook
+from batch_dispatch.slack.delivery_policy import DeliveryPolicy
+from batch_dispatch.slack.webhook import SlackPermanentError, SlackTransientError, post_message
 from emulator.slack_stub import Reply, SlackStandIn
 from functions.failure_notify import app
 from tests.conftest import FakeLambdaContext, load_event
@@ -97,9 +100,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 
 def _reset() -> None:
-    clients.reset_clients()
-    reset_persistence()
-    slack.reset_secrets_provider()
+    execution_environment.reset()
 
 
 def statuses(stand_in: SlackStandIn) -> list[int]:
@@ -230,7 +231,7 @@ def test_no_service_is_permanent_and_refetches_the_secret_once(world):
 
 def test_a_rotated_secret_is_picked_up_after_a_404_without_a_cold_start(world):
     # Given the old URL is cached, then the webhook is rotated in Secrets Manager, then the old one revoked
-    slack.webhook_url(SECRET_NAME)
+    webhook.webhook_url(SECRET_NAME)
     rotated = world.stand_in.url.replace(SECRET_TOKEN, "R0TAT3D")
     world.store_url(rotated)
     world.stand_in.script("no_service", "ok")
@@ -249,7 +250,7 @@ def test_a_rotated_secret_is_picked_up_after_a_404_without_a_cold_start(world):
 @pytest.mark.parametrize(
     ("reply", "kind", "hint"),
     [
-        (Reply.invalid_payload(), "invalid_payload", "bug in batch_dispatch.failure_alert"),
+        (Reply.invalid_payload(), "invalid_payload", "bug in batch_dispatch.alerts"),
         (Reply.channel_is_archived(), "channel_is_archived", "archived"),
         (Reply.channel_not_found(), "channel_not_found", "deleted"),
         (Reply.action_prohibited(), "action_prohibited", "admin"),

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from batch_dispatch.blocked import build_blocked_message, is_blocked_event, summarize_blocked
-from batch_dispatch.failure_alert import build_message, parse_event, summarize
-from batch_dispatch.runnable_reasons import REASONS, TIME_LIMIT_REASONS, cancellation_code, reason_code
+from batch_dispatch.alerts.blocked_queue import build_blocked_message, is_blocked_event, summarize_blocked
+from batch_dispatch.alerts.blocked_reasons import REASONS, TIME_LIMIT_REASONS, cancellation_code, reason_code
+from batch_dispatch.alerts.failed_job import build_message, summarize
+from batch_dispatch.alerts.job_state import parse_event
 from tests.conftest import load_event
 
 

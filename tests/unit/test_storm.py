@@ -1,8 +1,8 @@
 """Failure storms: every failed job is in its own message or in exactly one digest, whatever the delivery.
 
-Scope: batch_dispatch.storm against moto DynamoDB and SQS (real conditional writes and transactions),
-with a fake clock and an in-memory Slack. Deliveries are repeated and run concurrently from threads, as
-EventBridge -> Lambda async does; windows are sealed while writers are still running.
+Scope: batch_dispatch.alerts.storm against moto DynamoDB (real conditional writes and transactions),
+with a fake clock, an in-memory storm queue and an in-memory Slack. Deliveries are repeated and run
+concurrently from threads, as EventBridge -> Lambda async does; windows are sealed while writers run.
 """
 
 from __future__ import annotations
@@ -17,19 +17,18 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from batch_dispatch.storm import (
+from batch_dispatch.alerts.storm.close_schedule import CloseScheduler
+from batch_dispatch.alerts.storm.closer import StormCloser
+from batch_dispatch.alerts.storm.model import (
     DIGEST,
     INDIVIDUAL,
-    CloseScheduler,
     FailedJob,
-    Renderer,
-    StormCloser,
     StormConfig,
-    StormStore,
-    StormTracker,
     WindowReport,
     cause_of,
 )
+from batch_dispatch.alerts.storm.store import StormStore
+from batch_dispatch.alerts.storm.tracker import StormTracker
 
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/jobs"
 PARENT = "5e6f7081-92a3-4b4c-8d5e-6f708192a3b4"
@@ -81,7 +80,38 @@ class FakeSlack:
         return True
 
 
-class PlainRenderer(Renderer):
+class InMemoryQueue:
+    """The storm queue as CloseScheduler uses it (SendMessage with DelaySeconds); tests let time pass."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.messages: list[dict[str, Any]] = []  # body, delay, due (delivered once released)
+
+    def send_message(self, QueueUrl: str, MessageBody: str, DelaySeconds: int = 0) -> dict[str, Any]:
+        with self._lock:
+            self.messages.append(
+                {"body": json.loads(MessageBody), "delay": DelaySeconds, "due": DelaySeconds == 0}
+            )
+        return {"MessageId": str(len(self.messages))}
+
+    def scheduled(self) -> list[tuple[dict[str, Any], int]]:
+        with self._lock:
+            return [(m["body"], m["delay"]) for m in self.messages]
+
+    def release_all(self) -> None:
+        with self._lock:
+            for message in self.messages:
+                message["due"] = True
+
+    def take_due(self) -> list[dict[str, Any]]:
+        with self._lock:
+            due = [m for m in self.messages if m["due"] and not m.get("taken")]
+            for message in due:
+                message["taken"] = True
+            return [m["body"] for m in due]
+
+
+class PlainRenderer:
     def digest(self, report: WindowReport, config: StormConfig) -> dict[str, Any]:
         return {
             "kind": "digest",
@@ -110,33 +140,23 @@ def aws():
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
         )
-        sqs = boto3.client("sqs")
-        url = sqs.create_queue(QueueName="storm")["QueueUrl"]
-        yield dynamodb, sqs, url
+        yield dynamodb, InMemoryQueue()
 
 
 def make(aws, clock: Clock, threshold: int = 10, window: int = 300):
-    dynamodb, sqs, url = aws
+    dynamodb, queue = aws
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/storm"
     config = StormConfig(table_name="alert-state", queue_url=url, threshold=threshold, window_seconds=window)
     store = StormStore("alert-state", client=Atomic(dynamodb), clock=clock)
-    scheduler = CloseScheduler(url, client=Atomic(sqs), clock=clock)
+    scheduler = CloseScheduler(url, client=queue, clock=clock)
     tracker = StormTracker(config, store=store, scheduler=scheduler, clock=clock)
     closer = StormCloser(config, store=store, scheduler=scheduler, clock=clock)
     return tracker, closer
 
 
 def scheduled(aws) -> list[tuple[dict[str, Any], int]]:
-    """Every message on the storm queue with its delay, delayed or not (moto's backend)."""
-    from moto.sqs.models import sqs_backends
-
-    queue = sqs_backends["123456789012"]["us-east-1"].queues["storm"]
-    found = []
-    for message in queue._messages:
-        delay = (
-            max(0, round((message.delayed_until - message.sent_timestamp) / 1000)) if message.delayed else 0
-        )
-        found.append((json.loads(message.body), delay))
-    return found
+    """Every message sent to the storm queue with its delay."""
+    return aws[1].scheduled()
 
 
 def job(n: int, cause: str = "exit code 1", queue: str = QUEUE) -> FailedJob:
@@ -148,17 +168,13 @@ def child(index: int, cause: str = "exit code 1") -> FailedJob:
 
 
 def close_all(aws, closer: StormCloser, slack: FakeSlack) -> list[Any]:
-    """Deliver every scheduled close / end check once, as if their delay had passed."""
-    from moto.sqs.models import sqs_backends
-
-    for message in sqs_backends["123456789012"]["us-east-1"].queues["storm"]._messages:
-        message.delayed_until = 0
-    sqs, url = aws[1], aws[2]
+    """Deliver every close / end check sent so far once, as if their delay had passed (and any sent
+    without delay while they are handled)."""
+    queue: InMemoryQueue = aws[1]
+    queue.release_all()
     outcomes = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            outcomes.append(closer.handle(json.loads(message["Body"]), slack, PlainRenderer()))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    while due := queue.take_due():
+        outcomes.extend(closer.handle(body, slack, PlainRenderer()) for body in due)
     return outcomes
 
 

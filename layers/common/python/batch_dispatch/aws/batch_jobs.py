@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
-from batch_dispatch import clients
+from batch_dispatch.aws import clients
 from batch_dispatch.observability import MetricUnit, logger, metrics
 
 MAX_JOB_NAME_LENGTH = 128

@@ -1,10 +1,9 @@
 """Blocked queues: a job stuck at the head of our queue in RUNNABLE, told once per queue and reason.
 
 AWS Batch sends a "Batch Job Queue Blocked" event when a RUNNABLE job at the head of a queue cannot be
-placed, and writes the same coded reason into the job's `statusReason` (see runnable_reasons). One Slack
-message is posted per (queue, code)
-within `blocked_alert_quiet_seconds` (Powertools idempotency with that expiry), however many events and
-jobs report it, in plain words with what to check.
+placed, and writes the same coded reason into the job's `statusReason` (see blocked_reasons). One Slack
+message is posted per (queue, code) within `blocked_alert_quiet_seconds` (Powertools idempotency with
+that expiry), however many events and jobs report it, in plain words with what to check.
 """
 
 from __future__ import annotations
@@ -12,19 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from batch_dispatch.failure_alert import (
-    MAX_HEADER_TEXT,
-    _code_safe,
-    _context,
-    _section,
-    batch_console_url,
-    cap_blocks,
-    normalize_mention,
-    safe,
-    truncate,
-)
-from batch_dispatch.observability import logger
-from batch_dispatch.runnable_reasons import (
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batch_dispatch.alerts.blocked_reasons import (
     NETWORK_HINT,
     QUEUE_BLOCKED_DETAIL_TYPE,
     STATE_CHANGE_DETAIL_TYPE,
@@ -35,6 +24,20 @@ from batch_dispatch.runnable_reasons import (
     is_blocked_reason,
     reason_code,
 )
+from batch_dispatch.aws.console_links import batch_job_url
+from batch_dispatch.observability import MetricUnit, logger, metrics
+from batch_dispatch.settings import FailureNotifySettings
+from batch_dispatch.slack.blocks import (
+    code_safe,
+    context,
+    header,
+    link_buttons,
+    mention_lead,
+    message,
+    section,
+    slack_text,
+)
+from batch_dispatch.slack.post_once import post_once
 
 IDEMPOTENCY_PREFIX = "queue-blocked"
 
@@ -103,63 +106,49 @@ def summarize_blocked(event: dict[str, Any], *, region: str, time_limit_seconds:
 
 def build_blocked_message(summary: BlockedSummary, mention: str = "") -> dict[str, Any]:
     """Block Kit message: the reason in plain words, what to check, the job at the head of the queue."""
-    mention = normalize_mention(mention)
-    lead = f"{mention} " if mention else ""
-    queue = safe(summary.queue_name, 200)
+    lead = mention_lead(mention)
+    queue = slack_text(summary.queue_name, 200)
     info = summary.info
     blocks: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {
-                "type": "plain_text",
-                "text": safe(f"Batch queue BLOCKED: {summary.queue_name}", MAX_HEADER_TEXT),
-            },
-        },
-        _section(
-            f"{lead}:no_entry: Jobs in queue *{queue}* are stuck in RUNNABLE: *{safe(info.title, 300)}*.\n"
-            f"*Reason code:* `{_code_safe(safe(summary.code, 100))}`"
+        header(f"Batch queue BLOCKED: {summary.queue_name}"),
+        section(
+            f"{lead}:no_entry: Jobs in queue *{queue}* are stuck in RUNNABLE: "
+            f"*{slack_text(info.title, 300)}*.\n"
+            f"*Reason code:* `{code_safe(slack_text(summary.code, 100))}`"
         ),
     ]
     if summary.status_reason:
-        blocks.append(_section(f"*Status reason:*\n```{_code_safe(safe(summary.status_reason, 1500))}```"))
-    checks = "\n".join(f"• {safe(check, 600)}" for check in info.checks)
+        blocks.append(
+            section(f"*Status reason:*\n```{code_safe(slack_text(summary.status_reason, 1500))}```")
+        )
+    checks = "\n".join(f"• {slack_text(check, 600)}" for check in info.checks)
     if summary.code in ("UNKNOWN", "UNDETERMINED") or info is UNKNOWN_REASON:
         checks += f"\n• {NETWORK_HINT}"
-    blocks.append(_section(f"*What to check*\n{checks}"))
+    blocks.append(section(f"*What to check*\n{checks}"))
     if summary.cancels_after:
         blocks.append(
-            _context(
+            context(
                 f"The queue cancels jobs stuck for this reason after {summary.cancels_after} s "
                 "(JobStateTimeLimitActions); each cancelled job gets its own alert."
             )
         )
     elif summary.code in TIME_LIMIT_REASONS:
         blocks.append(
-            _context(
+            context(
                 "Jobs stay RUNNABLE until this is fixed. Set RunnableTimeLimitSeconds to have the queue "
                 "cancel them automatically."
             )
         )
     if summary.job_id:
-        name = safe(summary.job_name or summary.job_id, 200)
-        job_id = _code_safe(safe(summary.job_id, 200))
-        blocks.append(_context(f"Job at the head of the queue: *{name}* `{job_id}`"))
+        name = slack_text(summary.job_name or summary.job_id, 200)
+        job_id = code_safe(slack_text(summary.job_id, 200))
+        blocks.append(context(f"Job at the head of the queue: *{name}* `{job_id}`"))
         blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Open job in Batch console"},
-                        "url": batch_console_url(summary.region, summary.job_id),
-                    }
-                ],
-            }
+            link_buttons([("Open job in Batch console", batch_job_url(summary.region, summary.job_id))])
         )
-    text = truncate(
-        f"{lead}Batch queue BLOCKED: {queue} — {safe(info.title, 300)} ({safe(summary.code, 100)})", 3000
-    )
-    return {"text": text, "blocks": cap_blocks(blocks)}
+    title, code = slack_text(info.title, 300), slack_text(summary.code, 100)
+    fallback = f"{lead}Batch queue BLOCKED: {queue} — {title} ({code})"
+    return message(fallback, blocks)
 
 
 def log_blocked(summary: BlockedSummary, *, duplicate: bool) -> None:
@@ -167,3 +156,25 @@ def log_blocked(summary: BlockedSummary, *, duplicate: bool) -> None:
         "Blocked queue alert already posted" if duplicate else "Blocked queue alert posted",
         extra={"queue": summary.queue_name, "reason_code": summary.code, "job_id": summary.job_id},
     )
+
+
+def notify_blocked(
+    raw_event: dict[str, Any], settings: FailureNotifySettings, lambda_context: LambdaContext | None = None
+) -> dict[str, Any]:
+    """One message per (queue, reason code) per quiet period, however many events and jobs report it."""
+    summary = summarize_blocked(
+        raw_event, region=settings.aws_region, time_limit_seconds=settings.runnable_time_limit_seconds
+    )
+    posted = post_once(
+        IDEMPOTENCY_PREFIX,
+        f"{summary.queue_arn}#{summary.code}",
+        build_blocked_message(summary, settings.slack_mention),
+        settings,
+        lambda_context,
+        expires_after_seconds=settings.blocked_alert_quiet_seconds,
+    )
+    log_blocked(summary, duplicate=not posted)
+    metrics.add_metric(
+        name="QueueBlockedNotified" if posted else "DuplicateSkipped", unit=MetricUnit.Count, value=1
+    )
+    return {"blocked": True, "queue": summary.queue_name, "reasonCode": summary.code, "notified": posted}

@@ -19,7 +19,6 @@ import logging
 import random
 import re
 import time
-from dataclasses import dataclass
 from http.client import HTTPException, RemoteDisconnected
 from typing import Any
 from urllib.error import URLError
@@ -40,13 +39,14 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
-from batch_dispatch import clients
+from batch_dispatch.aws import clients
 from batch_dispatch.observability import logger, tracer
+from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 
 # Slack's answers that no retry can fix, with what the operator has to do about each.
 _FIX_WEBHOOK = "create a new incoming webhook in the Slack app and store its URL in secret {secret}"
 _FIX_MESSAGE = (
-    "Slack rejected the message itself: a bug in batch_dispatch.failure_alert; fix it, then redrive the DLQ"
+    "Slack rejected the message itself: a bug in batch_dispatch.alerts; fix it, then redrive the DLQ"
 )
 PERMANENT_ERRORS: dict[str, str] = {
     "no_service": "webhook revoked or disabled: " + _FIX_WEBHOOK,
@@ -90,19 +90,6 @@ class SlackPermanentError(SlackDeliveryError):
 
 class SlackTransientError(SlackDeliveryError):
     """Slack was rate limiting, failing or unreachable for longer than our retries could wait."""
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    """Timeouts and retries. Worst case ~ budget_seconds (plus one timeout), whatever Slack does."""
-
-    timeout_seconds: int = 5
-    max_retries: int = 2
-    backoff_seconds: float = 0.5
-    max_retry_after_seconds: int = 10
-    budget_seconds: float = 20.0
-    secret_max_age_seconds: int = 300
-    safety_margin_seconds: float = 3.0  # kept free of the Lambda's remaining time for logging/idempotency
 
 
 # --------------------------------------------------------------------------------------------------------

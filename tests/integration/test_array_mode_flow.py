@@ -17,7 +17,10 @@ from typing import Any
 import boto3
 import pytest
 
-from batch_dispatch import burst, clients
+from batch_dispatch.aws import clients
+from batch_dispatch.submit import array_mode
+from batch_dispatch.submit.claims import upload_record_id
+from batch_dispatch.submit.s3_events import parse_body
 from emulator.core import Emulator, s3_notification
 from emulator.throttle import SubmitJobThrottle
 
@@ -172,12 +175,12 @@ def test_objects_claimed_by_a_running_invocation_are_left_to_it_and_come_back_if
     table = local.stack.physical_ids["IdempotencyTable"]
     dynamodb = boto3.client("dynamodb")
     held = wanted[:3]
-    upload_of = {k: burst.parse_body(uploads.body(k))[0] for k in wanted}
+    upload_of = {k: parse_body(uploads.body(k))[0] for k in wanted}
     for key in held:  # another invocation is submitting these right now
         dynamodb.put_item(
             TableName=table,
             Item={
-                "id": {"S": burst.upload_record_id(upload_of[key])},  # type: ignore[arg-type]
+                "id": {"S": upload_record_id(upload_of[key])},  # type: ignore[arg-type]
                 "status": {"S": "INPROGRESS"},
                 "expiration": {"N": str(int(time.time()) + 3600)},
                 "manifestKey": {"S": f"{PREFIX}other.jsonl"},
@@ -196,7 +199,7 @@ def test_objects_claimed_by_a_running_invocation_are_left_to_it_and_come_back_if
     for key in held:
         dynamodb.update_item(
             TableName=table,
-            Key={"id": {"S": burst.upload_record_id(upload_of[key])}},  # type: ignore[arg-type]
+            Key={"id": {"S": upload_record_id(upload_of[key])}},  # type: ignore[arg-type]
             UpdateExpression="SET claimExpiry = :zero",
             ExpressionAttributeValues={":zero": {"N": "0"}},
         )
@@ -214,7 +217,7 @@ def test_a_crash_after_submit_job_is_adopted_by_name_not_submitted_again(local: 
 
     # Given an invocation killed right after SubmitJob (no manifest record, its claims left live: a
     # real kill runs no cleanup, so the whole batch is redelivered)
-    submit_array = burst._submit_array
+    submit_array = array_mode.submit_array
 
     class Killed(BaseException):  # not an Exception: nothing of ours catches it, as with a real kill
         pass
@@ -224,7 +227,7 @@ def test_a_crash_after_submit_job_is_adopted_by_name_not_submitted_again(local: 
         raise Killed
 
     with monkeypatch.context() as patch:
-        patch.setattr(burst, "_submit_array", killed_after)
+        patch.setattr(array_mode, "submit_array", killed_after)
         with pytest.raises(Killed):
             local.runtime.invoke(FUNCTION, uploads.event(wanted))
     assert array_sizes(local) == [6]
@@ -244,7 +247,7 @@ def test_a_crash_after_submit_job_is_adopted_by_name_not_submitted_again(local: 
     # When SQS redelivers half of them in ARRAY mode and the other half after a switch to PER_OBJECT
     _event, failed = uploads.invoke(wanted[:3], receive_count=2)
     assert failed == set()
-    local.stack.functions[FUNCTION].environment["SUBMIT_MODE"] = "PER_OBJECT"
+    local.update_function_environment(FUNCTION, SUBMIT_MODE="PER_OBJECT")
     _event, failed = uploads.invoke(wanted[3:], receive_count=2)
 
     # Then the array job found by name is adopted: still one job, every object COMPLETED in it
@@ -261,14 +264,14 @@ def test_a_crash_after_submit_job_is_adopted_by_name_not_submitted_again(local: 
 def test_switching_from_per_object_to_array_never_runs_an_object_twice(local: Emulator):
     uploads = Uploads(local)
     early, late = keys(3, "early"), keys(4, "late")
-    local.stack.functions[FUNCTION].environment["SUBMIT_MODE"] = "PER_OBJECT"
+    local.update_function_environment(FUNCTION, SUBMIT_MODE="PER_OBJECT")
     _event, failed = uploads.invoke(early)
     assert failed == set()
 
-    local.stack.functions[FUNCTION].environment["SUBMIT_MODE"] = "ARRAY"
+    local.update_function_environment(FUNCTION, SUBMIT_MODE="ARRAY")
     _event, failed = uploads.invoke(early + late)
     assert failed == set()
-    local.stack.functions[FUNCTION].environment["SUBMIT_MODE"] = "PER_OBJECT"
+    local.update_function_environment(FUNCTION, SUBMIT_MODE="PER_OBJECT")
     _event, failed = uploads.invoke(late)
 
     assert failed == set()

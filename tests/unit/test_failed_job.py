@@ -9,21 +9,17 @@ from typing import Any
 
 import pytest
 
-from batch_dispatch.config import ConfigurationError, load_settings
-from batch_dispatch.failure_alert import (
+from batch_dispatch.alerts.failed_job import build_message, default_log_group, skip_reason, summarize
+from batch_dispatch.alerts.job_state import parse_event
+from batch_dispatch.aws.console_links import console_encode, log_stream_url
+from batch_dispatch.settings import ConfigurationError, FailureNotifySettings, from_environment
+from batch_dispatch.slack.blocks import (
     MAX_BLOCKS,
     MAX_FALLBACK_TEXT,
     MAX_HEADER_TEXT,
     MAX_SECTION_TEXT,
-    NotifySettings,
-    build_message,
     cap_blocks,
-    cloudwatch_log_url,
-    console_encode,
     escape,
-    parse_event,
-    skip_reason,
-    summarize,
     truncate,
 )
 from tests.conftest import load_event
@@ -316,7 +312,7 @@ def test_escape_handles_the_three_control_characters():
 def test_console_encoding_is_the_double_encoding_the_cloudwatch_console_uses():
     assert console_encode("/aws/batch/job") == "$252Faws$252Fbatch$252Fjob"
     assert console_encode("my job/default/a b") == "my$2520job$252Fdefault$252Fa$2520b"
-    assert cloudwatch_log_url("eu-west-1", "/g", "s/1").startswith(
+    assert log_stream_url("eu-west-1", "/g", "s/1").startswith(
         "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/"
     )
 
@@ -387,10 +383,11 @@ def test_unknown_fields_are_kept_not_rejected():
     event = load_event("batch/job-failed-container.json")
     event["detail"]["someNewField"] = {"x": 1}
 
-    assert parse_event(event).detail.model_extra == {
-        **(parse_event(load_event("batch/job-failed-container.json")).detail.model_extra or {}),
-        "someNewField": {"x": 1},
-    }
+    assert parse_event(event).detail.raw_event["someNewField"] == {"x": 1}
+    assert (
+        summarize(parse_event(event)).job_id
+        == summarize(parse_event(load_event("batch/job-failed-container.json"))).job_id
+    )
 
 
 # --- settings -----------------------------------------------------------------------------------------
@@ -401,14 +398,14 @@ def test_settings_fail_fast_without_the_webhook_secret(monkeypatch):
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "t")
 
     with pytest.raises(ConfigurationError, match="SLACK_WEBHOOK_SECRET_NAME"):
-        load_settings(NotifySettings)
+        from_environment(FailureNotifySettings)
 
 
 def test_settings_defaults_bound_the_delivery_time(monkeypatch):
     monkeypatch.setenv("SLACK_WEBHOOK_SECRET_NAME", "batch-dispatch/slack-webhook")
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "t")
 
-    policy = load_settings(NotifySettings).delivery_policy()
+    policy = from_environment(FailureNotifySettings).delivery_policy()
 
     assert policy.timeout_seconds == 5
     assert policy.max_retries == 2
@@ -416,16 +413,15 @@ def test_settings_defaults_bound_the_delivery_time(monkeypatch):
 
 
 def test_our_jobs_link_to_the_stacks_log_group_when_the_event_does_not_name_one():
-    from batch_dispatch.failure_alert import NotifySettings, default_log_group
-
     definitions = "arn:aws:batch:us-east-1:123456789012:job-definition"
-    settings = NotifySettings.model_validate(
+    settings = from_environment(
+        FailureNotifySettings,
         {
             "SLACK_WEBHOOK_SECRET_NAME": "s",
             "IDEMPOTENCY_TABLE_NAME": "t",
             "JOB_DEFINITION_ARN": f"{definitions}/stack-JobDefinition-X:4",
             "JOB_LOG_GROUP_NAME": "/aws/batch/stack",
-        }
+        },
     )
 
     ours = default_log_group(

@@ -18,10 +18,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batch_dispatch.batch import JobSpec, RetryPolicy, SubmittedJob, find_job_by_name, submit_job
-from batch_dispatch.config import SubmitSettings
-from batch_dispatch.idempotency import idempotency_config, persistence_layer
+from batch_dispatch.aws.batch_jobs import JobSpec, RetryPolicy, SubmittedJob, find_job_by_name, submit_job
+from batch_dispatch.aws.idempotency import idempotency_config, persistence_layer
 from batch_dispatch.observability import MetricUnit, logger, metrics
+from batch_dispatch.settings import JobSubmitSettings
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def submit_once(
     *,
     key_prefix: str,
     idempotency_key: Mapping[str, Any],
-    settings: SubmitSettings,
+    settings: JobSubmitSettings,
     lambda_context: LambdaContext | None = None,
     reconcile: bool = False,
     retry: RetryPolicy | None = None,
@@ -48,11 +48,11 @@ def submit_once(
 
     @idempotent_function(
         data_keyword_argument="key",
-        persistence_store=persistence_layer(settings.idempotency_table_name),
+        persistence_store=persistence_layer(settings.idempotency_table_name, key_prefix),
         config=config,
         key_prefix=key_prefix,
     )
-    def _submit(key: Mapping[str, Any]) -> dict[str, Any]:
+    def submit(key: Mapping[str, Any]) -> dict[str, Any]:
         if reconcile and (existing := find_job_by_name(settings.job_queue_arn, spec.job_name)):
             logger.info("Adopted job submitted by an earlier attempt", extra={"job_id": existing.job_id})
             return {"jobId": existing.job_id, "jobName": existing.job_name, "duplicate": True}
@@ -65,7 +65,7 @@ def submit_once(
         )
         return {"jobId": job.job_id, "jobName": job.job_name, "duplicate": False}
 
-    result = _submit(key=dict(idempotency_key))
+    result = submit(key=dict(idempotency_key))
     outcome = SubmitOutcome(
         job=SubmittedJob(job_id=result["jobId"], job_name=result["jobName"]),
         duplicate=bool(result.get("duplicate")),

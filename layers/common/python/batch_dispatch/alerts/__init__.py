@@ -1,0 +1,1 @@
+"""Alerts from Batch events: failed jobs, blocked queues and failure storms."""

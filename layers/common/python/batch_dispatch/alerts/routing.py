@@ -1,0 +1,74 @@
+"""FailureNotifyFunction's one call: route each Batch event its rule delivers to the right alert.
+
+- "Batch Job Queue Blocked", or a RUNNABLE job with a blocked statusReason -> one message per (queue,
+  reason code) per quiet period (blocked_queue).
+- A FAILED job -> storm tracking decides: its own message (failed_job) or counted in the window's digest
+  (storm/); the first job past the threshold posts a "storm started" notice.
+- Anything else -> nothing, no error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batch_dispatch.alerts.blocked_queue import is_blocked_event, notify_blocked
+from batch_dispatch.alerts.failed_job import (
+    NotifyOutcome,
+    default_log_group,
+    notify_failure,
+    skip_reason,
+    summarize,
+)
+from batch_dispatch.alerts.job_state import parse_event
+from batch_dispatch.alerts.storm.messages import storm_notice
+from batch_dispatch.alerts.storm.model import DIGEST, FailedJob, StormConfig, cause_of
+from batch_dispatch.alerts.storm.tracker import StormTracker
+from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
+from batch_dispatch.settings import FailureNotifySettings
+from batch_dispatch.slack.post_once import post_once
+
+
+@tracer.capture_method(capture_response=False)
+def handle(
+    event: Any, settings: FailureNotifySettings, lambda_context: LambdaContext | None = None
+) -> dict[str, Any]:
+    """Post what the event calls for. Slack and DynamoDB errors propagate on purpose: Lambda's async
+    retries run, then the event lands in the DLQ."""
+    if isinstance(event, dict) and is_blocked_event(event):
+        return notify_blocked(event, settings, lambda_context)
+    return notify_failure_or_count(event, settings, lambda_context).as_dict()
+
+
+def notify_failure_or_count(
+    raw_event: Any, settings: FailureNotifySettings, lambda_context: LambdaContext | None = None
+) -> NotifyOutcome:
+    """A FAILED job: its own message, or (in a storm, or an array child) counted in a digest."""
+    event = parse_event(raw_event)
+    if not settings.storm_enabled or skip_reason(event) is not None:
+        return notify_failure(raw_event, settings, lambda_context)
+    summary = summarize(
+        event,
+        default_region=settings.aws_region,
+        default_log_group=default_log_group(settings, event.detail.job_definition),
+    )
+    job = FailedJob(
+        job_id=event.detail.job_id or event.id or "(unknown job id)",
+        job_name=summary.job_name,
+        queue_arn=event.detail.job_queue or "",
+        cause=cause_of(
+            summary.exit_code, summary.attempt_reason, summary.status_reason, summary.cancelled_code
+        ),
+        log_url=summary.log_url,
+    )
+    decision = StormTracker(StormConfig.from_settings(settings)).record_failure(job)
+    logger.append_keys(job_id=job.job_id, storm_group=decision.group, storm_rank=decision.rank)
+    if decision.decision != DIGEST:
+        return notify_failure(raw_event, settings, lambda_context)
+    if decision.starts_storm:
+        notice = storm_notice(job.queue_arn, decision.window, settings, settings.slack_mention)
+        post_once("storm-started", f"{decision.group}#{decision.window}", notice, settings, lambda_context)
+    metrics.add_metric(name="FailureDigested", unit=MetricUnit.Count, value=1)
+    logger.info("Failure counted in the storm digest", extra={"window": decision.window})
+    return NotifyOutcome(notified=False, job_id=job.job_id, reason=f"counted in digest ({decision.group})")

@@ -1,0 +1,23 @@
+"""What a Lambda execution environment keeps between invocations, and how to forget it all at once.
+
+Settings, boto3 clients, idempotency stores and cached secrets live as long as the environment. Tests and
+the emulator (which deploys fresh stacks into one process) call `reset()` to start as a cold start would.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities import parameters
+
+from batch_dispatch import settings
+from batch_dispatch.aws import clients, idempotency
+
+
+def reset() -> None:
+    """A new execution environment: no settings, clients, stores or cached secrets."""
+    from batch_dispatch.slack import webhook  # imports slack_sdk: only the alerting functions load it
+
+    settings.reset()
+    clients.reset_clients()
+    idempotency.reset_persistence()
+    webhook.reset_secrets_provider()
+    parameters.clear_caches()

@@ -1,0 +1,1 @@
+"""Slack: message blocks, webhook delivery, and posting each message once."""

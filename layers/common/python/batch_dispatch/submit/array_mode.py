@@ -1,0 +1,160 @@
+"""Array mode (SubmitMode=ARRAY): the uploads of one SQS batch become ONE Batch array job.
+
+Batch allows about 50 SubmitJob calls/s per account but 10,000 children per array job, so a burst of
+uploads takes a handful of SubmitJob calls. Per batch: parse every message, claim the objects
+(claims.py), write the manifest (manifests.py), then submit the array job once (`submit_once`, prefix
+`s3-manifest`, reconciled by job name on redelivery). An object whose claim fails, or whose array job
+could not be submitted, fails its messages: SQS redelivers them, then parks them in the DLQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batch_dispatch.aws.batch_jobs import JobSpec, SubmittedJob
+from batch_dispatch.observability import MetricUnit, logger, metrics
+from batch_dispatch.settings import S3SubmitSettings
+from batch_dispatch.submit import claims, manifests, per_object
+from batch_dispatch.submit.claims import ClaimLedger, PendingUpload
+from batch_dispatch.submit.once import submit_once
+from batch_dispatch.submit.s3_events import MalformedNotificationError, Skip, parse_body
+
+
+@dataclass
+class BatchPlan:
+    """What a batch asks for, after parsing."""
+
+    uploads: dict[str, PendingUpload] = field(default_factory=dict)  # by record id
+    failed_messages: set[str] = field(default_factory=set)
+    redelivered: bool = False
+
+
+def handle(
+    event: dict[str, Any], settings: S3SubmitSettings, context: LambdaContext | None = None
+) -> PartialItemFailureResponse:
+    """Submit the uploads of an SQS batch as array jobs; the response lists the messages to redeliver."""
+    plan = plan_batch(event.get("Records") or [], settings)
+    if plan.uploads:
+        ledger = ClaimLedger(settings, read_first=plan.redelivered)
+        pending = sorted(plan.uploads.values(), key=lambda p: p.record_id)
+        for chunk in claims.chunks(pending, settings.max_array_size):
+            submit_chunk(chunk, plan, context, ledger)
+        ledger.flush()
+        if ledger.duplicates:
+            metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=ledger.duplicates)
+            logger.info(
+                "Duplicate deliveries, objects already submitted", extra={"objects": ledger.duplicates}
+            )
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(plan.failed_messages)]}
+
+
+def plan_batch(records: Iterable[dict[str, Any]], settings: S3SubmitSettings) -> BatchPlan:
+    plan = BatchPlan()
+    for record in records:
+        message_id = str(record.get("messageId", ""))
+        plan.redelivered |= per_object.receive_count(record.get("attributes")) > 1
+        try:
+            items = parse_body(str(record.get("body", "")))
+        except MalformedNotificationError as error:
+            per_object.log_rejected(message_id, error)
+            plan.failed_messages.add(message_id)
+            continue
+        for item in items:
+            if isinstance(item, Skip) or manifests.is_own_manifest(item, settings):
+                per_object.log_skipped(message_id, item)
+                continue
+            record_id = claims.upload_record_id(item)
+            plan.uploads.setdefault(record_id, PendingUpload(item, record_id)).message_ids.add(message_id)
+    return plan
+
+
+def submit_chunk(
+    chunk: list[PendingUpload], plan: BatchPlan, context: LambdaContext | None, ledger: ClaimLedger
+) -> None:
+    # An object whose message already failed (another of its records is contested) still goes in:
+    # its redelivery then finds it COMPLETED. Never leave one out silently.
+    settings = ledger.settings
+    if len(chunk) == 1:  # Batch array jobs have 2 children at least: one object is a plain job
+        submit_alone(chunk[0], plan, context, settings)
+        return
+    manifest_key = manifests.manifest_key((p.record_id for p in chunk), settings.manifest_prefix)
+    try:
+        claimed = claims.claim(chunk, manifest_key, plan.failed_messages, context, ledger)
+    except Exception:  # claims made so far end at the invocation's deadline, then are settled
+        logger.exception("Claiming failed, SQS will redeliver the batch", extra={"objects": len(chunk)})
+        fail(plan, chunk)
+        return
+    if len(claimed) == 1:  # the others were duplicates or contested: give it back, submit it alone
+        claims.release(settings, claimed[0], manifest_key)
+        submit_alone(claimed[0], plan, context, settings)
+        return
+    if not claimed:
+        return
+    try:
+        submit_array(claimed, manifest_key, plan, context, settings)
+    except Exception:
+        logger.exception(
+            "Array job not submitted, SQS will redeliver the batch", extra={"objects": len(claimed)}
+        )
+        ledger.abandon(claimed, manifest_key)
+        fail(plan, claimed)
+        return
+    # Nothing more to write: the claims name the manifest, whose job now exists (claims.py).
+    metrics.add_metric(name="ObjectsInArrayJob", unit=MetricUnit.Count, value=len(claimed))
+
+
+def submit_alone(
+    pending: PendingUpload, plan: BatchPlan, context: LambdaContext | None, settings: S3SubmitSettings
+) -> None:
+    try:
+        per_object.submit_or_settle(pending.upload, settings, context, plan.redelivered)
+    except per_object.RETRY_LATER as error:
+        logger.warning("Upload not submitted yet, SQS will redeliver it", extra={"error": str(error)})
+        plan.failed_messages.update(pending.message_ids)
+    except Exception:
+        logger.exception("Upload submit failed", extra={"key": pending.upload.key})
+        plan.failed_messages.update(pending.message_ids)
+
+
+def fail(plan: BatchPlan, pending: Iterable[PendingUpload]) -> None:
+    for item in pending:
+        plan.failed_messages.update(item.message_ids)
+
+
+def submit_array(
+    claimed: list[PendingUpload],
+    manifest_key: str,
+    plan: BatchPlan,
+    context: LambdaContext | None,
+    settings: S3SubmitSettings,
+) -> SubmittedJob:
+    """Write the manifest, then submit its array job once (the job, or the one an earlier try made)."""
+    bucket = manifests.manifest_bucket(settings, claimed[0].upload.bucket)
+    manifests.write_manifest(bucket, manifest_key, [p.manifest_line() for p in claimed])
+    spec = JobSpec(
+        job_name=manifests.array_job_name(settings.job_name_prefix, manifest_key),
+        parameters={"manifestBucket": bucket, "manifestKey": manifest_key, "objectCount": str(len(claimed))},
+        array_size=len(claimed),
+        tags={
+            "batch-dispatch:trigger": "s3-array",
+            "batch-dispatch:manifest": manifests.manifest_digest(manifest_key),
+        },
+    )
+    outcome = submit_once(
+        spec,
+        key_prefix=manifests.MANIFEST_IDEMPOTENCY_PREFIX,
+        idempotency_key={"manifestKey": manifest_key},
+        settings=settings,
+        lambda_context=context,
+        reconcile=plan.redelivered,
+    )
+    logger.info(
+        "Array job submitted",
+        extra={"job_id": outcome.job.job_id, "manifest_key": manifest_key, "objects": len(claimed)},
+    )
+    return outcome.job

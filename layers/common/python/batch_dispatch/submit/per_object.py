@@ -1,0 +1,193 @@
+"""One job per uploaded object (SubmitMode=PER_OBJECT), exactly once, one SQS message at a time.
+
+Every `ObjectCreated:*` record of a message becomes one job through `submit_once`, keyed on bucket +
+decoded key + versionId (sequencer when unversioned, eventTime + eTag when neither is sent). A message
+that fails (malformed body, throttling past the time budget, a concurrent delivery in progress) is
+reported in `batchItemFailures` on its own: SQS redelivers it, then parks it in the DLQ; its batch
+mates are unaffected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batch_dispatch.aws.batch_jobs import SubmitFailedError
+from batch_dispatch.observability import MetricUnit, logger, metrics
+from batch_dispatch.settings import S3SubmitSettings
+from batch_dispatch.submit import claims, manifests
+from batch_dispatch.submit.once import SubmitOutcome, submit_once
+from batch_dispatch.submit.s3_events import MalformedNotificationError, S3Upload, Skip, parse_body
+from batch_dispatch.submit.upload_job import IDEMPOTENCY_PREFIX, idempotency_key, upload_job_spec
+
+# Don't start a record with less time than this left: a record is a DynamoDB write, SubmitJob (with
+# backoff while throttled) and a DynamoDB update. Deferred records come back after the visibility timeout.
+DEFAULT_START_MARGIN_SECONDS = 5.0
+# Expected under concurrency or throttling: the message fails and comes back later.
+RETRY_LATER = (IdempotencyAlreadyInProgressError, SubmitFailedError)
+
+
+class BudgetExhaustedError(RuntimeError):
+    """Too little Lambda time left to start this record; it is reported failed and SQS redelivers it."""
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What one SQS message produced (the record handler's return value)."""
+
+    message_id: str
+    submitted: tuple[SubmitOutcome, ...] = field(default_factory=tuple)
+    skipped: tuple[Skip, ...] = field(default_factory=tuple)
+
+
+def submit_upload(
+    upload: S3Upload,
+    settings: S3SubmitSettings,
+    *,
+    lambda_context: LambdaContext | None = None,
+    reconcile: bool = False,
+) -> SubmitOutcome:
+    """Submit the upload's job once (same table as the schedule path, prefix `s3-object`)."""
+    return submit_once(
+        upload_job_spec(upload, settings.job_name_prefix),
+        key_prefix=IDEMPOTENCY_PREFIX,
+        idempotency_key=idempotency_key(upload),
+        settings=settings,
+        lambda_context=lambda_context,
+        reconcile=reconcile,
+    )
+
+
+def submit_or_settle(
+    upload: S3Upload, settings: S3SubmitSettings, lambda_context: LambdaContext | None, reconcile: bool
+) -> SubmitOutcome:
+    """`submit_upload`; a record Powertools reports in progress may be an array-mode claim left by a
+    crashed invocation (claims carry no in_progress_expiration): those are settled (claims.py)."""
+    try:
+        return submit_upload(upload, settings, lambda_context=lambda_context, reconcile=reconcile)
+    except IdempotencyAlreadyInProgressError:
+        settled = claims.settle_claim(upload, settings)
+        if isinstance(settled, SubmitOutcome):
+            metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=1)
+            return settled
+        if settled == "free":
+            return submit_upload(upload, settings, lambda_context=lambda_context, reconcile=reconcile)
+        raise
+
+
+def receive_count(attributes: Mapping[str, Any] | None) -> int:
+    """SQS's ApproximateReceiveCount (1 on first delivery)."""
+    try:
+        return int((attributes or {}).get("ApproximateReceiveCount") or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def log_rejected(message_id: str, error: MalformedNotificationError) -> None:
+    logger.error(
+        "Rejected SQS message: not an S3 event notification",
+        extra={"message_id": message_id, "reason": error.reason},
+    )
+    metrics.add_metric(name="RecordRejected", unit=MetricUnit.Count, value=1)
+
+
+def log_skipped(message_id: str, item: S3Upload | Skip) -> None:
+    reason = item.reason if isinstance(item, Skip) else "manifest"
+    logger.info(
+        "S3 notification record skipped",
+        extra={
+            "message_id": message_id,
+            "reason": reason,
+            "event_name": item.event_name,
+            "bucket": item.bucket,
+            "key": item.key,
+        },
+    )
+    metrics.add_metric(name="ObjectSkipped", unit=MetricUnit.Count, value=1)
+
+
+def _ensure_time_left(lambda_context: LambdaContext | None, margin_seconds: float, message_id: str) -> None:
+    if lambda_context is None:
+        return
+    remaining = lambda_context.get_remaining_time_in_millis() / 1000
+    if remaining < margin_seconds:
+        logger.warning(
+            "Time budget nearly spent, leaving record for redelivery",
+            extra={"message_id": message_id, "remaining_seconds": remaining},
+        )
+        metrics.add_metric(name="RecordDeferred", unit=MetricUnit.Count, value=1)
+        raise BudgetExhaustedError(f"{remaining:.1f}s left, need {margin_seconds:.1f}s to start a record")
+
+
+def record_handler(
+    record: SQSRecord,
+    lambda_context: LambdaContext | None = None,
+    *,
+    settings: S3SubmitSettings,
+    start_margin_seconds: float = DEFAULT_START_MARGIN_SECONDS,
+) -> RecordResult:
+    """Handle one SQS message; raising makes it a failed item (SQS redelivers it, then the DLQ).
+
+    A redelivered message (receive count > 1) may follow a crash between SubmitJob and saving the
+    idempotency record, so only then does the submit first look for the job in Batch (reconcile).
+    """
+    message_id = record.message_id
+    try:
+        items = parse_body(record.body)
+    except MalformedNotificationError as error:
+        log_rejected(message_id, error)
+        raise
+
+    reconcile = receive_count(record.attributes.raw_event) > 1
+    submitted: list[SubmitOutcome] = []
+    skipped: list[Skip] = []
+    for item in items:
+        if isinstance(item, Skip) or manifests.is_own_manifest(item, settings):
+            log_skipped(message_id, item)
+            skipped.append(
+                item
+                if isinstance(item, Skip)
+                else Skip(reason="manifest", event_name=item.event_name, bucket=item.bucket, key=item.key)
+            )
+            continue
+        _ensure_time_left(lambda_context, start_margin_seconds, message_id)
+        logger.append_keys(message_id=message_id, bucket=item.bucket, key=item.key)
+        try:
+            submitted.append(submit_or_settle(item, settings, lambda_context, reconcile))
+        except RETRY_LATER as error:
+            logger.warning("Upload not submitted yet, SQS will redeliver it", extra={"error": str(error)})
+            raise
+        except Exception:
+            logger.exception("Upload submit failed")
+            raise
+        finally:
+            logger.remove_keys(["message_id", "bucket", "key"])
+    return RecordResult(message_id=message_id, submitted=tuple(submitted), skipped=tuple(skipped))
+
+
+def handle(
+    event: dict[str, Any],
+    settings: S3SubmitSettings,
+    context: LambdaContext | None = None,
+    *,
+    start_margin_seconds: float = DEFAULT_START_MARGIN_SECONDS,
+) -> PartialItemFailureResponse:
+    """Process an SQS batch; the response lists the messages SQS must redeliver.
+
+    When every message fails the processor still returns them all as `batchItemFailures` (instead of
+    raising): same SQS outcome, and a rejected body is always "reported as a failed item".
+    """
+    return process_partial_response(
+        event=event,
+        record_handler=partial(record_handler, settings=settings, start_margin_seconds=start_margin_seconds),
+        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+        context=context,
+    )

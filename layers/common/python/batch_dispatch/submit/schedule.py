@@ -1,0 +1,157 @@
+"""The schedule path: one job per (schedule, scheduled time), however often the tick is delivered.
+
+Two event shapes are accepted: the Input template.yaml gives EventBridge Scheduler
+(`{"scheduledTime", "scheduleArn", "parameters"}`, placeholders filled in by Scheduler), and the classic
+EventBridge "Scheduled Event" of a user's own `rate()`/`cron()` rule.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batch_dispatch.aws.batch_jobs import JobSpec, safe_job_name
+from batch_dispatch.observability import MetricUnit, logger, metrics
+from batch_dispatch.settings import JobSubmitSettings
+from batch_dispatch.submit.once import SubmitOutcome, submit_once
+
+IDEMPOTENCY_PREFIX = "schedule-tick"
+CLASSIC_DETAIL_TYPE = "Scheduled Event"
+
+
+class InvalidScheduleEventError(ValueError):
+    """The event is neither EventBridge Scheduler input nor a classic Scheduled Event."""
+
+
+@dataclass(frozen=True)
+class ScheduleTick:
+    """One tick of one schedule, whichever shape delivered it."""
+
+    schedule_arn: str
+    scheduled_time: datetime  # UTC
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def schedule_name(self) -> str:
+        return self.schedule_arn.rsplit("/", 1)[-1]
+
+    @property
+    def scheduled_time_iso(self) -> str:
+        return self.scheduled_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @property
+    def idempotency_key(self) -> dict[str, str]:
+        return {"scheduleArn": self.schedule_arn, "scheduledTime": self.scheduled_time_iso}
+
+
+def parse_tick(event: Any) -> ScheduleTick:
+    """Normalise either accepted event shape, or raise InvalidScheduleEventError saying what was expected."""
+    if not isinstance(event, dict):
+        raise InvalidScheduleEventError(f"expected a JSON object, got {type(event).__name__}")
+    problems: list[str] = []
+    if "detail-type" in event:
+        if event.get("detail-type") != CLASSIC_DETAIL_TYPE:
+            problems.append("detail-type")
+        when = _time(event.get("time"), "time", problems)
+        resources = event.get("resources")
+        first = resources[0] if isinstance(resources, list) and resources else None
+        if not _is_text(first):
+            problems.append("resources")
+        detail = event.get("detail")
+        parameters = detail.get("parameters") if isinstance(detail, dict) else None
+        if problems or when is None:
+            raise _invalid(problems)
+        return ScheduleTick(str(first), when, parameters if isinstance(parameters, dict) else {})
+
+    when = _time(event.get("scheduledTime"), "scheduledTime", problems)
+    arn = event.get("scheduleArn")
+    if not _is_text(arn):
+        problems.append("scheduleArn")
+    parameters = event.get("parameters")
+    if parameters is None:
+        parameters = {}
+    elif not isinstance(parameters, dict):
+        problems.append("parameters")
+    if problems or when is None:
+        raise _invalid(problems)
+    return ScheduleTick(str(arn), when, parameters)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _time(value: Any, name: str, problems: list[str]) -> datetime | None:
+    """An ISO-8601 time as UTC (a time without offset is taken as UTC)."""
+    if not _is_text(value):
+        problems.append(name)
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        problems.append(name)
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _invalid(problems: list[str]) -> InvalidScheduleEventError:
+    return InvalidScheduleEventError(
+        "ScheduleSubmitFunction accepts EventBridge Scheduler input "
+        '{"scheduledTime", "scheduleArn", "parameters"} or a "Scheduled Event"; '
+        f"invalid or missing: {', '.join(sorted(set(problems)))}"
+    )
+
+
+def batch_parameters(parameters: dict[str, Any]) -> dict[str, str]:
+    """Batch parameters are strings: scalars become their text, anything nested becomes JSON."""
+    return {
+        str(name): value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        for name, value in parameters.items()
+    }
+
+
+def tick_job_spec(tick: ScheduleTick, prefix: str) -> JobSpec:
+    """The tick's job: named after the schedule and time, with the tick's parameters."""
+    stamp = tick.scheduled_time.strftime("%Y%m%dT%H%M%SZ")
+    parameters = batch_parameters(tick.parameters)
+    parameters.update(scheduledTime=tick.scheduled_time_iso, scheduleName=tick.schedule_name)
+    return JobSpec(
+        job_name=safe_job_name(
+            prefix, f"{tick.schedule_name}-{stamp}", f"{tick.schedule_arn}|{tick.scheduled_time_iso}"
+        ),
+        parameters=parameters,
+        tags={"batch-dispatch:trigger": "schedule"},
+    )
+
+
+def submit_tick(
+    tick: ScheduleTick, settings: JobSubmitSettings, lambda_context: LambdaContext | None = None
+) -> SubmitOutcome:
+    """Submit the tick's job once. Ticks are rare, so every one also checks Batch for an earlier submit."""
+    return submit_once(
+        tick_job_spec(tick, settings.job_name_prefix),
+        key_prefix=IDEMPOTENCY_PREFIX,
+        idempotency_key=tick.idempotency_key,
+        settings=settings,
+        lambda_context=lambda_context,
+        reconcile=True,
+    )
+
+
+def handle(
+    event: Any, settings: JobSubmitSettings, lambda_context: LambdaContext | None = None
+) -> SubmitOutcome:
+    """ScheduleSubmitFunction's one call. Raises InvalidScheduleEventError for an event of neither shape."""
+    try:
+        tick = parse_tick(event)
+    except InvalidScheduleEventError:
+        # Raised on purpose: Lambda's async retries end with the event parked in the schedule DLQ.
+        logger.exception("Rejected schedule event")
+        metrics.add_metric(name="RecordRejected", unit=MetricUnit.Count, value=1)
+        raise
+    logger.append_keys(schedule_arn=tick.schedule_arn, scheduled_time=tick.scheduled_time_iso)
+    return submit_tick(tick, settings, lambda_context)

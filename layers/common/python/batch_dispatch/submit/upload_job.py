@@ -1,0 +1,44 @@
+"""The job for one uploaded object: what makes the upload unique, and its job's name and parameters."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+from batch_dispatch.aws.batch_jobs import JobSpec, safe_job_name
+from batch_dispatch.submit.s3_events import S3Upload
+
+IDEMPOTENCY_PREFIX = "s3-object"
+
+
+def idempotency_key(upload: S3Upload) -> dict[str, str]:
+    """What makes an upload unique: bucket + key + versionId, else sequencer, else eventTime + eTag.
+
+    Every delivery of one S3 event carries the same values, and two uploads of the same key differ
+    in each of them.
+    """
+    key = {"bucket": upload.bucket, "key": upload.key}
+    if version := upload.real_version_id:
+        return key | {"versionId": version}
+    if upload.sequencer:
+        return key | {"sequencer": upload.sequencer}
+    return key | {"eventTime": upload.event_time or "", "etag": upload.etag or ""}
+
+
+def idempotency_key_text(upload: S3Upload) -> str:
+    """The idempotency key as one canonical string (the job name's hash input)."""
+    return json.dumps(idempotency_key(upload), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def readable_name(key: str) -> str:
+    """The key folded to ASCII (café -> cafe); safe_job_name keeps its end when it is too long."""
+    return unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode("ascii")
+
+
+def upload_job_spec(upload: S3Upload, prefix: str) -> JobSpec:
+    """The job for one upload: a name derived from key + idempotency key, the upload as parameters."""
+    return JobSpec(
+        job_name=safe_job_name(prefix, readable_name(upload.key), idempotency_key_text(upload)),
+        parameters=upload.parameters(),
+        tags={"batch-dispatch:trigger": "s3", "batch-dispatch:bucket": upload.bucket},
+    )
