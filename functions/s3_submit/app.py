@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch import settings
 from batch_dispatch.observability import logger, metrics, tracer
 from batch_dispatch.settings import S3SubmitSettings
 from batch_dispatch.submit import intake
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -6,25 +6,45 @@ environment's variables); `reset()` forgets it (tests, the emulator's fresh depl
 malformed variable raises ConfigurationError naming every problem at once, so a bad deploy fails on its
 first event with a message that says what to fix.
 
-The classes are small dataclasses assembled from shared pieces (job submission, Slack delivery, storm
-windows). Plain dataclasses, not a validation library: this runs on every cold start.
+The classes are assembled from shared pieces (job submission, Slack delivery, storm windows). They are
+plain classes with a few lines of validation, not a validation library's models: this runs on every cold
+start (bench/cold_start.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 
-_REQUIRED: Any = dataclasses.MISSING
-
 
 class ConfigurationError(RuntimeError):
     """The function's environment is missing or malformed: a deployment problem, not a data problem."""
+
+
+_REQUIRED = object()
+_CONVERTERS: dict[str, Any] = {"int": int, "float": float, "str": str}
+
+
+class EnvVar:
+    """A settings field: the environment variable it comes from, its default and bounds."""
+
+    def __init__(
+        self, name: str, default: Any, ge: float | None, le: float | None, choices: tuple[str, ...]
+    ) -> None:
+        self.name, self.default, self.ge, self.le, self.choices = name, default, ge, le, choices
+
+    def convert(self, raw: str, kind: str) -> Any:
+        value = _CONVERTERS.get(kind, str)(raw)
+        if self.ge is not None and value < self.ge:
+            raise ValueError(f"must be >= {self.ge}, got {raw!r}")
+        if self.le is not None and value > self.le:
+            raise ValueError(f"must be <= {self.le}, got {raw!r}")
+        if self.choices and value not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)}, got {raw!r}")
+        return value
 
 
 def env(
@@ -36,56 +56,64 @@ def env(
     choices: tuple[str, ...] = (),
 ) -> Any:
     """A settings field read from environment variable `name` (required unless a default is given)."""
-    metadata = {"env": name, "ge": ge, "le": le, "choices": choices}
-    return dataclasses.field(default=default, metadata=metadata)
+    return EnvVar(name, default, ge, le, choices)
 
 
-SettingsT = TypeVar("SettingsT")
+class Settings:
+    """Base of every settings class: fields are class attributes made with `env(...)`, typed by their
+    annotation (str, int or float). Plain classes, not dataclasses: this runs on every cold start."""
+
+    def __init__(self, **values: Any) -> None:
+        for name, spec in self.fields().items():
+            value = values.get(name, spec.default)
+            if value is _REQUIRED:
+                raise TypeError(f"{type(self).__name__} needs {name}")
+            setattr(self, name, value)
+
+    @classmethod
+    def fields(cls) -> dict[str, EnvVar]:
+        found: dict[str, EnvVar] = {}
+        for klass in reversed(cls.__mro__):
+            found.update({k: v for k, v in vars(klass).items() if isinstance(v, EnvVar)})
+        return found
+
+    @classmethod
+    def kinds(cls) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            found.update({k: str(v) for k, v in vars(klass).get("__annotations__", {}).items()})
+        return found
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.fields())
+        return f"{type(self).__name__}({shown})"
+
+
+SettingsT = TypeVar("SettingsT", bound=Settings)
 
 
 def from_environment(cls: type[SettingsT], environ: Mapping[str, str] | None = None) -> SettingsT:
     """Build `cls` from `environ` (default os.environ), or raise ConfigurationError listing every problem."""
     environ = os.environ if environ is None else environ
+    kinds = cls.kinds()
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
-        name = spec.metadata.get("env")
-        if name is None:
-            continue
-        raw = environ.get(name, "")
+    for name, spec in cls.fields().items():
+        raw = environ.get(spec.name, "")
         if raw == "":
             if spec.default is _REQUIRED:
-                problems.append(f"{name}: required")
+                problems.append(f"{spec.name}: required")
             continue
         try:
-            values[spec.name] = _convert(raw, spec)
+            values[name] = spec.convert(raw, kinds.get(name, "str"))
         except ValueError as error:
-            problems.append(f"{name}: {error}")
+            problems.append(f"{spec.name}: {error}")
     if problems:
         raise ConfigurationError(
             f"{cls.__name__} is misconfigured ({'; '.join(problems)}). "
             "Deploy with `sam deploy` (template.yaml sets these) or export them for local runs."
         )
     return cls(**values)
-
-
-def _convert(raw: str, spec: dataclasses.Field[Any]) -> Any:
-    kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", "str")
-    value: Any
-    if kind == "int":
-        value = int(raw)
-    elif kind == "float":
-        value = float(raw)
-    else:
-        value = raw
-    ge, le, choices = spec.metadata["ge"], spec.metadata["le"], spec.metadata["choices"]
-    if ge is not None and value < ge:
-        raise ValueError(f"must be >= {ge}, got {raw!r}")
-    if le is not None and value > le:
-        raise ValueError(f"must be <= {le}, got {raw!r}")
-    if choices and value not in choices:
-        raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
-    return value
 
 
 _loaded: dict[type, Any] = {}
@@ -95,7 +123,8 @@ def load(cls: type[SettingsT]) -> SettingsT:
     """The function's settings, read and validated on first use, then kept (see the module docstring)."""
     if cls not in _loaded:
         _loaded[cls] = from_environment(cls)
-    return _loaded[cls]
+    loaded: SettingsT = _loaded[cls]
+    return loaded
 
 
 def reset() -> None:
@@ -106,8 +135,7 @@ def reset() -> None:
 # --- shared pieces ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class JobSubmitSettings:
+class JobSubmitSettings(Settings):
     """What every job-submitting function needs."""
 
     job_queue_arn: str = env("JOB_QUEUE_ARN")
@@ -117,8 +145,7 @@ class JobSubmitSettings:
     environment: str = env("ENVIRONMENT", "dev")
 
 
-@dataclass(frozen=True, kw_only=True)
-class SlackSettings:
+class SlackSettings(Settings):
     """Where and how alerts are posted. Delivery tuning keeps the worst case inside the Lambda timeout."""
 
     slack_webhook_secret_name: str = env("SLACK_WEBHOOK_SECRET_NAME")
@@ -143,8 +170,7 @@ class SlackSettings:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class StormSettings:
+class StormSettings(Settings):
     """Failure-storm windows. Without a table and queue, storm tracking is off (every failure posts)."""
 
     alert_state_table_name: str = env("ALERT_STATE_TABLE_NAME", "")
@@ -161,12 +187,10 @@ class StormSettings:
 # --- one class per function -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
 class ScheduleSubmitSettings(JobSubmitSettings):
     """ScheduleSubmitFunction."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class S3SubmitSettings(JobSubmitSettings):
     """S3SubmitFunction: one job per object, or (SUBMIT_MODE=ARRAY) one array job per batch."""
 
@@ -180,7 +204,6 @@ class S3SubmitSettings(JobSubmitSettings):
         return self.submit_mode == "ARRAY"
 
 
-@dataclass(frozen=True, kw_only=True)
 class FailureNotifySettings(SlackSettings, StormSettings):
     """FailureNotifyFunction: failed jobs, blocked queues, storm tracking."""
 
@@ -191,6 +214,5 @@ class FailureNotifySettings(SlackSettings, StormSettings):
     runnable_time_limit_seconds: int = env("RUNNABLE_TIME_LIMIT_SECONDS", 0, ge=0)
 
 
-@dataclass(frozen=True, kw_only=True)
 class StormDigestSettings(SlackSettings, StormSettings):
     """StormDigestFunction: closes storm windows and posts digests."""

@@ -8,8 +8,7 @@ that expiry), however many events and jobs report it, in plain words with what t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -60,8 +59,7 @@ def is_blocked_event(event: dict[str, Any]) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class BlockedSummary:
+class BlockedSummary(NamedTuple):
     queue_arn: str
     queue_name: str
     code: str

@@ -10,7 +10,7 @@ cancel end FAILED with statusReason `Canceled by JobStateTimeLimit action due to
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 QUEUE_BLOCKED_DETAIL_TYPE = "Batch Job Queue Blocked"
 STATE_CHANGE_DETAIL_TYPE = "Batch Job State Change"
@@ -30,8 +30,7 @@ _CANCELLED = re.compile(
 _CODE_SPLIT = re.compile(r"\s+[-\u2013\u2014]\s+")
 
 
-@dataclass(frozen=True)
-class ReasonInfo:
+class ReasonInfo(NamedTuple):
     title: str  # the reason in plain words
     checks: tuple[str, ...]  # what to check, in order
 
@@ -111,7 +110,7 @@ UNKNOWN_REASON = ReasonInfo(
 )
 NETWORK_HINT = (
     "If jobs never leave RUNNABLE without a coded reason, the subnets may have no route to the internet "
-    "or to ECR: see 'Choosing the network' in the README."
+    "or to ECR: see docs/network.md in the batch-dispatch repository."
 )
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.alerts.blocked_reasons import cancellation_code, describe
 from batch_dispatch.alerts.job_state import Attempt, ContainerDetail, JobDetail, JobStateChange, parse_event
+from batch_dispatch.aws.batch_jobs import EMPTY_MAPPING
 from batch_dispatch.aws.console_links import batch_job_url, log_stream_url
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.settings import FailureNotifySettings
@@ -42,8 +42,7 @@ MAX_PARAMETERS_SHOWN = 25
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
-@dataclass(frozen=True)
-class FailureSummary:
+class FailureSummary(NamedTuple):
     job_name: str
     job_id: str
     region: str
@@ -56,7 +55,7 @@ class FailureSummary:
     container_name: str | None
     duration_seconds: float | None
     duration_basis: str  # "last attempt" or "since created"
-    parameters: dict[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, str] = EMPTY_MAPPING
     array_index: int | None = None
     node_index: int | None = None
     num_nodes: int | None = None
@@ -329,8 +328,7 @@ def _fallback_text(summary: FailureSummary, lead: str, name: str, queue: str, at
 # The use case: one Slack message per failed job, however often the event is delivered
 
 
-@dataclass(frozen=True)
-class NotifyOutcome:
+class NotifyOutcome(NamedTuple):
     notified: bool
     job_id: str | None = None
     duplicate: bool = False

@@ -9,22 +9,38 @@ The event's `detail` is a DescribeJobs JobDetail, in one of several layouts:
 Only the LAST attempt matters (Batch sends FAILED once, after every retry). `logStreamName` exists only if
 the attempt reached RUNNING. An alert with gaps beats a crashed notifier, so nothing here raises: each
 accessor checks the type of what it reads (unknown fields are kept in `raw_event`; AWS adds fields).
+
+The nodes follow Powertools' event data classes (a read-only mapping with typed properties) without
+importing them: that package loads every event source's class, a cold-start cost the notifier, which
+needs none of them, would pay on every cold start (bench/cold_start.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
-
-from aws_lambda_powertools.utilities.data_classes.common import DictWrapper
 
 NodeT = TypeVar("NodeT", bound="EventNode")
 
 
-class EventNode(DictWrapper):
+class EventNode(Mapping[str, Any]):
     """A dict of the event; typed getters return None (or empty) for a missing or mistyped field."""
 
     def __init__(self, data: Any) -> None:
-        super().__init__(data if isinstance(data, dict) else {})
+        self._data: dict[str, Any] = data if isinstance(data, dict) else {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def raw_event(self) -> dict[str, Any]:
+        return self._data
 
     def text(self, name: str) -> str | None:
         value = self.get(name)

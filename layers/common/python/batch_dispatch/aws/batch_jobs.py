@@ -7,8 +7,8 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
@@ -16,6 +16,7 @@ from batch_dispatch.aws import clients
 from batch_dispatch.observability import MetricUnit, logger, metrics
 
 MAX_JOB_NAME_LENGTH = 128
+EMPTY_MAPPING: Mapping[str, str] = MappingProxyType({})
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _RETRYABLE_CODES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "ServerException", "ServiceUnavailable"}
@@ -26,26 +27,23 @@ class SubmitFailedError(RuntimeError):
     """SubmitJob kept failing with retryable errors until the time budget ran out."""
 
 
-@dataclass(frozen=True)
-class JobSpec:
+class JobSpec(NamedTuple):
     """One job to submit. Batch parameters are strings (they fill `Ref::name` in the command)."""
 
     job_name: str
-    parameters: Mapping[str, str] = field(default_factory=dict)
-    environment: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, str] = EMPTY_MAPPING
+    environment: Mapping[str, str] = EMPTY_MAPPING
     array_size: int | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = EMPTY_MAPPING
 
 
-@dataclass(frozen=True)
-class SubmittedJob:
+class SubmittedJob(NamedTuple):
     job_id: str
     job_name: str
     job_arn: str | None = None
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """Exponential backoff with full jitter (the AWS Architecture Blog recipe), capped per wait."""
 
     base_seconds: float = 0.1

@@ -13,9 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
@@ -59,8 +58,7 @@ def idempotency_config(
 # --- Powertools' record layout, for bulk reads and writes ------------------------------------------
 
 
-@dataclass(frozen=True)
-class RecordLayout:
+class RecordLayout(NamedTuple):
     """Attribute names of a Powertools idempotency record (read from the store, not assumed)."""
 
     id: str

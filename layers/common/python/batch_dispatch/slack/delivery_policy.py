@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class DeliveryPolicy:
+class DeliveryPolicy(NamedTuple):
     """Timeouts and retries. Worst case ~ budget_seconds (plus one timeout), whatever Slack does."""
 
     timeout_seconds: int = 5

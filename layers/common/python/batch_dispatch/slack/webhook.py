@@ -2,14 +2,18 @@
 
 - The webhook URL is a credential (anyone holding it can post). It is read through Powertools parameters
   (cached `secret_max_age_seconds`), and never logged, put in an exception or traced.
-- slack_sdk's WebhookClient retries, each bounded by one shared budget so the total stays well inside the
-  Lambda timeout: 429 honours Retry-After (unless it asks for longer than we can wait), 5xx and connection
-  errors/timeouts back off with full jitter.
+- Retries share one time budget so the total stays well inside the Lambda timeout: 429 honours
+  Retry-After (unless it asks for longer than we can wait), 5xx and connection errors/timeouts back off
+  with full jitter, at most `max_retries` times each.
 - Errors that retrying cannot fix (revoked webhook, archived channel, malformed message...) raise
   SlackPermanentError saying what to fix; errors that outlived the retries raise SlackTransientError.
   Both propagate, so Lambda's async retries run and the event then lands in the DLQ.
 - A 404/410 (webhook revoked or channel gone) re-reads the secret once, bypassing the cache: if it was
   rotated meanwhile the message goes to the new webhook without waiting for a cold start.
+
+An incoming webhook is one HTTPS POST of JSON, so this uses the standard library: slack_sdk's package
+import loads its whole Web API client first, which costs more cold start than this module's code
+(bench/cold_start.py --costs).
 """
 
 from __future__ import annotations
@@ -19,28 +23,17 @@ import logging
 import random
 import re
 import time
-from http.client import HTTPException, RemoteDisconnected
-from typing import Any
-from urllib.error import URLError
+import urllib.error
+import urllib.request
+from http.client import HTTPException
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from slack_sdk.errors import SlackRequestError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
-from slack_sdk.webhook import WebhookClient
 
 from batch_dispatch.aws import clients
-from batch_dispatch.observability import logger, tracer
+from batch_dispatch.observability import TRACING, logger, tracer
 from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 
 # Slack's answers that no retry can fix, with what the operator has to do about each.
@@ -72,7 +65,6 @@ PERMANENT_STATUSES: dict[int, str] = {
     410: "webhook's channel is gone: " + _FIX_WEBHOOK,
 }
 REVOKED_STATUSES = frozenset({404, 410})
-_URL_PATTERN = re.compile(r"https?://\S+")
 
 
 class SlackDeliveryError(RuntimeError):
@@ -169,7 +161,19 @@ def _cause(error: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Retries bounded by a shared time budget
+# Posting, with retries bounded by one time budget
+
+SERVER_ERRORS = frozenset({500, 502, 503, 504})
+_JITTER_SECONDS = 0.25
+
+
+class Answer(NamedTuple):
+    """What one POST got back: a status and Slack's short body, or a connection failure."""
+
+    status: int | None
+    body: str = ""
+    retry_after: int | None = None
+    failure: str | None = None  # "timeout" or "connection_error" when there is no status
 
 
 class _Budget:
@@ -178,165 +182,6 @@ class _Budget:
 
     def allows(self, seconds: float) -> bool:
         return time.monotonic() + seconds <= self.deadline
-
-    def left(self) -> float:
-        return self.deadline - time.monotonic()
-
-
-class _FullJitter(RetryIntervalCalculator):
-    """Exponential backoff with full jitter: uniform(0, base * 2**attempt)."""
-
-    def __init__(self, base_seconds: float) -> None:
-        self.base_seconds = base_seconds
-
-    def ceiling(self, current_attempt: int) -> float:
-        return self.base_seconds * 2**current_attempt
-
-    def calculate_sleep_duration(self, current_attempt: int) -> float:
-        return random.uniform(0, self.ceiling(current_attempt))  # noqa: S311 - jitter, not crypto
-
-
-class _BackoffBudget:
-    """Mixin: retry only if the longest possible wait plus one more attempt still fits the budget."""
-
-    budget: _Budget
-    attempt_seconds: float
-    interval_calculator: RetryIntervalCalculator
-
-    def _fits(self, state: RetryState) -> bool:
-        calculator = self.interval_calculator
-        wait = calculator.ceiling(state.current_attempt) if isinstance(calculator, _FullJitter) else 1.0
-        return self.budget.allows(wait + self.attempt_seconds)
-
-
-class _ServerErrors(_BackoffBudget, ServerErrorRetryHandler):
-    def __init__(self, policy: DeliveryPolicy, budget: _Budget) -> None:
-        super().__init__(
-            max_retry_count=policy.max_retries, interval_calculator=_FullJitter(policy.backoff_seconds)
-        )
-        self.budget, self.attempt_seconds = budget, float(policy.timeout_seconds)
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        # 500/503 as slack_sdk does, plus the gateway errors a load balancer answers with.
-        return response is not None and response.status_code in (500, 502, 503, 504) and self._fits(state)
-
-
-class _ConnectionErrors(_BackoffBudget, ConnectionErrorRetryHandler):
-    """Connection refused/reset and timeouts (a timed-out post may have reached Slack: a rare duplicate
-    is the price of never losing an alert)."""
-
-    def __init__(self, policy: DeliveryPolicy, budget: _Budget) -> None:
-        super().__init__(
-            max_retry_count=policy.max_retries,
-            interval_calculator=_FullJitter(policy.backoff_seconds),
-            error_types=[URLError, ConnectionResetError, RemoteDisconnected, TimeoutError],
-        )
-        self.budget, self.attempt_seconds = budget, float(policy.timeout_seconds)
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return super()._can_retry(
-            state=state, request=request, response=response, error=error
-        ) and self._fits(state)
-
-
-class _RateLimited(RateLimitErrorRetryHandler):
-    """429: wait exactly what Retry-After asks (plus a little jitter), if that fits the budget."""
-
-    def __init__(self, policy: DeliveryPolicy, budget: _Budget) -> None:
-        super().__init__(max_retry_count=policy.max_retries)
-        self.budget, self.policy = budget, policy
-
-    @staticmethod
-    def retry_after(response: HttpResponse | None) -> int | None:
-        if response is None:
-            return None
-        for name, values in response.headers.items():
-            if name.lower() == "retry-after" and values:
-                try:
-                    return max(0, int(str(values[0]).strip()))
-                except ValueError:
-                    return None
-        return 1  # Slack always sends the header; if not, a short pause
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if response is None or response.status_code != 429:
-            return False
-        wait = self.retry_after(response)
-        return (
-            wait is not None
-            and wait <= self.policy.max_retry_after_seconds
-            and self.budget.allows(wait + 0.25 + self.policy.timeout_seconds)
-        )
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        wait = (self.retry_after(response) or 0) + random.uniform(0, 0.25)  # noqa: S311
-        logger.warning(
-            "Slack rate limited the webhook, waiting", extra={"retry_after_seconds": round(wait, 2)}
-        )
-        state.next_attempt_requested = True
-        time.sleep(wait)
-        state.increment_current_attempt()
-
-
-def retry_handlers(policy: DeliveryPolicy, budget: _Budget) -> list[RetryHandler]:
-    return [_RateLimited(policy, budget), _ServerErrors(policy, budget), _ConnectionErrors(policy, budget)]
-
-
-# --------------------------------------------------------------------------------------------------------
-# Posting
-
-
-class _RedactUrls(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _URL_PATTERN.sub("<redacted-url>", record.getMessage())
-        record.args = None
-        return True
-
-
-def _sdk_logger() -> logging.Logger:
-    """slack_sdk logs the webhook URL at DEBUG/INFO: give it a logger that passes only redacted errors."""
-    sdk_logger = logging.getLogger("batch_dispatch.slack_sdk")
-    if not any(isinstance(f, _RedactUrls) for f in sdk_logger.filters):
-        sdk_logger.addFilter(_RedactUrls())
-    sdk_logger.setLevel(logging.ERROR)  # level > DEBUG also turns off slack_sdk's request/response dumps
-    return sdk_logger
-
-
-def _untrace_host(url: str) -> None:
-    """X-Ray's httplib patch records full request URLs; exclude the webhook host (we trace it ourselves)."""
-    try:
-        from aws_xray_sdk.ext.httplib import add_ignored
-    except ImportError:  # pragma: no cover - tracer extra not installed
-        return
-    add_ignored(hostname=urlsplit(url).hostname)
 
 
 def post_message(
@@ -378,38 +223,78 @@ def _send(
     url: str, message: dict[str, Any], policy: DeliveryPolicy, budget: _Budget, secret_name: str
 ) -> None:
     _untrace_host(url)
-    client = WebhookClient(
-        url=url,
-        timeout=policy.timeout_seconds,
-        logger=_sdk_logger(),
-        retry_handlers=retry_handlers(policy, budget),
-    )
+    data = json.dumps(message).encode("utf-8")
     started = time.monotonic()
-    try:
-        response = client.send_dict(message)
-    except (OSError, HTTPException) as error:
-        kind = "timeout" if _is_timeout(error) else "connection_error"
-        raise SlackTransientError(
-            f"Slack webhook (secret {secret_name}) unreachable after retries: {kind} "
-            f"({type(error).__name__}) after {time.monotonic() - started:.1f}s",
-            kind=kind,
-        ) from None
-    except SlackRequestError:
-        raise SlackPermanentError(
-            f"Secret {secret_name} holds a URL slack_sdk refuses: store an https:// webhook URL",
-            kind="secret_invalid",
-        ) from None
+    retries = {"rate_limited": 0, "server_error": 0, "connection": 0}
+    while True:
+        answer = _post(url, data, policy.timeout_seconds)
+        if answer.status is not None and 200 <= answer.status < 300:
+            logger.debug("Slack accepted the message", extra={"status": answer.status})
+            return
+        wait = _retry_wait(answer, policy, budget, retries)
+        if wait is None:
+            break
+        if answer.status == 429:
+            logger.warning(
+                "Slack rate limited the webhook, waiting", extra={"retry_after_seconds": round(wait, 2)}
+            )
+        time.sleep(wait)
+    _raise_for(answer, secret_name, time.monotonic() - started)
 
-    status, body = response.status_code, (response.body or "").strip()[:100]
-    if 200 <= status < 300:
-        logger.debug("Slack accepted the message", extra={"status": status})
-        return
+
+def _post(url: str, data: bytes, timeout: float) -> Answer:
+    request = urllib.request.Request(  # noqa: S310 - webhook_url only returns http(s) URLs
+        url, data=data, headers={"Content-Type": "application/json; charset=utf-8"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return Answer(status=response.status, body=_short_body(response.read()))
+    except urllib.error.HTTPError as error:
+        return Answer(
+            status=error.code, body=_short_body(error.read()), retry_after=_retry_after(error.headers)
+        )
+    except (OSError, HTTPException) as error:  # URLError, timeouts, resets, refused
+        return Answer(status=None, failure="timeout" if _is_timeout(error) else "connection_error")
+
+
+def _retry_wait(
+    answer: Answer, policy: DeliveryPolicy, budget: _Budget, retries: dict[str, int]
+) -> float | None:
+    """How long to wait before the next attempt, or None when this answer is final."""
+    if answer.status == 429:
+        wait = answer.retry_after if answer.retry_after is not None else 1  # Slack always sends it
+        if (
+            retries["rate_limited"] >= policy.max_retries
+            or wait > policy.max_retry_after_seconds
+            or not budget.allows(wait + _JITTER_SECONDS + policy.timeout_seconds)
+        ):
+            return None
+        retries["rate_limited"] += 1
+        return wait + random.uniform(0, _JITTER_SECONDS)  # noqa: S311 - jitter, not crypto
+    kind = "server_error" if answer.status in SERVER_ERRORS else "connection" if answer.failure else None
+    if kind is None:
+        return None
+    ceiling = policy.backoff_seconds * 2 ** retries[kind]
+    if retries[kind] >= policy.max_retries or not budget.allows(ceiling + policy.timeout_seconds):
+        return None
+    retries[kind] += 1
+    return random.uniform(0, ceiling)  # noqa: S311 - full jitter, not crypto
+
+
+def _raise_for(answer: Answer, secret_name: str, elapsed: float) -> None:
+    if answer.status is None:
+        raise SlackTransientError(
+            f"Slack webhook (secret {secret_name}) unreachable after retries: {answer.failure} "
+            f"after {elapsed:.1f}s",
+            kind=answer.failure or "connection_error",
+        )
+    status, body = answer.status, answer.body
     code = body if re.fullmatch(r"[a-z_]{1,60}", body) else ""
     if status == 429 or status >= 500 or status == 408:
         kind = "rate_limited" if status == 429 else f"http_{status}"
         raise SlackTransientError(
             f"Slack kept answering {status} {code or ''} for the webhook in secret {secret_name} "
-            f"after {time.monotonic() - started:.1f}s of retries; Lambda will retry the event",
+            f"after {elapsed:.1f}s of retries; Lambda will retry the event",
             kind=kind,
             status=status,
         )
@@ -425,7 +310,28 @@ def _send(
     )
 
 
+def _short_body(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").strip()[:100]
+
+
+def _retry_after(headers: Any) -> int | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(0, int(str(value).strip())) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _untrace_host(url: str) -> None:
+    """X-Ray's httplib patch records full request URLs; exclude the webhook host (we trace it ourselves)."""
+    if not TRACING:
+        return
+    from aws_xray_sdk.ext.httplib import add_ignored
+
+    add_ignored(hostname=urlsplit(url).hostname)
+
+
 def _is_timeout(error: BaseException) -> bool:
     if isinstance(error, TimeoutError):
         return True
-    return isinstance(error, URLError) and isinstance(error.reason, TimeoutError)
+    return isinstance(error, urllib.error.URLError) and isinstance(error.reason, TimeoutError)

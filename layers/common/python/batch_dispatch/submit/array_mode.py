@@ -10,13 +10,12 @@ could not be submitted, fails its messages: SQS redelivers them, then parks them
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.aws.batch_jobs import JobSpec, SubmittedJob
+from batch_dispatch.aws.sqs_batch import receive_count
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import S3SubmitSettings
 from batch_dispatch.submit import claims, manifests, per_object
@@ -24,14 +23,17 @@ from batch_dispatch.submit.claims import ClaimLedger, PendingUpload
 from batch_dispatch.submit.once import submit_once
 from batch_dispatch.submit.s3_events import MalformedNotificationError, Skip, parse_body
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-@dataclass
+
 class BatchPlan:
     """What a batch asks for, after parsing."""
 
-    uploads: dict[str, PendingUpload] = field(default_factory=dict)  # by record id
-    failed_messages: set[str] = field(default_factory=set)
-    redelivered: bool = False
+    def __init__(self) -> None:
+        self.uploads: dict[str, PendingUpload] = {}  # by record id
+        self.failed_messages: set[str] = set()
+        self.redelivered = False
 
 
 def handle(
@@ -57,7 +59,7 @@ def plan_batch(records: Iterable[dict[str, Any]], settings: S3SubmitSettings) ->
     plan = BatchPlan()
     for record in records:
         message_id = str(record.get("messageId", ""))
-        plan.redelivered |= per_object.receive_count(record.get("attributes")) > 1
+        plan.redelivered |= receive_count(record.get("attributes")) > 1
         try:
             items = parse_body(str(record.get("body", "")))
         except MalformedNotificationError as error:

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
@@ -58,20 +57,21 @@ def upload_record_id(upload: S3Upload) -> str:
     return record_id(IDEMPOTENCY_PREFIX, idempotency_key(upload))
 
 
-@dataclass
 class PendingUpload:
     """An upload of the batch, its idempotency record, and the SQS messages that carry it."""
 
-    upload: S3Upload
-    record_id: str
-    message_ids: set[str] = field(default_factory=set)
+    __slots__ = ("message_ids", "record_id", "upload")
+
+    def __init__(self, upload: S3Upload, record_id: str) -> None:
+        self.upload = upload
+        self.record_id = record_id
+        self.message_ids: set[str] = set()
 
     def manifest_line(self) -> str:
         return manifests.manifest_line(self.upload, self.record_id)
 
 
-@dataclass(frozen=True)
-class Takeover:
+class Takeover(NamedTuple):
     """A stale record we may overwrite: only while it is still exactly that stale record."""
 
     manifest_key: str | None  # the stale claim's manifest; None = a stale per-object record

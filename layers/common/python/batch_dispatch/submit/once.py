@@ -12,8 +12,7 @@ SubmitJob has no client token, so deduplication is ours:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,8 +23,7 @@ from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import JobSubmitSettings
 
 
-@dataclass(frozen=True)
-class SubmitOutcome:
+class SubmitOutcome(NamedTuple):
     job: SubmittedJob
     duplicate: bool  # an earlier delivery of the same key had already submitted this job
 

@@ -9,24 +9,22 @@ mates are unaffected.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.aws.batch_jobs import SubmitFailedError
+from batch_dispatch.aws.sqs_batch import SqsMessage, process_messages
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import S3SubmitSettings
 from batch_dispatch.submit import claims, manifests
 from batch_dispatch.submit.once import SubmitOutcome, submit_once
 from batch_dispatch.submit.s3_events import MalformedNotificationError, S3Upload, Skip, parse_body
 from batch_dispatch.submit.upload_job import IDEMPOTENCY_PREFIX, idempotency_key, upload_job_spec
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 # Don't start a record with less time than this left: a record is a DynamoDB write, SubmitJob (with
 # backoff while throttled) and a DynamoDB update. Deferred records come back after the visibility timeout.
@@ -39,13 +37,12 @@ class BudgetExhaustedError(RuntimeError):
     """Too little Lambda time left to start this record; it is reported failed and SQS redelivers it."""
 
 
-@dataclass(frozen=True)
-class RecordResult:
+class RecordResult(NamedTuple):
     """What one SQS message produced (the record handler's return value)."""
 
     message_id: str
-    submitted: tuple[SubmitOutcome, ...] = field(default_factory=tuple)
-    skipped: tuple[Skip, ...] = field(default_factory=tuple)
+    submitted: tuple[SubmitOutcome, ...] = ()
+    skipped: tuple[Skip, ...] = ()
 
 
 def submit_upload(
@@ -81,14 +78,6 @@ def submit_or_settle(
         if settled == "free":
             return submit_upload(upload, settings, lambda_context=lambda_context, reconcile=reconcile)
         raise
-
-
-def receive_count(attributes: Mapping[str, Any] | None) -> int:
-    """SQS's ApproximateReceiveCount (1 on first delivery)."""
-    try:
-        return int((attributes or {}).get("ApproximateReceiveCount") or 1)
-    except (TypeError, ValueError):
-        return 1
 
 
 def log_rejected(message_id: str, error: MalformedNotificationError) -> None:
@@ -128,7 +117,7 @@ def _ensure_time_left(lambda_context: LambdaContext | None, margin_seconds: floa
 
 
 def record_handler(
-    record: SQSRecord,
+    message: SqsMessage,
     lambda_context: LambdaContext | None = None,
     *,
     settings: S3SubmitSettings,
@@ -139,14 +128,14 @@ def record_handler(
     A redelivered message (receive count > 1) may follow a crash between SubmitJob and saving the
     idempotency record, so only then does the submit first look for the job in Batch (reconcile).
     """
-    message_id = record.message_id
+    message_id = message.message_id
     try:
-        items = parse_body(record.body)
+        items = parse_body(message.body)
     except MalformedNotificationError as error:
         log_rejected(message_id, error)
         raise
 
-    reconcile = receive_count(record.attributes.raw_event) > 1
+    reconcile = message.receive_count > 1
     submitted: list[SubmitOutcome] = []
     skipped: list[Skip] = []
     for item in items:
@@ -180,14 +169,11 @@ def handle(
     *,
     start_margin_seconds: float = DEFAULT_START_MARGIN_SECONDS,
 ) -> PartialItemFailureResponse:
-    """Process an SQS batch; the response lists the messages SQS must redeliver.
-
-    When every message fails the processor still returns them all as `batchItemFailures` (instead of
-    raising): same SQS outcome, and a rejected body is always "reported as a failed item".
-    """
-    return process_partial_response(
-        event=event,
-        record_handler=partial(record_handler, settings=settings, start_margin_seconds=start_margin_seconds),
-        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
-        context=context,
+    """Process an SQS batch; the response lists the messages SQS must redeliver (all of them when every
+    message fails: same SQS outcome, and a rejected body is always "reported as a failed item")."""
+    return process_messages(
+        event,
+        lambda message: record_handler(
+            message, context, settings=settings, start_margin_seconds=start_margin_seconds
+        ),
     )

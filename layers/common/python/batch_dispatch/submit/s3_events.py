@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote_plus
 
 UPLOAD_EVENT_PREFIX = "ObjectCreated:"
@@ -36,8 +35,7 @@ class MalformedNotificationError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class S3Upload:
+class S3Upload(NamedTuple):
     """One created object, key decoded."""
 
     bucket: str
@@ -65,8 +63,7 @@ class S3Upload:
         return {"bucket": self.bucket, "key": self.key} | {k: v for k, v in optional.items() if v is not None}
 
 
-@dataclass(frozen=True)
-class Skip:
+class Skip(NamedTuple):
     """A record (or a whole body) that is valid but asks for no job."""
 
     reason: SkipReason

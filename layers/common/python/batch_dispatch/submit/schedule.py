@@ -8,9 +8,8 @@ EventBridge "Scheduled Event" of a user's own `rate()`/`cron()` rule.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -27,13 +26,12 @@ class InvalidScheduleEventError(ValueError):
     """The event is neither EventBridge Scheduler input nor a classic Scheduled Event."""
 
 
-@dataclass(frozen=True)
-class ScheduleTick:
+class ScheduleTick(NamedTuple):
     """One tick of one schedule, whichever shape delivered it."""
 
     schedule_arn: str
     scheduled_time: datetime  # UTC
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any]
 
     @property
     def schedule_name(self) -> str:

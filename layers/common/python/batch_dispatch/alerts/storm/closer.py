@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.alerts.storm.close_schedule import WindowState
 from batch_dispatch.alerts.storm.messages import SlackRenderer
 from batch_dispatch.alerts.storm.model import DIGEST, CloseOutcome, StormConfig, WindowReport
 from batch_dispatch.alerts.storm.store import number_attr
+from batch_dispatch.aws.sqs_batch import process_messages
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import StormDigestSettings
 from batch_dispatch.slack.post_once import post_once
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 Poster = Callable[[str, dict[str, Any]], bool]  # (idempotency key, message) -> posted now (False: duplicate)
 
@@ -57,7 +59,10 @@ class StormCloser(WindowState):
         if not queue_arn:
             queue_arn = next((j["queue"] for j in jobs if j["queue"] not in ("", "-")), "")
         report = WindowReport(
-            group=group, window=window, queue_arn=queue_arn, jobs=sorted(jobs, key=lambda j: j["job_id"])
+            group=group,
+            window=window,
+            queue_arn=queue_arn,
+            jobs=tuple(sorted(jobs, key=lambda j: j["job_id"])),
         )
         posted: list[str] = []
         if report.digested:
@@ -148,9 +153,4 @@ def handle(
 ) -> PartialItemFailureResponse:
     """StormDigestFunction's one call. A failing message (Slack down, DynamoDB error) fails alone: SQS
     redelivers it, then parks it in StormDLQ."""
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: close_window(record.body, settings, lambda_context),
-        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
-        context=lambda_context,
-    )
+    return process_messages(event, lambda message: close_window(message.body, settings, lambda_context))

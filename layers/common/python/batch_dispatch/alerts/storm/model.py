@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from batch_dispatch.settings import StormSettings
 
@@ -19,8 +19,7 @@ DIGEST = "digest"
 _ERROR_TOKEN = re.compile(r"^([A-Za-z][A-Za-z0-9]*?)(?:Error|Exception)\b")
 
 
-@dataclass(frozen=True)
-class StormConfig:
+class StormConfig(NamedTuple):
     table_name: str
     queue_url: str
     threshold: int = 10  # individual messages per window and group; more become a digest
@@ -39,8 +38,7 @@ class StormConfig:
         )
 
 
-@dataclass(frozen=True)
-class FailedJob:
+class FailedJob(NamedTuple):
     """What a digest needs to know about one failed job (small: a window may hold 10,000 children)."""
 
     job_id: str
@@ -60,8 +58,7 @@ class FailedJob:
         return f"array:{parent}" if parent else f"queue:{self.queue_arn}"
 
 
-@dataclass(frozen=True)
-class StormDecision:
+class StormDecision(NamedTuple):
     decision: str  # INDIVIDUAL or DIGEST
     group: str
     window: int  # window start, epoch milliseconds
@@ -85,12 +82,11 @@ def cause_of(
     return text[:80] if text else "no exit code"
 
 
-@dataclass(frozen=True)
-class WindowReport:
+class WindowReport(NamedTuple):
     group: str
     window: int
     queue_arn: str
-    jobs: list[dict[str, str]] = field(default_factory=list)  # job_id, job_name, cause, log_url, decision
+    jobs: tuple[dict[str, str], ...] = ()  # job_id, job_name, cause, log_url, decision
 
     @property
     def parent_id(self) -> str | None:
@@ -113,7 +109,6 @@ class WindowReport:
         return Counter(j["cause"] for j in self.jobs).most_common()
 
 
-@dataclass(frozen=True)
-class CloseOutcome:
+class CloseOutcome(NamedTuple):
     report: WindowReport
     posted: list[str]  # kinds of message posted: digest, storm-ended
