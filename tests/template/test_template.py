@@ -8,10 +8,8 @@ No AWS, no network, no moto: these run in well under a second each (the transfor
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-from functools import cache
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -19,20 +17,23 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_all
 
-from emulator.sam import REPO_ROOT, load_template, transform_template
+from tests.template.cfn import (
+    COMPUTE_TYPES,
+    EXISTING_NETWORK,
+    FUNCTIONS,
+    REPO_ROOT,
+    TEMPLATE_PATH,
+    VPC_MODES,
+    all_policy_statements,
+    as_list,
+    deploy,
+    of_type,
+    props,
+    role_statements,
+    transformed,
+)
+from tests.template.cfn import sam_template as _sam_template
 
-TEMPLATE_PATH = REPO_ROOT / "template.yaml"
-REGION = "us-east-1"
-NO_VALUE = object()
-
-COMPUTE_TYPES = ["FARGATE", "EC2", "SPOT"]
-VPC_MODES = ["CreatePublic", "CreatePrivateWithNat", "Existing"]
-EXISTING_NETWORK = {
-    "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
-    "SecurityGroupIds": "sg-0123456789abcdef0",
-}
-
-FUNCTIONS = ["ScheduleSubmitFunction", "S3SubmitFunction", "FailureNotifyFunction", "StormDigestFunction"]
 REQUIRED_OUTPUTS = {
     "JobQueueArn",
     "JobDefinitionArn",
@@ -57,141 +58,6 @@ REQUIRED_OUTPUTS = {
     "DashboardName",
     "DashboardUrl",
 }
-
-
-@pytest.fixture(autouse=True)
-def _region(monkeypatch):
-    # samtranslator resolves AWS::Region/AWS::Partition from the environment.
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-# ------------------------------------------------------------------------------------------------
-# Helpers: transform once per parameter set, then resolve Conditions / Fn::If / parameter Refs.
-# ------------------------------------------------------------------------------------------------
-@cache
-def _sam_template() -> dict[str, Any]:
-    return load_template()
-
-
-@cache
-def _transformed(params: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    return transform_template(copy.deepcopy(_sam_template()), parameter_values=dict(params))
-
-
-def _parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, spec in template["Parameters"].items():
-        raw = str(overrides.get(name, spec.get("Default")))
-        values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
-    return values
-
-
-class _Resolver:
-    """Evaluates what CloudFormation evaluates before creating resources: Conditions, Fn::If,
-    AWS::NoValue and Refs to parameters. Everything else (resource Refs, GetAtt, Sub) is kept."""
-
-    def __init__(self, template: dict[str, Any], overrides: dict[str, str]) -> None:
-        self.params = _parameter_values(template, overrides)
-        self.condition_defs = template.get("Conditions", {})
-        self.conditions: dict[str, bool] = {}
-
-    def condition(self, name: str) -> bool:
-        if name not in self.conditions:
-            self.conditions[name] = bool(self._evaluate(self.condition_defs[name]))
-        return self.conditions[name]
-
-    def _evaluate(self, node: Any) -> Any:
-        if isinstance(node, dict) and len(node) == 1:
-            ((fn, arg),) = node.items()
-            if fn == "Fn::Equals":
-                return self._evaluate(arg[0]) == self._evaluate(arg[1])
-            if fn == "Fn::Not":
-                return not self._evaluate(arg[0])
-            if fn == "Fn::And":
-                return all(self._evaluate(a) for a in arg)
-            if fn == "Fn::Or":
-                return any(self._evaluate(a) for a in arg)
-            if fn == "Condition":
-                return self.condition(arg)
-            if fn == "Ref" and arg in self.params:
-                return self.params[arg]
-            if fn == "Fn::Join":
-                return arg[0].join(self._evaluate(arg[1]))
-        return node
-
-    def resolve(self, node: Any) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {"Fn::If"}:
-                name, if_true, if_false = node["Fn::If"]
-                return self.resolve(if_true if self.condition(name) else if_false)
-            if set(node) == {"Ref"}:
-                if node["Ref"] == "AWS::NoValue":
-                    return NO_VALUE
-                if node["Ref"] in self.params:
-                    return self.params[node["Ref"]]
-            resolved = {key: self.resolve(value) for key, value in node.items()}
-            return {key: value for key, value in resolved.items() if value is not NO_VALUE}
-        if isinstance(node, list):
-            return [item for item in (self.resolve(i) for i in node) if item is not NO_VALUE]
-        return node
-
-
-@cache
-def _deployed(params: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """The resources CloudFormation would create for these parameters, conditions applied."""
-    template = _transformed(params)
-    resolver = _Resolver(template, dict(params))
-    resources = {
-        logical_id: resolver.resolve(resource)
-        for logical_id, resource in template["Resources"].items()
-        if "Condition" not in resource or resolver.condition(resource["Condition"])
-    }
-    return {"Resources": resources, "Conditions": dict(resolver.conditions)}
-
-
-def deploy(**overrides: str) -> dict[str, Any]:
-    return _deployed(tuple(sorted(overrides.items())))
-
-
-def transformed(**overrides: str) -> dict[str, Any]:
-    return _transformed(tuple(sorted(overrides.items())))
-
-
-def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
-    return resources["Resources"][logical_id]["Properties"]
-
-
-def of_type(resources: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in resources["Resources"].items() if v["Type"] == resource_type}
-
-
-def all_policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every statement of every identity and resource policy in the template, with its owner."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    for logical_id, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
-        documents = [p["PolicyDocument"] for p in properties.get("Policies", []) if isinstance(p, dict)]
-        if "PolicyDocument" in properties:
-            documents.append(properties["PolicyDocument"])
-        for document in documents:
-            statements = document.get("Statement", [])
-            for statement in statements if isinstance(statements, list) else [statements]:
-                found.append((logical_id, statement))
-    return found
-
-
-def role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    """A role's inline statements plus those of the customer managed policies attached to it."""
-    attached = {
-        arn["Ref"]
-        for arn in template["Resources"][role]["Properties"].get("ManagedPolicyArns", [])
-        if isinstance(arn, dict) and "Ref" in arn
-    }
-    return [s for owner, s in all_policy_statements(template) if owner == role or owner in attached]
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 # ------------------------------------------------------------------------------------------------
