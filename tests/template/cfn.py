@@ -138,17 +138,30 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _branches(node: Any) -> list[Any]:
+    """Both outcomes of an unevaluated Fn::If (a transformed template keeps them), else the node."""
+    if isinstance(node, dict) and set(node) == {"Fn::If"}:
+        return [b for branch in node["Fn::If"][1:] for b in _branches(branch)]
+    if isinstance(node, dict) and node == {"Ref": "AWS::NoValue"}:
+        return []
+    return [node]
+
+
 def all_policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every statement of every identity and resource policy in the template, with its owner."""
+    """Every statement of every identity and resource policy in the template, with its owner.
+
+    On a template whose Conditions are not applied, a policy behind Fn::If counts with both outcomes.
+    """
     found: list[tuple[str, dict[str, Any]]] = []
     for logical_id, resource in template["Resources"].items():
         properties = resource.get("Properties", {})
-        documents = [p["PolicyDocument"] for p in properties.get("Policies", []) if isinstance(p, dict)]
+        policies = [p for entry in _branches(properties.get("Policies", [])) for p in as_list(entry)]
+        documents = [p["PolicyDocument"] for q in policies for p in _branches(q) if isinstance(p, dict)]
         if "PolicyDocument" in properties:
             documents.append(properties["PolicyDocument"])
         for document in documents:
-            for statement in as_list(document.get("Statement", [])):
-                found.append((logical_id, statement))
+            for entry in as_list(document.get("Statement", [])):
+                found.extend((logical_id, statement) for statement in _branches(entry))
     return found
 
 

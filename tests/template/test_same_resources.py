@@ -104,7 +104,12 @@ BEFORE_PER_VPC_MODE = {
 BEFORE_WITH_INSTANCES = {"InstanceRole": "AWS::IAM::Role", "InstanceProfile": "AWS::IAM::InstanceProfile"}
 
 # Deliberate additions: (logical id, type) -> why, and for which compute types.
-ADDED: dict[tuple[str, str], tuple[str, set[str]]] = {}
+ADDED: dict[tuple[str, str], tuple[str, set[str]]] = {
+    ("PostAlertsPolicy", "AWS::IAM::ManagedPolicy"): (
+        "the Slack-secret and idempotency statements both alert functions repeated, held once",
+        set(COMPUTE_TYPES),
+    ),
+}
 
 
 def before(compute_type: str, vpc_mode: str) -> set[tuple[str, str]]:

@@ -275,13 +275,22 @@ def test_job_secret_is_wired_only_when_an_arn_is_given():
     with_secret = deploy(JobSecretArn=secret_arn)
 
     # Then only the second job gets the secret, read by the execution role on exactly that ARN
+    def secret_reads(stack: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            s for s in role_statements(stack, "ExecutionRole") if "secretsmanager" in json.dumps(s["Action"])
+        ]
+
     assert "Secrets" not in props(without, "JobDefinition")["ContainerProperties"]
-    assert "Policies" not in props(without, "ExecutionRole")
+    assert secret_reads(without) == []
     secrets = props(with_secret, "JobDefinition")["ContainerProperties"]["Secrets"]
     assert secrets == [{"Name": "JOB_SECRET", "ValueFrom": secret_arn}]
-    statements = props(with_secret, "ExecutionRole")["Policies"][0]["PolicyDocument"]["Statement"]
-    read_secret = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn}
-    assert statements == [read_secret]
+    read_secret = {
+        "Sid": "ReadJobSecret",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": secret_arn,
+    }
+    assert secret_reads(with_secret) == [read_secret]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -308,8 +317,15 @@ def test_resource_wildcards_are_only_used_for_actions_without_resource_level_per
     # Given every Allow statement of the default stack
     statements = [(o, s) for o, s in all_policy_statements(transformed()) if s["Effect"] == "Allow"]
 
-    # Then "Resource": "*" only appears for Batch read APIs that cannot be scoped
-    unscopable = {"batch:ListJobs"}
+    # Then "Resource": "*" only appears for APIs without resource-level permissions (ListJobs,
+    # GetAuthorizationToken) and for pulling the job image, which may be in any registry JobImage names
+    unscopable = {
+        "batch:ListJobs",
+        "ecr:GetAuthorizationToken",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchGetImage",
+    }
     star = [(o, s["Action"]) for o, s in statements if "*" in as_list(s.get("Resource", []))]
     assert star
     assert all(set(as_list(actions)) <= unscopable for _, actions in star)
@@ -345,8 +361,8 @@ def test_submit_functions_may_submit_only_to_our_queue_and_job_definition():
 
 
 def test_failure_notifier_reads_only_the_named_slack_secret():
-    # Given the FailureNotifyFunction role
-    statements = [s for o, s in all_policy_statements(deploy()) if o == "FailureNotifyFunctionRole"]
+    # Given the FailureNotifyFunction role (its inline and attached policies)
+    statements = role_statements(deploy(), "FailureNotifyFunctionRole")
     reads = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
 
     # Then it may read the secret with that name (plus Secrets Manager's 6-char suffix), nothing else
@@ -391,10 +407,12 @@ def test_no_resource_has_a_hard_coded_name():
             # stack name, so two stacks (dev, prod) and replacements never collide
             if key in NAME_PROPERTIES or (key.endswith("Name") and key != "MetricName"):
                 assert not isinstance(value, str), f"{logical_id}.{key} is hard-coded: {value!r}"
-    # And the SAM template itself never sets the classic fixed-name properties
+    # And the SAM template itself never sets the classic fixed-name properties to a literal
+    # (an event source mapping's FunctionName refers to the function; that is not a fixed name)
     fixed = {"BucketName", "QueueName", "FunctionName", "TableName", "RoleName", "TopicName", "AlarmName"}
     for logical_id, resource in _sam_template()["Resources"].items():
-        assert fixed.isdisjoint(resource.get("Properties", {})), logical_id
+        properties = resource.get("Properties", {})
+        assert not [k for k in fixed if isinstance(properties.get(k), str)], logical_id
 
 
 def test_the_slack_webhook_url_never_appears_in_the_template():
@@ -435,16 +453,23 @@ def test_every_function_runs_python313_on_arm64_with_the_contract_environment():
         assert variables["JOB_NAME_PREFIX"] == {"Ref": "AWS::StackName"}
 
 
-def test_every_function_has_its_own_log_group_with_retention():
-    # Given the log groups of the default stack
-    log_groups = of_type(deploy(), "AWS::Logs::LogGroup").values()
-    names = {json.dumps(g["Properties"]["LogGroupName"]): g["Properties"] for g in log_groups}
+def test_every_function_logs_to_its_own_log_group_created_before_it():
+    # Given the default stack
+    stack = deploy()
 
     for function in FUNCTIONS:
-        # Then /aws/lambda/<function name> is created by the stack, with a retention
-        group = names.get(json.dumps({"Fn::Sub": f"/aws/lambda/${{{function}}}"}))
-        assert group is not None, function
+        # When we follow the function's LoggingConfig to its log group
+        group_id = props(stack, function)["LoggingConfig"]["LogGroup"]["Ref"]
+        group = props(stack, group_id)
+
+        # Then the group is the stack's, named after the stack (not the function, whose name would make
+        # the function depend on it and it on the function), kept for LogRetentionDays; a reference in
+        # the function orders it first, so the first invocation cannot create an unmanaged group
+        assert stack["Resources"][group_id]["Type"] == "AWS::Logs::LogGroup"
+        assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}/{function}"}
         assert group["RetentionInDays"] == "30"
+    log_groups = [props(stack, f)["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS]
+    assert len(set(log_groups)) == len(FUNCTIONS)
 
 
 def test_schedule_sends_the_contract_input_with_retries_and_a_dlq():
