@@ -166,11 +166,18 @@ def all_policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str,
 
 
 def role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    """A role's inline statements plus those of the customer managed policies attached to it."""
+    """A role's inline statements, those of the customer managed policies attached to it and those of
+    the AWS::IAM::Policy resources that name it."""
     attached = {
         arn["Ref"]
         for arn in template["Resources"][role]["Properties"].get("ManagedPolicyArns", [])
         if isinstance(arn, dict) and "Ref" in arn
+    }
+    attached |= {
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": role} in resource.get("Properties", {}).get("Roles", [])
     }
     return [s for owner, s in all_policy_statements(template) if owner == role or owner in attached]
 

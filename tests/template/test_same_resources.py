@@ -8,6 +8,8 @@ so every difference must be one of the deliberate additions listed in ADDED, eac
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.template.cfn import COMPUTE_TYPES, VPC_MODES, combination, deploy
@@ -103,11 +105,19 @@ BEFORE_PER_VPC_MODE = {
 }
 BEFORE_WITH_INSTANCES = {"InstanceRole": "AWS::IAM::Role", "InstanceProfile": "AWS::IAM::InstanceProfile"}
 
-# Deliberate additions: (logical id, type) -> why, and for which compute types.
-ADDED: dict[tuple[str, str], tuple[str, set[str]]] = {
+# Deliberate additions: (logical id, type) -> (why, the parameter choices that create it).
+ADDED: dict[tuple[str, str], tuple[str, Callable[[dict[str, str]], bool]]] = {
     ("PostAlertsPolicy", "AWS::IAM::ManagedPolicy"): (
         "the Slack-secret and idempotency statements both alert functions repeated, held once",
-        set(COMPUTE_TYPES),
+        lambda chosen: True,
+    ),
+    ("InstanceLaunchTemplate", "AWS::EC2::LaunchTemplate"): (
+        "EC2/SPOT instances answer only IMDSv2 requests, with a hop limit of 1",
+        lambda chosen: chosen.get("ComputeType", "FARGATE") != "FARGATE",
+    ),
+    ("ExecutionRoleReadJobSecret", "AWS::IAM::Policy"): (
+        "the execution role's secret read, a policy of its own so the role's other grants stay unconditional",
+        lambda chosen: bool(chosen.get("JobSecretArn")),
     ),
 }
 
@@ -119,8 +129,8 @@ def before(compute_type: str, vpc_mode: str) -> set[tuple[str, str]]:
     return set(resources.items())
 
 
-def added(compute_type: str) -> set[tuple[str, str]]:
-    return {resource for resource, (_, compute_types) in ADDED.items() if compute_type in compute_types}
+def added(**chosen: str) -> set[tuple[str, str]]:
+    return {resource for resource, (_, creates) in ADDED.items() if creates(chosen)}
 
 
 def created(**overrides: str) -> set[tuple[str, str]]:
@@ -134,15 +144,22 @@ def test_the_default_stack_keeps_every_logical_id_and_type():
 
     # Then nothing was removed or changed type, and every new resource is a listed addition
     assert before("FARGATE", "CreatePublic") - now == set()
-    assert now - before("FARGATE", "CreatePublic") == added("FARGATE")
+    assert now - before("FARGATE", "CreatePublic") == added()
 
 
 @pytest.mark.parametrize("vpc_mode", VPC_MODES)
 @pytest.mark.parametrize("compute_type", COMPUTE_TYPES)
 def test_every_compute_type_and_network_keeps_every_logical_id_and_type(compute_type, vpc_mode):
     # Given a ComputeType x VpcMode choice (whole vCPUs, which EC2 and SPOT need)
-    now = created(**combination(compute_type, vpc_mode, JobVcpu="1", JobMemory="2048"))
+    chosen = combination(compute_type, vpc_mode, JobVcpu="1", JobMemory="2048")
+    now = created(**chosen)
 
     # Then it creates what it created before, plus only the listed additions
     assert before(compute_type, vpc_mode) - now == set()
-    assert now - before(compute_type, vpc_mode) == added(compute_type)
+    assert now - before(compute_type, vpc_mode) == added(**chosen)
+
+
+def test_a_job_secret_adds_only_its_read_policy():
+    chosen = {"JobSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:job-AbCdEf"}
+
+    assert created(**chosen) - before("FARGATE", "CreatePublic") == added(**chosen)

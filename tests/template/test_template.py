@@ -159,7 +159,7 @@ def test_compute_environment_matches_the_compute_type(compute_type, vpc_mode):
         for not_for_fargate in ("MinvCpus", "AllocationStrategy", "InstanceRole", "InstanceTypes"):
             assert not_for_fargate not in resources
     else:
-        expected = "SPOT_CAPACITY_OPTIMIZED" if compute_type == "SPOT" else "BEST_FIT_PROGRESSIVE"
+        expected = "SPOT_PRICE_CAPACITY_OPTIMIZED" if compute_type == "SPOT" else "BEST_FIT_PROGRESSIVE"
         assert resources["MinvCpus"] == 0
         assert resources["AllocationStrategy"] == expected
         assert resources["InstanceRole"] == {"Fn::GetAtt": ["InstanceProfile", "Arn"]}
@@ -405,7 +405,8 @@ def test_no_resource_has_a_hard_coded_name():
         for key, value in properties.items():
             # Then a naming property is absent, refers to another resource, or derives from the
             # stack name, so two stacks (dev, prod) and replacements never collide
-            if key in NAME_PROPERTIES or (key.endswith("Name") and key != "MetricName"):
+            # (MetricName is CloudWatch's; an inline PolicyName is scoped to its role)
+            if key in NAME_PROPERTIES or (key.endswith("Name") and key not in {"MetricName", "PolicyName"}):
                 assert not isinstance(value, str), f"{logical_id}.{key} is hard-coded: {value!r}"
     # And the SAM template itself never sets the classic fixed-name properties to a literal
     # (an event source mapping's FunctionName refers to the function; that is not a fixed name)
@@ -551,11 +552,11 @@ def test_failure_rule_can_also_watch_other_queues():
     extra = ",".join(f"arn:aws:batch:us-east-1:123456789012:job-queue/{name}" for name in ("a", "b"))
     rule = props(deploy(AdditionalAlertQueueArns=extra), "FailureNotifyFunctionBatchJobFailed")
 
-    # Then the pattern lists our queue first, then theirs
+    # Then the parameter takes them, and the pattern lists our queue first, then theirs
+    pattern = _sam_template()["Parameters"]["AdditionalAlertQueueArns"]["AllowedPattern"]
+    assert re.fullmatch(pattern, extra)
     queues = rule["EventPattern"]["detail"]["jobQueue"]
-    assert queues["Fn::Split"][0] == ","
-    assert queues["Fn::Split"][1]["Fn::Sub"][0] == "${JobQueue},${Extra}"
-    assert queues["Fn::Split"][1]["Fn::Sub"][1]["Extra"] == {"Fn::Join": [",", extra.split(",")]}
+    assert queues == {"Fn::Split": [",", {"Fn::Sub": "${JobQueue},${AdditionalAlertQueueArns}"}]}
 
 
 RULE = "FailureNotifyFunctionBatchJobFailed"  # the rule SAM generates for the BatchJobFailed event
