@@ -112,7 +112,14 @@ class Emulator:
 
     # -- triggers ----------------------------------------------------------------------------------
     def trigger_types(self, logical_id: str) -> set[str]:
-        return {str(t.get("Type")) for t in self.stack.functions[logical_id].triggers.values()}
+        types = {str(t.get("Type")) for t in self.stack.functions[logical_id].triggers.values()}
+        # A function may read a queue through an AWS::Lambda::EventSourceMapping of its own, not a SAM event.
+        for mapping in self.stack.event_source_mappings:
+            source = _referenced_logical_id(mapping.get("EventSourceArn")) or ""
+            if _referenced_logical_id(mapping.get("FunctionName")) == logical_id:
+                from_queue = self.stack.resource_type(source) == "AWS::SQS::Queue"
+                types.add("SQS" if from_queue else "EventSourceMapping")
+        return types
 
     def invoke(self, logical_id: str, event: Any) -> Invocation:
         """Deliver `event` to the function with the semantics of its trigger in the template."""

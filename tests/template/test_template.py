@@ -8,10 +8,8 @@ No AWS, no network, no moto: these run in well under a second each (the transfor
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-from functools import cache
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -19,20 +17,23 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_all
 
-from emulator.sam import REPO_ROOT, load_template, transform_template
+from tests.template.cfn import (
+    COMPUTE_TYPES,
+    EXISTING_NETWORK,
+    FUNCTIONS,
+    REPO_ROOT,
+    TEMPLATE_PATH,
+    VPC_MODES,
+    all_policy_statements,
+    as_list,
+    deploy,
+    of_type,
+    props,
+    role_statements,
+    transformed,
+)
+from tests.template.cfn import sam_template as _sam_template
 
-TEMPLATE_PATH = REPO_ROOT / "template.yaml"
-REGION = "us-east-1"
-NO_VALUE = object()
-
-COMPUTE_TYPES = ["FARGATE", "EC2", "SPOT"]
-VPC_MODES = ["CreatePublic", "CreatePrivateWithNat", "Existing"]
-EXISTING_NETWORK = {
-    "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
-    "SecurityGroupIds": "sg-0123456789abcdef0",
-}
-
-FUNCTIONS = ["ScheduleSubmitFunction", "S3SubmitFunction", "FailureNotifyFunction", "StormDigestFunction"]
 REQUIRED_OUTPUTS = {
     "JobQueueArn",
     "JobDefinitionArn",
@@ -57,141 +58,6 @@ REQUIRED_OUTPUTS = {
     "DashboardName",
     "DashboardUrl",
 }
-
-
-@pytest.fixture(autouse=True)
-def _region(monkeypatch):
-    # samtranslator resolves AWS::Region/AWS::Partition from the environment.
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-# ------------------------------------------------------------------------------------------------
-# Helpers: transform once per parameter set, then resolve Conditions / Fn::If / parameter Refs.
-# ------------------------------------------------------------------------------------------------
-@cache
-def _sam_template() -> dict[str, Any]:
-    return load_template()
-
-
-@cache
-def _transformed(params: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    return transform_template(copy.deepcopy(_sam_template()), parameter_values=dict(params))
-
-
-def _parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, spec in template["Parameters"].items():
-        raw = str(overrides.get(name, spec.get("Default")))
-        values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
-    return values
-
-
-class _Resolver:
-    """Evaluates what CloudFormation evaluates before creating resources: Conditions, Fn::If,
-    AWS::NoValue and Refs to parameters. Everything else (resource Refs, GetAtt, Sub) is kept."""
-
-    def __init__(self, template: dict[str, Any], overrides: dict[str, str]) -> None:
-        self.params = _parameter_values(template, overrides)
-        self.condition_defs = template.get("Conditions", {})
-        self.conditions: dict[str, bool] = {}
-
-    def condition(self, name: str) -> bool:
-        if name not in self.conditions:
-            self.conditions[name] = bool(self._evaluate(self.condition_defs[name]))
-        return self.conditions[name]
-
-    def _evaluate(self, node: Any) -> Any:
-        if isinstance(node, dict) and len(node) == 1:
-            ((fn, arg),) = node.items()
-            if fn == "Fn::Equals":
-                return self._evaluate(arg[0]) == self._evaluate(arg[1])
-            if fn == "Fn::Not":
-                return not self._evaluate(arg[0])
-            if fn == "Fn::And":
-                return all(self._evaluate(a) for a in arg)
-            if fn == "Fn::Or":
-                return any(self._evaluate(a) for a in arg)
-            if fn == "Condition":
-                return self.condition(arg)
-            if fn == "Ref" and arg in self.params:
-                return self.params[arg]
-            if fn == "Fn::Join":
-                return arg[0].join(self._evaluate(arg[1]))
-        return node
-
-    def resolve(self, node: Any) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {"Fn::If"}:
-                name, if_true, if_false = node["Fn::If"]
-                return self.resolve(if_true if self.condition(name) else if_false)
-            if set(node) == {"Ref"}:
-                if node["Ref"] == "AWS::NoValue":
-                    return NO_VALUE
-                if node["Ref"] in self.params:
-                    return self.params[node["Ref"]]
-            resolved = {key: self.resolve(value) for key, value in node.items()}
-            return {key: value for key, value in resolved.items() if value is not NO_VALUE}
-        if isinstance(node, list):
-            return [item for item in (self.resolve(i) for i in node) if item is not NO_VALUE]
-        return node
-
-
-@cache
-def _deployed(params: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """The resources CloudFormation would create for these parameters, conditions applied."""
-    template = _transformed(params)
-    resolver = _Resolver(template, dict(params))
-    resources = {
-        logical_id: resolver.resolve(resource)
-        for logical_id, resource in template["Resources"].items()
-        if "Condition" not in resource or resolver.condition(resource["Condition"])
-    }
-    return {"Resources": resources, "Conditions": dict(resolver.conditions)}
-
-
-def deploy(**overrides: str) -> dict[str, Any]:
-    return _deployed(tuple(sorted(overrides.items())))
-
-
-def transformed(**overrides: str) -> dict[str, Any]:
-    return _transformed(tuple(sorted(overrides.items())))
-
-
-def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
-    return resources["Resources"][logical_id]["Properties"]
-
-
-def of_type(resources: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in resources["Resources"].items() if v["Type"] == resource_type}
-
-
-def all_policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every statement of every identity and resource policy in the template, with its owner."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    for logical_id, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
-        documents = [p["PolicyDocument"] for p in properties.get("Policies", []) if isinstance(p, dict)]
-        if "PolicyDocument" in properties:
-            documents.append(properties["PolicyDocument"])
-        for document in documents:
-            statements = document.get("Statement", [])
-            for statement in statements if isinstance(statements, list) else [statements]:
-                found.append((logical_id, statement))
-    return found
-
-
-def role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    """A role's inline statements plus those of the customer managed policies attached to it."""
-    attached = {
-        arn["Ref"]
-        for arn in template["Resources"][role]["Properties"].get("ManagedPolicyArns", [])
-        if isinstance(arn, dict) and "Ref" in arn
-    }
-    return [s for owner, s in all_policy_statements(template) if owner == role or owner in attached]
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -293,7 +159,7 @@ def test_compute_environment_matches_the_compute_type(compute_type, vpc_mode):
         for not_for_fargate in ("MinvCpus", "AllocationStrategy", "InstanceRole", "InstanceTypes"):
             assert not_for_fargate not in resources
     else:
-        expected = "SPOT_CAPACITY_OPTIMIZED" if compute_type == "SPOT" else "BEST_FIT_PROGRESSIVE"
+        expected = "SPOT_PRICE_CAPACITY_OPTIMIZED" if compute_type == "SPOT" else "BEST_FIT_PROGRESSIVE"
         assert resources["MinvCpus"] == 0
         assert resources["AllocationStrategy"] == expected
         assert resources["InstanceRole"] == {"Fn::GetAtt": ["InstanceProfile", "Arn"]}
@@ -409,13 +275,22 @@ def test_job_secret_is_wired_only_when_an_arn_is_given():
     with_secret = deploy(JobSecretArn=secret_arn)
 
     # Then only the second job gets the secret, read by the execution role on exactly that ARN
+    def secret_reads(stack: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            s for s in role_statements(stack, "ExecutionRole") if "secretsmanager" in json.dumps(s["Action"])
+        ]
+
     assert "Secrets" not in props(without, "JobDefinition")["ContainerProperties"]
-    assert "Policies" not in props(without, "ExecutionRole")
+    assert secret_reads(without) == []
     secrets = props(with_secret, "JobDefinition")["ContainerProperties"]["Secrets"]
     assert secrets == [{"Name": "JOB_SECRET", "ValueFrom": secret_arn}]
-    statements = props(with_secret, "ExecutionRole")["Policies"][0]["PolicyDocument"]["Statement"]
-    read_secret = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn}
-    assert statements == [read_secret]
+    read_secret = {
+        "Sid": "ReadJobSecret",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": secret_arn,
+    }
+    assert secret_reads(with_secret) == [read_secret]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -442,8 +317,15 @@ def test_resource_wildcards_are_only_used_for_actions_without_resource_level_per
     # Given every Allow statement of the default stack
     statements = [(o, s) for o, s in all_policy_statements(transformed()) if s["Effect"] == "Allow"]
 
-    # Then "Resource": "*" only appears for Batch read APIs that cannot be scoped
-    unscopable = {"batch:ListJobs"}
+    # Then "Resource": "*" only appears for APIs without resource-level permissions (ListJobs,
+    # GetAuthorizationToken) and for pulling the job image, which may be in any registry JobImage names
+    unscopable = {
+        "batch:ListJobs",
+        "ecr:GetAuthorizationToken",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchGetImage",
+    }
     star = [(o, s["Action"]) for o, s in statements if "*" in as_list(s.get("Resource", []))]
     assert star
     assert all(set(as_list(actions)) <= unscopable for _, actions in star)
@@ -479,8 +361,8 @@ def test_submit_functions_may_submit_only_to_our_queue_and_job_definition():
 
 
 def test_failure_notifier_reads_only_the_named_slack_secret():
-    # Given the FailureNotifyFunction role
-    statements = [s for o, s in all_policy_statements(deploy()) if o == "FailureNotifyFunctionRole"]
+    # Given the FailureNotifyFunction role (its inline and attached policies)
+    statements = role_statements(deploy(), "FailureNotifyFunctionRole")
     reads = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
 
     # Then it may read the secret with that name (plus Secrets Manager's 6-char suffix), nothing else
@@ -523,12 +405,15 @@ def test_no_resource_has_a_hard_coded_name():
         for key, value in properties.items():
             # Then a naming property is absent, refers to another resource, or derives from the
             # stack name, so two stacks (dev, prod) and replacements never collide
-            if key in NAME_PROPERTIES or (key.endswith("Name") and key != "MetricName"):
+            # (MetricName is CloudWatch's; an inline PolicyName is scoped to its role)
+            if key in NAME_PROPERTIES or (key.endswith("Name") and key not in {"MetricName", "PolicyName"}):
                 assert not isinstance(value, str), f"{logical_id}.{key} is hard-coded: {value!r}"
-    # And the SAM template itself never sets the classic fixed-name properties
+    # And the SAM template itself never sets the classic fixed-name properties to a literal
+    # (an event source mapping's FunctionName refers to the function; that is not a fixed name)
     fixed = {"BucketName", "QueueName", "FunctionName", "TableName", "RoleName", "TopicName", "AlarmName"}
     for logical_id, resource in _sam_template()["Resources"].items():
-        assert fixed.isdisjoint(resource.get("Properties", {})), logical_id
+        properties = resource.get("Properties", {})
+        assert not [k for k in fixed if isinstance(properties.get(k), str)], logical_id
 
 
 def test_the_slack_webhook_url_never_appears_in_the_template():
@@ -569,16 +454,23 @@ def test_every_function_runs_python313_on_arm64_with_the_contract_environment():
         assert variables["JOB_NAME_PREFIX"] == {"Ref": "AWS::StackName"}
 
 
-def test_every_function_has_its_own_log_group_with_retention():
-    # Given the log groups of the default stack
-    log_groups = of_type(deploy(), "AWS::Logs::LogGroup").values()
-    names = {json.dumps(g["Properties"]["LogGroupName"]): g["Properties"] for g in log_groups}
+def test_every_function_logs_to_its_own_log_group_created_before_it():
+    # Given the default stack
+    stack = deploy()
 
     for function in FUNCTIONS:
-        # Then /aws/lambda/<function name> is created by the stack, with a retention
-        group = names.get(json.dumps({"Fn::Sub": f"/aws/lambda/${{{function}}}"}))
-        assert group is not None, function
+        # When we follow the function's LoggingConfig to its log group
+        group_id = props(stack, function)["LoggingConfig"]["LogGroup"]["Ref"]
+        group = props(stack, group_id)
+
+        # Then the group is the stack's, named after the stack (not the function, whose name would make
+        # the function depend on it and it on the function), kept for LogRetentionDays; a reference in
+        # the function orders it first, so the first invocation cannot create an unmanaged group
+        assert stack["Resources"][group_id]["Type"] == "AWS::Logs::LogGroup"
+        assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}/{function}"}
         assert group["RetentionInDays"] == "30"
+    log_groups = [props(stack, f)["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS]
+    assert len(set(log_groups)) == len(FUNCTIONS)
 
 
 def test_schedule_sends_the_contract_input_with_retries_and_a_dlq():
@@ -660,11 +552,11 @@ def test_failure_rule_can_also_watch_other_queues():
     extra = ",".join(f"arn:aws:batch:us-east-1:123456789012:job-queue/{name}" for name in ("a", "b"))
     rule = props(deploy(AdditionalAlertQueueArns=extra), "FailureNotifyFunctionBatchJobFailed")
 
-    # Then the pattern lists our queue first, then theirs
+    # Then the parameter takes them, and the pattern lists our queue first, then theirs
+    pattern = _sam_template()["Parameters"]["AdditionalAlertQueueArns"]["AllowedPattern"]
+    assert re.fullmatch(pattern, extra)
     queues = rule["EventPattern"]["detail"]["jobQueue"]
-    assert queues["Fn::Split"][0] == ","
-    assert queues["Fn::Split"][1]["Fn::Sub"][0] == "${JobQueue},${Extra}"
-    assert queues["Fn::Split"][1]["Fn::Sub"][1]["Extra"] == {"Fn::Join": [",", extra.split(",")]}
+    assert queues == {"Fn::Split": [",", {"Fn::Sub": "${JobQueue},${AdditionalAlertQueueArns}"}]}
 
 
 RULE = "FailureNotifyFunctionBatchJobFailed"  # the rule SAM generates for the BatchJobFailed event
