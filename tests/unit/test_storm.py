@@ -296,6 +296,29 @@ def test_a_storm_posts_digest_then_ends_when_a_window_after_it_stays_quiet(aws):
     assert list(slack.posted.values())[1]["total"] == 3
 
 
+def test_a_close_for_a_window_that_never_opened_posts_nothing_and_ends_no_storm(aws):
+    # Given a storm in progress (a digest posted for its first window)
+    clock = Clock()
+    tracker, closer = make(aws, clock, threshold=2)
+    slack = FakeSlack()
+    for n in range(5):
+        tracker.record_failure(job(n))
+    clock.advance(390)
+    close_all(aws, closer, slack)
+    group = f"queue:{QUEUE}"
+
+    # When the close of a later window arrives whose opener lost the race to open it
+    outcome = closer.handle(
+        {"kind": "close", "group": group, "window": int(clock() * 1000), "queue": QUEUE},
+        slack,
+        PlainRenderer(),
+    )
+
+    # Then nothing is posted: the storm is not declared over by an empty window that never existed
+    assert outcome is not None and outcome.posted == []
+    assert [m["kind"] for m in slack.posted.values()] == ["digest"]
+
+
 def test_a_storm_ends_when_the_next_window_stays_under_the_threshold(aws):
     clock = Clock()
     tracker, closer = make(aws, clock, threshold=2)

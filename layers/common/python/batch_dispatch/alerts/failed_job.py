@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.alerts.blocked_reasons import cancellation_code, describe
 from batch_dispatch.alerts.job_state import Attempt, ContainerDetail, JobDetail, JobStateChange, parse_event
-from batch_dispatch.aws.batch_jobs import EMPTY_MAPPING
 from batch_dispatch.aws.console_links import batch_job_url, log_stream_url
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.settings import FailureNotifySettings
@@ -55,7 +54,7 @@ class FailureSummary(NamedTuple):
     container_name: str | None
     duration_seconds: float | None
     duration_basis: str  # "last attempt" or "since created"
-    parameters: Mapping[str, str] = EMPTY_MAPPING
+    parameters: Mapping[str, str]
     array_index: int | None = None
     node_index: int | None = None
     num_nodes: int | None = None
@@ -366,11 +365,25 @@ def notify_failure(
         metrics.add_metric(name="AlertSkipped", unit=MetricUnit.Count, value=1)
         return NotifyOutcome(notified=False, reason=reason)
 
-    summary = summarize(
+    return post_failure_alert(event, summarize_for(event, settings), settings, lambda_context)
+
+
+def summarize_for(event: JobStateChange, settings: FailureNotifySettings) -> FailureSummary:
+    """`summarize` with this stack's region and log group defaults."""
+    return summarize(
         event,
         default_region=settings.aws_region,
         default_log_group=default_log_group(settings, event.detail.job_definition),
     )
+
+
+def post_failure_alert(
+    event: JobStateChange,
+    summary: FailureSummary,
+    settings: FailureNotifySettings,
+    lambda_context: LambdaContext | None = None,
+) -> NotifyOutcome:
+    """Post the failed job's own message, once per job and attempt count."""
     logger.append_keys(job_id=summary.job_id, job_name=summary.job_name)
     alert = build_message(summary, settings.slack_mention)
 

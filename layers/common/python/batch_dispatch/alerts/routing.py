@@ -16,10 +16,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batch_dispatch.alerts.blocked_queue import is_blocked_event, notify_blocked
 from batch_dispatch.alerts.failed_job import (
     NotifyOutcome,
-    default_log_group,
     notify_failure,
+    post_failure_alert,
     skip_reason,
-    summarize,
+    summarize_for,
 )
 from batch_dispatch.alerts.job_state import parse_event
 from batch_dispatch.alerts.storm.messages import storm_notice
@@ -48,11 +48,7 @@ def notify_failure_or_count(
     event = parse_event(raw_event)
     if not settings.storm_enabled or skip_reason(event) is not None:
         return notify_failure(raw_event, settings, lambda_context)
-    summary = summarize(
-        event,
-        default_region=settings.aws_region,
-        default_log_group=default_log_group(settings, event.detail.job_definition),
-    )
+    summary = summarize_for(event, settings)
     job = FailedJob(
         job_id=event.detail.job_id or event.id or "(unknown job id)",
         job_name=summary.job_name,
@@ -65,7 +61,7 @@ def notify_failure_or_count(
     decision = StormTracker(StormConfig.from_settings(settings)).record_failure(job)
     logger.append_keys(job_id=job.job_id, storm_group=decision.group, storm_rank=decision.rank)
     if decision.decision != DIGEST:
-        return notify_failure(raw_event, settings, lambda_context)
+        return post_failure_alert(event, summary, settings, lambda_context)
     if decision.starts_storm:
         notice = storm_notice(job.queue_arn, decision.window, settings, settings.slack_mention)
         post_once("storm-started", f"{decision.group}#{decision.window}", notice, settings, lambda_context)

@@ -44,7 +44,12 @@ class StormCloser(WindowState):
         raise ValueError(f"unknown storm message kind {kind!r}")
 
     def close(self, group: str, window: int, queue_arn: str, post: Poster, render: Renderer) -> CloseOutcome:
-        self.store.seal(group, window)
+        if not self.store.seal(group, window):
+            # Its opener sent the close, then lost the race to open it: nothing was ever recorded there.
+            logger.info("Closed a storm window that never opened", extra={"group": group, "window": window})
+            return CloseOutcome(
+                report=WindowReport(group=group, window=window, queue_arn=queue_arn), posted=[]
+            )
         jobs = [
             {
                 "job_id": item["sk"]["S"].removeprefix("job#"),

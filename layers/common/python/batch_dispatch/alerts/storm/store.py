@@ -44,6 +44,26 @@ class StormStore:
     def group_state(self, group: str) -> dict[str, Any] | None:
         return self.get(f"group#{group}", "state")
 
+    def job_and_group(self, job_id: str, group: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The job's decision record and its group's state, in one consistent read."""
+        wanted = {("job#" + job_id, "job"): "job", (f"group#{group}", "state"): "group"}
+        request: dict[str, Any] = {
+            self.table: {
+                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in wanted],
+                "ConsistentRead": True,
+            }
+        }
+        found: dict[str, dict[str, Any]] = {}
+        for attempt in range(8):
+            answer = self.client.batch_get_item(RequestItems=request)
+            for item in answer.get("Responses", {}).get(self.table, []):
+                found[wanted[(item["pk"]["S"], item["sk"]["S"])]] = item
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                return found.get("job"), found.get("group")
+            time.sleep(0.05 * 2**attempt)
+        raise RuntimeError("DynamoDB kept returning UnprocessedKeys")
+
     def open_window(self, group: str, new_window: int, previous: int | None) -> bool:
         """Make `new_window` the group's current window, unless another writer changed it first."""
         condition = "attribute_not_exists(#cur)" if previous is None else "#cur = :prev"
@@ -83,64 +103,106 @@ class StormStore:
                 return None
             raise
 
-    def record(self, job: FailedJob, decision: StormDecision) -> str:
-        """Write the job's decision and window entry together. Returns "ok", "sealed" or "exists"."""
-        pk = self.window_pk(decision.group, decision.window)
+    def _job_puts(self, job: FailedJob, decision: StormDecision) -> list[dict[str, Any]]:
+        """The job's decision record and its entry in the window, each written only if absent."""
         common = {
             "decision": {"S": decision.decision},
             "rank": {"N": str(decision.rank)},
             "expiration": self._expiration(),
         }
+        decided = {
+            "pk": {"S": f"job#{job.job_id}"},
+            "sk": {"S": "job"},
+            "group": {"S": decision.group},
+            "window": {"N": str(decision.window)},
+            **common,
+        }
+        entry = {
+            "pk": {"S": self.window_pk(decision.group, decision.window)},
+            "sk": {"S": f"job#{job.job_id}"},
+            "job_name": {"S": job.job_name[:200] or "-"},
+            "cause": {"S": job.cause[:120] or "-"},
+            "queue": {"S": job.queue_arn or "-"},
+            **({"log_url": {"S": job.log_url}} if job.log_url else {}),
+            **common,
+        }
+        return [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for item in (decided, entry)
+        ]
+
+    def record(self, job: FailedJob, decision: StormDecision) -> str:
+        """Write the job's decision and window entry together. Returns "ok", "sealed" or "exists"."""
+        pk = self.window_pk(decision.group, decision.window)
+        still_open = {
+            "ConditionCheck": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": pk}, "sk": {"S": "counter"}},
+                "ConditionExpression": "attribute_not_exists(sealed)",
+            }
+        }
+        reasons = self._transact([still_open, *self._job_puts(job, decision)])
+        if reasons is None:
+            return "ok"
+        if reasons[0] == "ConditionalCheckFailed":
+            return "sealed"
+        if "ConditionalCheckFailed" in reasons:
+            return "exists"
+        raise RuntimeError(f"storm record transaction cancelled: {reasons}")
+
+    def open_window_with(self, job: FailedJob, decision: StormDecision, previous: int | None) -> str:
+        """Open `decision.window` with `job` as its first failure (rank 1, its close already sent), in one
+        transaction. Returns "ok", "raced" (another writer changed the group's window first: look
+        again) or "taken" (this window id exists already, e.g. sealed: open a later one)."""
+        group, window = decision.group, decision.window
+        condition = "attribute_not_exists(#cur)" if previous is None else "#cur = :prev"
+        values: dict[str, Any] = {":w": {"N": str(window)}, ":exp": self._expiration()}
+        if previous is not None:
+            values[":prev"] = {"N": str(previous)}
+        set_current = {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": f"group#{group}"}, "sk": {"S": "state"}},
+                "UpdateExpression": "SET #cur = :w, expiration = :exp",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#cur": "current"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+        counter = {
+            "Put": {
+                "TableName": self.table,
+                "Item": {
+                    "pk": {"S": self.window_pk(group, window)},
+                    "sk": {"S": "counter"},
+                    "n": {"N": "1"},
+                    "scheduled": {"BOOL": True},
+                    "expiration": self._expiration(),
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        reasons = self._transact([set_current, counter, *self._job_puts(job, decision)])
+        if reasons is None:
+            return "ok"
+        return "taken" if reasons[1] == "ConditionalCheckFailed" else "raced"
+
+    def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
+        """One TransactWriteItems: None if it committed, else the per-item cancellation codes."""
         try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "ConditionCheck": {
-                            "TableName": self.table,
-                            "Key": {"pk": {"S": pk}, "sk": {"S": "counter"}},
-                            "ConditionExpression": "attribute_not_exists(sealed)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": {
-                                "pk": {"S": f"job#{job.job_id}"},
-                                "sk": {"S": "job"},
-                                "group": {"S": decision.group},
-                                "window": {"N": str(decision.window)},
-                                **common,
-                            },
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": {
-                                "pk": {"S": pk},
-                                "sk": {"S": f"job#{job.job_id}"},
-                                "job_name": {"S": job.job_name[:200] or "-"},
-                                "cause": {"S": job.cause[:120] or "-"},
-                                "queue": {"S": job.queue_arn or "-"},
-                                **({"log_url": {"S": job.log_url}} if job.log_url else {}),
-                                **common,
-                            },
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
+            self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
             if _code(error) != "TransactionCanceledException":
                 raise
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                return "sealed"
-            if "ConditionalCheckFailed" in reasons:
-                return "exists"
-            raise
-        return "ok"
+            reasons = [str(r.get("Code")) for r in error.response.get("CancellationReasons", [])]
+            return reasons if len(reasons) == len(items) else ["TransactionConflict"] * len(items)
+        return None
 
     def mark_scheduled(self, group: str, window: int) -> None:
         self.client.update_item(
@@ -150,16 +212,16 @@ class StormStore:
             ExpressionAttributeValues={":t": {"BOOL": True}, ":exp": self._expiration()},
         )
 
-    def seal(self, group: str, window: int) -> dict[str, Any]:
-        return dict(
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": self.window_pk(group, window)}, "sk": {"S": "counter"}},
-                UpdateExpression="SET sealed = :t, expiration = :exp",
-                ExpressionAttributeValues={":t": {"BOOL": True}, ":exp": self._expiration()},
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        )
+    def seal(self, group: str, window: int) -> bool:
+        """Refuse every later write to the window. False if it never opened (nothing can ever be in it)."""
+        before = self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": self.window_pk(group, window)}, "sk": {"S": "counter"}},
+            UpdateExpression="SET sealed = :t, expiration = :exp",
+            ExpressionAttributeValues={":t": {"BOOL": True}, ":exp": self._expiration()},
+            ReturnValues="ALL_OLD",
+        ).get("Attributes")
+        return bool(before)
 
     def window_jobs(self, group: str, window: int) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
