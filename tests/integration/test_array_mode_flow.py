@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from batch_dispatch.aws import clients
 from batch_dispatch.submit import array_mode
@@ -332,3 +333,56 @@ def test_a_burst_drained_into_worker_process_environments_submits_each_object_on
     # Then every object is in exactly one array job, and nothing is parked
     assert jobs_per_key(local) == Counter(wanted)
     assert local.dlq_messages()["IntakeDLQ"] == []
+
+
+class SubmitJobRefused:
+    """The function's Batch client, whose SubmitJob AWS refuses (a bad job definition, say)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def submit_job(self, **_request: Any) -> dict[str, Any]:
+        raise ClientError(
+            {
+                "Error": {"Code": "ClientException", "Message": "Job definition is INACTIVE"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            },
+            "SubmitJob",
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_malformed_body_in_an_array_batch_fails_alone_and_is_parked_in_the_dlq(local: Emulator):
+    # Given a batch of four uploads and one body that is not an S3 notification
+    uploads = Uploads(local)
+    event = uploads.event(keys(4))
+    malformed = {**event["Records"][0], "messageId": str(uuid.uuid4()), "body": '{"hello": "world"}'}
+    event["Records"].append(malformed)
+
+    # When the function handles it the way the event source mapping delivers it (redelivering failures)
+    outcome = local.invoke(FUNCTION, event)
+
+    # Then only the malformed message is reported failed, and it ends in the DLQ; the uploads are one job
+    assert outcome.result["batchItemFailures"] == [{"itemIdentifier": malformed["messageId"]}]
+    assert local.dlq_messages()["IntakeDLQ"] == [malformed["body"]]
+    assert array_sizes(local) == [4]
+    assert jobs_per_key(local) == Counter(keys(4))
+
+
+def test_an_array_job_batch_refuses_fails_every_message_into_the_dlq(local: Emulator):
+    # Given SubmitJob refuses every job
+    clients.use_client("batch", SubmitJobRefused(clients.client("batch")))
+    uploads = Uploads(local)
+    event = uploads.event(keys(5))
+
+    # When the batch is delivered, and redelivered until the queue's maxReceiveCount
+    outcome = local.invoke(FUNCTION, event)
+
+    # Then every message is reported failed each time, and all five end in the DLQ; no job exists
+    assert {f["itemIdentifier"] for f in outcome.result["batchItemFailures"]} == {
+        r["messageId"] for r in event["Records"]
+    }
+    assert sorted(local.dlq_messages()["IntakeDLQ"]) == sorted(r["body"] for r in event["Records"])
+    assert local.jobs_submitted() == []

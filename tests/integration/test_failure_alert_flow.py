@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 
 import pytest
 from moto.events.models import EventPattern
@@ -100,13 +101,19 @@ def test_every_failed_event_layout_posts_one_valid_message(local: Emulator, even
 
 
 def test_slack_rate_limiting_is_waited_out(local: Emulator):
+    # Given Slack answers 429 (Retry-After: 1), then 500, then accepts
     local.slack.script("rate_limited", "server_error")
 
+    # When one failed-job event arrives
+    started = time.monotonic()
     outcome = local.invoke("FailureNotifyFunction", load_event("batch/job-failed-container.json"))
 
+    # Then the first invocation itself waits out the 429 and the 500 and posts once (no Lambda retry)
     assert outcome.error is None
-    assert len(local.slack_messages()) == 1
+    assert outcome.attempts == 1
     assert [r.status for r in local.slack.requests] == [429, 500, 200]
+    assert len(local.slack_messages()) == 1
+    assert time.monotonic() - started >= 1.0  # the Retry-After was honoured
 
 
 def test_a_revoked_webhook_parks_the_event_in_the_dlq_without_leaking_the_url(

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from batch_dispatch import settings as settings_module
+from batch_dispatch.aws import clients
 from batch_dispatch.aws.batch_jobs import find_job_by_name
 from batch_dispatch.settings import ConfigurationError, ScheduleSubmitSettings
 from batch_dispatch.submit.schedule import InvalidScheduleEventError, parse_tick, submit_tick, tick_job_spec
@@ -104,6 +107,35 @@ def test_the_same_tick_delivered_twice_submits_one_job(moto_batch, lambda_contex
     assert len(moto_batch.jobs()) == 1
     assert second.duplicate is True
     assert second.job.job_id == first.job.job_id
+
+
+class BatchThatForgot:
+    """Batch lists a job for about 7 days; a tick redriven from the DLQ later finds no job by name."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def list_jobs(self, **_request: Any) -> dict[str, Any]:
+        return {"jobSummaryList": []}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_tick_redriven_after_batch_forgot_its_job_is_still_submitted_once(moto_batch, lambda_context):
+    # Given a tick that was submitted
+    tick = parse_tick(load_event("schedule/scheduler-tick.json"))
+    settings = settings_module.load(ScheduleSubmitSettings)
+    first = submit_tick(tick, settings, lambda_context)
+
+    # When it is delivered again after Batch stopped listing the job (only the idempotency record knows)
+    clients.use_client("batch", BatchThatForgot(boto3.client("batch")))
+    again = submit_tick(tick, settings, lambda_context)
+
+    # Then no second job is submitted
+    assert len(moto_batch.jobs()) == 1
+    assert again.duplicate is True
+    assert again.job.job_id == first.job.job_id
 
 
 def test_different_scheduled_times_submit_different_jobs(moto_batch, lambda_context):

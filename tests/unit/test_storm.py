@@ -315,7 +315,8 @@ def test_a_close_for_a_window_that_never_opened_posts_nothing_and_ends_no_storm(
     )
 
     # Then nothing is posted: the storm is not declared over by an empty window that never existed
-    assert outcome is not None and outcome.posted == []
+    assert outcome is not None
+    assert outcome.posted == []
     assert [m["kind"] for m in slack.posted.values()] == ["digest"]
 
 
