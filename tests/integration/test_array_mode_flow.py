@@ -18,7 +18,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from batch_dispatch import settings as settings_module
 from batch_dispatch.aws import clients
+from batch_dispatch.job_types import JobType, default_for
+from batch_dispatch.settings import S3SubmitSettings
 from batch_dispatch.submit import array_mode
 from batch_dispatch.submit.claims import upload_record_id
 from batch_dispatch.submit.s3_events import parse_body
@@ -112,6 +115,12 @@ def records(local: Emulator) -> dict[str, dict[str, Any]]:
     return {i["id"]["S"]: {k: next(iter(v.values())) for k, v in i.items()} for i in items}
 
 
+def default_type(local: Emulator) -> JobType:
+    return default_for(
+        settings_module.from_environment(S3SubmitSettings, local.stack.functions[FUNCTION].environment)
+    )
+
+
 def keys(n: int, tag: str = "f") -> list[str]:
     return [f"incoming/{tag}-{i:03d} x+y.csv" for i in range(n)]
 
@@ -181,7 +190,7 @@ def test_objects_claimed_by_a_running_invocation_are_left_to_it_and_come_back_if
         dynamodb.put_item(
             TableName=table,
             Item={
-                "id": {"S": upload_record_id(upload_of[key])},  # type: ignore[arg-type]
+                "id": {"S": upload_record_id(upload_of[key], default_type(local))},  # type: ignore[arg-type]
                 "status": {"S": "INPROGRESS"},
                 "expiration": {"N": str(int(time.time()) + 3600)},
                 "manifestKey": {"S": f"{PREFIX}other.jsonl"},
@@ -200,7 +209,7 @@ def test_objects_claimed_by_a_running_invocation_are_left_to_it_and_come_back_if
     for key in held:
         dynamodb.update_item(
             TableName=table,
-            Key={"id": {"S": upload_record_id(upload_of[key])}},  # type: ignore[arg-type]
+            Key={"id": {"S": upload_record_id(upload_of[key], default_type(local))}},  # type: ignore[arg-type]
             UpdateExpression="SET claimExpiry = :zero",
             ExpressionAttributeValues={":zero": {"N": "0"}},
         )

@@ -5,11 +5,17 @@ from __future__ import annotations
 import re
 
 from batch_dispatch.aws.idempotency import RecordLayout
+from batch_dispatch.job_types import default_job_type
 from batch_dispatch.submit import manifests
-from batch_dispatch.submit.claims import PendingUpload, Takeover, claim_condition, upload_record_id
+from batch_dispatch.submit.claims import PendingUpload, Takeover, claim_condition
 from batch_dispatch.submit.s3_events import S3Upload
 
 PREFIX = "_batch-dispatch/manifests/"
+DEFAULT_TYPE = default_job_type(
+    job_definition_arn="arn:aws:batch:us-east-1:123456789012:job-definition/job:1",
+    job_queue_arn="arn:aws:batch:us-east-1:123456789012:job-queue/jobs",
+    job_name_prefix="stack",
+)
 LAYOUT = RecordLayout(
     id="id", status="status", expiry="expiration", in_progress_expiry="in_progress_expiration", data="data"
 )
@@ -17,7 +23,7 @@ LAYOUT = RecordLayout(
 
 def pending(key: str) -> PendingUpload:
     upload = S3Upload(bucket="b", key=key, event_name="ObjectCreated:Put", version_id="v1")
-    return PendingUpload(upload, upload_record_id(upload))
+    return PendingUpload(upload, DEFAULT_TYPE)
 
 
 def manifest_of(*items: PendingUpload) -> str:

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from batch_dispatch import settings as settings_module
 from batch_dispatch.aws import batch_jobs, clients
 from batch_dispatch.aws.batch_jobs import RetryPolicy
+from batch_dispatch.job_types import JobType, default_job_type
 from batch_dispatch.observability import metrics
 from batch_dispatch.settings import S3SubmitSettings
 from batch_dispatch.submit.per_object import handle as handle_batch
@@ -42,6 +43,15 @@ JOB_NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
 # --- fixtures and helpers ------------------------------------------------------------------------
+
+
+def job_type(prefix: str = PREFIX) -> JobType:
+    """The default job type, its jobs named with `prefix` (what the function builds from its settings)."""
+    return default_job_type(
+        job_definition_arn="arn:aws:batch:us-east-1:123456789012:job-definition/job:1",
+        job_queue_arn="arn:aws:batch:us-east-1:123456789012:job-queue/jobs-queue",
+        job_name_prefix=prefix,
+    )
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -672,7 +682,7 @@ def test_a_redelivery_adopts_the_job_a_crashed_attempt_submitted(aws, invoke):
     upload = parse_body(event["Records"][0]["body"])[0]
     assert isinstance(upload, S3Upload)
     settings = settings_module.load(S3SubmitSettings)
-    spec = upload_job_spec(upload, PREFIX)
+    spec = upload_job_spec(upload, job_type(PREFIX))
     aws.batch.submit_job(
         jobName=spec.job_name,
         jobQueue=settings.job_queue_arn,
@@ -760,7 +770,7 @@ ODD_KEYS = [
 @pytest.mark.parametrize("key", ODD_KEYS, ids=range(len(ODD_KEYS)))
 def test_job_names_follow_batch_rules(prefix, key):
     # Given any key and prefix, When a job name is derived, Then Batch accepts it
-    assert JOB_NAME_RULE.match(upload_job_spec(_upload(key), prefix).job_name)
+    assert JOB_NAME_RULE.match(upload_job_spec(_upload(key), job_type(prefix)).job_name)
 
 
 def test_distinct_uploads_get_distinct_job_names():
@@ -771,7 +781,7 @@ def test_distinct_uploads_get_distinct_job_names():
     ]
 
     # When their job names are derived
-    names = [upload_job_spec(upload, "batch-dispatch").job_name for upload in uploads]
+    names = [upload_job_spec(upload, job_type("batch-dispatch")).job_name for upload in uploads]
 
     # Then no two share a name, and the name still shows the end of the key
     assert len(set(names)) == len(names)
@@ -786,9 +796,13 @@ def test_the_idempotency_key_prefers_version_then_sequencer_then_event_time():
     unversioned_moto = _upload("k", sequencer=None, etag="abc")
 
     # Then each is keyed on what tells one upload from the next
-    assert idempotency_key(versioned) == {"bucket": BUCKET, "key": "k", "versionId": "v1"}
-    assert idempotency_key(suspended) == {"bucket": BUCKET, "key": "k", "sequencer": "0065A5C3D2E1F0A9B8"}
-    assert idempotency_key(unversioned_moto) == {
+    assert idempotency_key(versioned, job_type()) == {"bucket": BUCKET, "key": "k", "versionId": "v1"}
+    assert idempotency_key(suspended, job_type()) == {
+        "bucket": BUCKET,
+        "key": "k",
+        "sequencer": "0065A5C3D2E1F0A9B8",
+    }
+    assert idempotency_key(unversioned_moto, job_type()) == {
         "bucket": BUCKET,
         "key": "k",
         "eventTime": "2026-01-15T10:30:00.123Z",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities import parameters
 
-from batch_dispatch import settings
+from batch_dispatch import job_types, settings
 from batch_dispatch.aws import clients, idempotency
 
 
@@ -20,4 +20,5 @@ def reset() -> None:
     clients.reset_clients()
     idempotency.reset_persistence()
     webhook.reset_secrets_provider()
+    job_types.reset_registry()
     parameters.clear_caches()

@@ -135,13 +135,22 @@ def reset() -> None:
 # --- shared pieces ----------------------------------------------------------------------------------
 
 
-class JobSubmitSettings(Settings):
-    """What every job-submitting function needs."""
+class CatalogSettings(Settings):
+    """The job catalog: the default job type (the stack's own parameters) and the registry's path."""
 
     job_queue_arn: str = env("JOB_QUEUE_ARN")
     job_definition_arn: str = env("JOB_DEFINITION_ARN")
-    idempotency_table_name: str = env("IDEMPOTENCY_TABLE_NAME")
     job_name_prefix: str = env("JOB_NAME_PREFIX", "batch-dispatch")
+    upload_prefix: str = env("UPLOAD_PREFIX", "")
+    upload_suffix: str = env("UPLOAD_SUFFIX", "")
+    job_types_path: str = env("JOB_TYPES_PATH", "")  # "" = no registry: the default job type only
+    job_types_max_age_seconds: int = env("JOB_TYPES_MAX_AGE_SECONDS", 60, ge=0, le=3600)
+
+
+class JobSubmitSettings(CatalogSettings):
+    """What every job-submitting function needs."""
+
+    idempotency_table_name: str = env("IDEMPOTENCY_TABLE_NAME")
     environment: str = env("ENVIRONMENT", "dev")
 
 
@@ -209,6 +218,9 @@ class FailureNotifySettings(SlackSettings, StormSettings):
 
     job_queue_arn: str = env("JOB_QUEUE_ARN", "")
     job_definition_arn: str = env("JOB_DEFINITION_ARN", "")
+    job_name_prefix: str = env("JOB_NAME_PREFIX", "batch-dispatch")
+    job_types_path: str = env("JOB_TYPES_PATH", "")
+    job_types_max_age_seconds: int = env("JOB_TYPES_MAX_AGE_SECONDS", 60, ge=0, le=3600)
     job_log_group_name: str = env("JOB_LOG_GROUP_NAME", "/aws/batch/job")
     blocked_alert_quiet_seconds: int = env("BLOCKED_ALERT_QUIET_SECONDS", 21600, ge=60)
     runnable_time_limit_seconds: int = env("RUNNABLE_TIME_LIMIT_SECONDS", 0, ge=0)

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.aws.batch_jobs import JobSpec, SubmittedJob
 from batch_dispatch.aws.sqs_batch import receive_count
+from batch_dispatch.job_types import Catalog, catalog_for
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import S3SubmitSettings
 from batch_dispatch.submit import claims, manifests, per_object
@@ -37,25 +38,37 @@ class BatchPlan:
 
 
 def handle(
-    event: dict[str, Any], settings: S3SubmitSettings, context: LambdaContext | None = None
+    event: dict[str, Any],
+    settings: S3SubmitSettings,
+    context: LambdaContext | None = None,
+    *,
+    catalog: Catalog | None = None,
 ) -> PartialItemFailureResponse:
     """Submit the uploads of an SQS batch as array jobs; the response lists the messages to redeliver."""
-    plan = plan_batch(event.get("Records") or [], settings)
-    if plan.uploads:
-        ledger = ClaimLedger(settings, read_first=plan.redelivered)
-        pending = sorted(plan.uploads.values(), key=lambda p: p.record_id)
-        for chunk in claims.chunks(pending, settings.max_array_size):
+    plan = plan_batch(event.get("Records") or [], settings, catalog or catalog_for(settings))
+    by_type: dict[str, list[PendingUpload]] = {}
+    for pending in sorted(plan.uploads.values(), key=lambda p: p.record_id):
+        by_type.setdefault(pending.job_type.name, []).append(pending)
+    for uploads in by_type.values():
+        job_type = uploads[0].job_type
+        if not job_type.array_mode:
+            for pending in uploads:
+                submit_alone(pending, plan, context, settings)
+            continue
+        ledger = ClaimLedger(settings, job_type, read_first=plan.redelivered)
+        for chunk in claims.chunks(uploads, settings.max_array_size):
             submit_chunk(chunk, plan, context, ledger)
         ledger.flush()
         if ledger.duplicates:
             metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=ledger.duplicates)
             logger.info(
-                "Duplicate deliveries, objects already submitted", extra={"objects": ledger.duplicates}
+                "Duplicate deliveries, objects already submitted",
+                extra={"objects": ledger.duplicates, "job_type": job_type.name},
             )
     return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(plan.failed_messages)]}
 
 
-def plan_batch(records: Iterable[dict[str, Any]], settings: S3SubmitSettings) -> BatchPlan:
+def plan_batch(records: Iterable[dict[str, Any]], settings: S3SubmitSettings, catalog: Catalog) -> BatchPlan:
     plan = BatchPlan()
     for record in records:
         message_id = str(record.get("messageId", ""))
@@ -67,11 +80,15 @@ def plan_batch(records: Iterable[dict[str, Any]], settings: S3SubmitSettings) ->
             plan.failed_messages.add(message_id)
             continue
         for item in items:
-            if isinstance(item, Skip) or manifests.is_own_manifest(item, settings):
+            if isinstance(item, Skip):
                 per_object.log_skipped(message_id, item)
                 continue
-            record_id = claims.upload_record_id(item)
-            plan.uploads.setdefault(record_id, PendingUpload(item, record_id)).message_ids.add(message_id)
+            target = per_object.route(item, catalog, settings)
+            if isinstance(target, Skip):
+                per_object.log_skipped(message_id, target)
+                continue
+            pending = PendingUpload(item, target)
+            plan.uploads.setdefault(pending.record_id, pending).message_ids.add(message_id)
     return plan
 
 
@@ -114,7 +131,7 @@ def submit_alone(
     pending: PendingUpload, plan: BatchPlan, context: LambdaContext | None, settings: S3SubmitSettings
 ) -> None:
     try:
-        per_object.submit_or_settle(pending.upload, settings, context, plan.redelivered)
+        per_object.submit_or_settle(pending.upload, pending.job_type, settings, context, plan.redelivered)
     except per_object.RETRY_LATER as error:
         logger.warning("Upload not submitted yet, SQS will redeliver it", extra={"error": str(error)})
         plan.failed_messages.update(pending.message_ids)
@@ -136,22 +153,25 @@ def submit_array(
     settings: S3SubmitSettings,
 ) -> SubmittedJob:
     """Write the manifest, then submit its array job once (the job, or the one an earlier try made)."""
+    job_type = claimed[0].job_type
     bucket = manifests.manifest_bucket(settings, claimed[0].upload.bucket)
     manifests.write_manifest(bucket, manifest_key, [p.manifest_line() for p in claimed])
     spec = JobSpec(
-        job_name=manifests.array_job_name(settings.job_name_prefix, manifest_key),
+        job_name=manifests.array_job_name(job_type.job_name_prefix, manifest_key),
         parameters={"manifestBucket": bucket, "manifestKey": manifest_key, "objectCount": str(len(claimed))},
         array_size=len(claimed),
         tags={
             "batch-dispatch:trigger": "s3-array",
             "batch-dispatch:manifest": manifests.manifest_digest(manifest_key),
+            "batch-dispatch:job-type": job_type.name,
         },
     )
     outcome = submit_once(
         spec,
+        job_type=job_type,
+        table_name=settings.idempotency_table_name,
         key_prefix=manifests.MANIFEST_IDEMPOTENCY_PREFIX,
         idempotency_key={"manifestKey": manifest_key},
-        settings=settings,
         lambda_context=context,
         reconcile=plan.redelivered,
     )

@@ -35,6 +35,7 @@ from batch_dispatch.aws.idempotency import (
     record_id,
     record_layout,
 )
+from batch_dispatch.job_types import JobType
 from batch_dispatch.observability import logger
 from batch_dispatch.settings import S3SubmitSettings
 from batch_dispatch.submit import manifests
@@ -53,18 +54,19 @@ def layout(settings: S3SubmitSettings) -> RecordLayout:
     return record_layout(persistence_layer(settings.idempotency_table_name, IDEMPOTENCY_PREFIX))
 
 
-def upload_record_id(upload: S3Upload) -> str:
-    return record_id(IDEMPOTENCY_PREFIX, idempotency_key(upload))
+def upload_record_id(upload: S3Upload, job_type: JobType) -> str:
+    return record_id(IDEMPOTENCY_PREFIX, idempotency_key(upload, job_type))
 
 
 class PendingUpload:
-    """An upload of the batch, its idempotency record, and the SQS messages that carry it."""
+    """An upload of the batch, its job type, its idempotency record and the SQS messages carrying it."""
 
-    __slots__ = ("message_ids", "record_id", "upload")
+    __slots__ = ("job_type", "message_ids", "record_id", "upload")
 
-    def __init__(self, upload: S3Upload, record_id: str) -> None:
+    def __init__(self, upload: S3Upload, job_type: JobType) -> None:
         self.upload = upload
-        self.record_id = record_id
+        self.job_type = job_type
+        self.record_id = upload_record_id(upload, job_type)
         self.message_ids: set[str] = set()
 
     def manifest_line(self) -> str:
@@ -86,10 +88,12 @@ def claim_is_live(record: Mapping[str, Any], now: float) -> bool:
 
 
 class ClaimLedger:
-    """Per invocation: what is known about manifests' jobs, and the COMPLETED records to write."""
+    """Per invocation and job type: what is known about manifests' jobs, and the COMPLETED records to
+    write."""
 
-    def __init__(self, settings: S3SubmitSettings, *, read_first: bool = False) -> None:
+    def __init__(self, settings: S3SubmitSettings, job_type: JobType, *, read_first: bool = False) -> None:
         self.settings = settings
+        self.job_type = job_type
         self.layout = layout(settings)
         self.duplicates = 0
         # Read the records before claiming once a claim transaction was cancelled, or on a redelivery:
@@ -129,8 +133,8 @@ class ClaimLedger:
         # a per-object (Powertools) record
         if rec.in_progress_expiry not in current or int(current[rec.in_progress_expiry]) >= int(now * 1000):
             return "contested"
-        job_name = upload_job_spec(pending.upload, self.settings.job_name_prefix).job_name
-        if job := find_job_by_name(self.settings.job_queue_arn, job_name):
+        job_name = upload_job_spec(pending.upload, self.job_type).job_name
+        if job := find_job_by_name(self.job_type.job_queue_arn, job_name):
             logger.info("Adopted job of an earlier per-object attempt", extra={"job_id": job.job_id})
             self.complete(pending, job.job_id, job.job_name)
             self.duplicates += 1
@@ -170,8 +174,8 @@ class ClaimLedger:
             if response and response.get("jobId"):
                 job = SubmittedJob(job_id=str(response["jobId"]), job_name=str(response.get("jobName", "")))
             if job is None:
-                name = manifests.array_job_name(self.settings.job_name_prefix, manifest_key)
-                job = find_job_by_name(self.settings.job_queue_arn, name)
+                name = manifests.array_job_name(self.job_type.job_name_prefix, manifest_key)
+                job = find_job_by_name(self.job_type.job_queue_arn, name)
             self._jobs[manifest_key] = job
         return self._jobs[manifest_key]
 
@@ -421,16 +425,16 @@ def release(settings: S3SubmitSettings, item: PendingUpload, manifest_key: str) 
 SettledClaim = SubmitOutcome | Literal["free", "busy", "not-a-claim"]
 
 
-def settle_claim(upload: S3Upload, settings: S3SubmitSettings) -> SettledClaim:
+def settle_claim(upload: S3Upload, job_type: JobType, settings: S3SubmitSettings) -> SettledClaim:
     """The per-object path met a record it may not overwrite: if it is an array-mode claim, settle it.
 
     Returns the outcome when the object is in the claim's array job already; "free" when the claim was
     stale with no job and has been removed (submit the object alone now); "busy" for a live claim whose
     job does not exist yet (the message comes back later); "not-a-claim" for a per-object record.
     """
-    ledger = ClaimLedger(settings)
+    ledger = ClaimLedger(settings, job_type)
     rec = ledger.layout
-    pending = PendingUpload(upload, upload_record_id(upload))
+    pending = PendingUpload(upload, job_type)
     item = (
         clients.client("dynamodb")
         .get_item(

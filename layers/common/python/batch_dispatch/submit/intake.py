@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from batch_dispatch.job_types import catalog_for
 from batch_dispatch.settings import S3SubmitSettings
 from batch_dispatch.submit import array_mode, per_object
 
@@ -16,8 +17,9 @@ if TYPE_CHECKING:
 def handle(
     event: dict[str, Any], settings: S3SubmitSettings, context: LambdaContext | None = None
 ) -> PartialItemFailureResponse:
-    """One job per object, or (SUBMIT_MODE=ARRAY) one array job per batch. Failed messages are listed
-    in `batchItemFailures`: SQS redelivers them, then parks them in the DLQ."""
-    if settings.array_mode:
-        return array_mode.handle(event, settings, context)
-    return per_object.handle(event, settings, context)
+    """One job per object, or one array job per batch and job type for job types in array mode. Failed
+    messages are listed in `batchItemFailures`: SQS redelivers them, then parks them in the DLQ."""
+    catalog = catalog_for(settings)
+    if any(job_type.array_mode for job_type in catalog.job_types.values()):
+        return array_mode.handle(event, settings, context, catalog=catalog)
+    return per_object.handle(event, settings, context, catalog=catalog)

@@ -19,8 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.aws.batch_jobs import JobSpec, RetryPolicy, SubmittedJob, find_job_by_name, submit_job
 from batch_dispatch.aws.idempotency import idempotency_config, persistence_layer
+from batch_dispatch.job_types import JobType
 from batch_dispatch.observability import MetricUnit, logger, metrics
-from batch_dispatch.settings import JobSubmitSettings
 
 
 class SubmitOutcome(NamedTuple):
@@ -31,14 +31,16 @@ class SubmitOutcome(NamedTuple):
 def submit_once(
     spec: JobSpec,
     *,
+    job_type: JobType,
+    table_name: str,
     key_prefix: str,
     idempotency_key: Mapping[str, Any],
-    settings: JobSubmitSettings,
     lambda_context: LambdaContext | None = None,
     reconcile: bool = False,
     retry: RetryPolicy | None = None,
 ) -> SubmitOutcome:
-    """Submit `spec` once per (`key_prefix`, `idempotency_key`). Emits JobSubmitted or DuplicateSkipped."""
+    """Submit `spec` as a job of `job_type`, once per (`key_prefix`, `idempotency_key`). Emits JobSubmitted
+    or DuplicateSkipped."""
     config = idempotency_config(lambda_context)
     remaining: Callable[[], float] | None = (
         (lambda: lambda_context.get_remaining_time_in_millis() / 1000) if lambda_context else None
@@ -46,18 +48,18 @@ def submit_once(
 
     @idempotent_function(
         data_keyword_argument="key",
-        persistence_store=persistence_layer(settings.idempotency_table_name, key_prefix),
+        persistence_store=persistence_layer(table_name, key_prefix),
         config=config,
         key_prefix=key_prefix,
     )
     def submit(key: Mapping[str, Any]) -> dict[str, Any]:
-        if reconcile and (existing := find_job_by_name(settings.job_queue_arn, spec.job_name)):
+        if reconcile and (existing := find_job_by_name(job_type.job_queue_arn, spec.job_name)):
             logger.info("Adopted job submitted by an earlier attempt", extra={"job_id": existing.job_id})
             return {"jobId": existing.job_id, "jobName": existing.job_name, "duplicate": True}
         job = submit_job(
             spec,
-            job_queue=settings.job_queue_arn,
-            job_definition=settings.job_definition_arn,
+            job_queue=job_type.job_queue_arn,
+            job_definition=job_type.job_definition_arn,
             remaining_seconds=remaining,
             retry=retry,
         )
@@ -73,5 +75,8 @@ def submit_once(
         logger.info("Duplicate delivery, job already submitted", extra={"job_id": outcome.job.job_id})
     else:
         metrics.add_metric(name="JobSubmitted", unit=MetricUnit.Count, value=1)
-        logger.info("Job submitted", extra={"job_id": outcome.job.job_id, "job_name": outcome.job.job_name})
+        logger.info(
+            "Job submitted",
+            extra={"job_id": outcome.job.job_id, "job_name": outcome.job.job_name, "job_type": job_type.name},
+        )
     return outcome

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.aws.batch_jobs import SubmitFailedError
 from batch_dispatch.aws.sqs_batch import SqsMessage, process_messages
+from batch_dispatch.job_types import Catalog, JobType, catalog_for
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import S3SubmitSettings
 from batch_dispatch.submit import claims, manifests
@@ -47,6 +48,7 @@ class RecordResult(NamedTuple):
 
 def submit_upload(
     upload: S3Upload,
+    job_type: JobType,
     settings: S3SubmitSettings,
     *,
     lambda_context: LambdaContext | None = None,
@@ -54,29 +56,36 @@ def submit_upload(
 ) -> SubmitOutcome:
     """Submit the upload's job once (same table as the schedule path, prefix `s3-object`)."""
     return submit_once(
-        upload_job_spec(upload, settings.job_name_prefix),
+        upload_job_spec(upload, job_type),
+        job_type=job_type,
+        table_name=settings.idempotency_table_name,
         key_prefix=IDEMPOTENCY_PREFIX,
-        idempotency_key=idempotency_key(upload),
-        settings=settings,
+        idempotency_key=idempotency_key(upload, job_type),
         lambda_context=lambda_context,
         reconcile=reconcile,
     )
 
 
 def submit_or_settle(
-    upload: S3Upload, settings: S3SubmitSettings, lambda_context: LambdaContext | None, reconcile: bool
+    upload: S3Upload,
+    job_type: JobType,
+    settings: S3SubmitSettings,
+    lambda_context: LambdaContext | None,
+    reconcile: bool,
 ) -> SubmitOutcome:
     """`submit_upload`; a record Powertools reports in progress may be an array-mode claim left by a
     crashed invocation (claims carry no in_progress_expiration): those are settled (claims.py)."""
     try:
-        return submit_upload(upload, settings, lambda_context=lambda_context, reconcile=reconcile)
+        return submit_upload(upload, job_type, settings, lambda_context=lambda_context, reconcile=reconcile)
     except IdempotencyAlreadyInProgressError:
-        settled = claims.settle_claim(upload, settings)
+        settled = claims.settle_claim(upload, job_type, settings)
         if isinstance(settled, SubmitOutcome):
             metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=1)
             return settled
         if settled == "free":
-            return submit_upload(upload, settings, lambda_context=lambda_context, reconcile=reconcile)
+            return submit_upload(
+                upload, job_type, settings, lambda_context=lambda_context, reconcile=reconcile
+            )
         raise
 
 
@@ -88,8 +97,18 @@ def log_rejected(message_id: str, error: MalformedNotificationError) -> None:
     metrics.add_metric(name="RecordRejected", unit=MetricUnit.Count, value=1)
 
 
-def log_skipped(message_id: str, item: S3Upload | Skip) -> None:
-    reason = item.reason if isinstance(item, Skip) else "manifest"
+def route(upload: S3Upload, catalog: Catalog, settings: S3SubmitSettings) -> JobType | Skip:
+    """The job type the upload starts, or why it starts none (an array-mode manifest, no route)."""
+    if manifests.is_own_manifest(upload, settings):
+        return Skip(reason="manifest", event_name=upload.event_name, bucket=upload.bucket, key=upload.key)
+    job_type = catalog.route(upload.key)
+    if job_type is None:
+        return Skip(reason="no-route", event_name=upload.event_name, bucket=upload.bucket, key=upload.key)
+    return job_type
+
+
+def log_skipped(message_id: str, item: Skip) -> None:
+    reason = item.reason
     logger.info(
         "S3 notification record skipped",
         extra={
@@ -121,6 +140,7 @@ def record_handler(
     lambda_context: LambdaContext | None = None,
     *,
     settings: S3SubmitSettings,
+    catalog: Catalog,
     start_margin_seconds: float = DEFAULT_START_MARGIN_SECONDS,
 ) -> RecordResult:
     """Handle one SQS message; raising makes it a failed item (SQS redelivers it, then the DLQ).
@@ -139,18 +159,19 @@ def record_handler(
     submitted: list[SubmitOutcome] = []
     skipped: list[Skip] = []
     for item in items:
-        if isinstance(item, Skip) or manifests.is_own_manifest(item, settings):
+        if isinstance(item, Skip):
             log_skipped(message_id, item)
-            skipped.append(
-                item
-                if isinstance(item, Skip)
-                else Skip(reason="manifest", event_name=item.event_name, bucket=item.bucket, key=item.key)
-            )
+            skipped.append(item)
+            continue
+        target = route(item, catalog, settings)
+        if isinstance(target, Skip):
+            log_skipped(message_id, target)
+            skipped.append(target)
             continue
         _ensure_time_left(lambda_context, start_margin_seconds, message_id)
-        logger.append_keys(message_id=message_id, bucket=item.bucket, key=item.key)
+        logger.append_keys(message_id=message_id, bucket=item.bucket, key=item.key, job_type=target.name)
         try:
-            submitted.append(submit_or_settle(item, settings, lambda_context, reconcile))
+            submitted.append(submit_or_settle(item, target, settings, lambda_context, reconcile))
         except RETRY_LATER as error:
             logger.warning("Upload not submitted yet, SQS will redeliver it", extra={"error": str(error)})
             raise
@@ -158,7 +179,7 @@ def record_handler(
             logger.exception("Upload submit failed")
             raise
         finally:
-            logger.remove_keys(["message_id", "bucket", "key"])
+            logger.remove_keys(["message_id", "bucket", "key", "job_type"])
     return RecordResult(message_id=message_id, submitted=tuple(submitted), skipped=tuple(skipped))
 
 
@@ -167,13 +188,15 @@ def handle(
     settings: S3SubmitSettings,
     context: LambdaContext | None = None,
     *,
+    catalog: Catalog | None = None,
     start_margin_seconds: float = DEFAULT_START_MARGIN_SECONDS,
 ) -> PartialItemFailureResponse:
     """Process an SQS batch; the response lists the messages SQS must redeliver (all of them when every
     message fails: same SQS outcome, and a rejected body is always "reported as a failed item")."""
+    known = catalog or catalog_for(settings)
     return process_messages(
         event,
         lambda message: record_handler(
-            message, context, settings=settings, start_margin_seconds=start_margin_seconds
+            message, context, settings=settings, catalog=known, start_margin_seconds=start_margin_seconds
         ),
     )

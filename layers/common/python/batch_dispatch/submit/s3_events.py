@@ -21,7 +21,7 @@ UPLOAD_EVENT_PREFIX = "ObjectCreated:"
 # S3 writes versionId "null" for objects put while versioning is suspended: not a unique version.
 NULL_VERSION = "null"
 
-SkipReason = Literal["test-event", "not-an-upload", "folder-marker", "manifest"]
+SkipReason = Literal["test-event", "not-an-upload", "folder-marker", "manifest", "no-route"]
 
 
 class MalformedNotificationError(ValueError):

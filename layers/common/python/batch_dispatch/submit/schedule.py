@@ -1,8 +1,9 @@
 """The schedule path: one job per (schedule, scheduled time), however often the tick is delivered.
 
 Two event shapes are accepted: the Input template.yaml gives EventBridge Scheduler
-(`{"scheduledTime", "scheduleArn", "parameters"}`, placeholders filled in by Scheduler), and the classic
-EventBridge "Scheduled Event" of a user's own `rate()`/`cron()` rule.
+(`{"scheduledTime", "scheduleArn", "parameters", "jobType"}`, placeholders filled in by Scheduler), and
+the classic EventBridge "Scheduled Event" of a user's own `rate()`/`cron()` rule (`detail.jobType`). A tick
+without a job type is the default job type's (the stack's own schedule).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, NamedTuple
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.aws.batch_jobs import JobSpec, safe_job_name
+from batch_dispatch.job_types import DEFAULT, JobType, catalog_for, default_for
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import JobSubmitSettings
 from batch_dispatch.submit.once import SubmitOutcome, submit_once
@@ -26,12 +28,17 @@ class InvalidScheduleEventError(ValueError):
     """The event is neither EventBridge Scheduler input nor a classic Scheduled Event."""
 
 
+class UnknownJobTypeError(LookupError):
+    """The tick names a job type this stack's catalog does not have (a schedule left behind?)."""
+
+
 class ScheduleTick(NamedTuple):
     """One tick of one schedule, whichever shape delivered it."""
 
     schedule_arn: str
     scheduled_time: datetime  # UTC
     parameters: dict[str, Any]
+    job_type: str = DEFAULT
 
     @property
     def schedule_name(self) -> str:
@@ -43,7 +50,8 @@ class ScheduleTick(NamedTuple):
 
     @property
     def idempotency_key(self) -> dict[str, str]:
-        return {"scheduleArn": self.schedule_arn, "scheduledTime": self.scheduled_time_iso}
+        key = {"scheduleArn": self.schedule_arn, "scheduledTime": self.scheduled_time_iso}
+        return key if self.job_type == DEFAULT else key | {"jobType": self.job_type}
 
 
 def parse_tick(event: Any) -> ScheduleTick:
@@ -59,11 +67,13 @@ def parse_tick(event: Any) -> ScheduleTick:
         first = resources[0] if isinstance(resources, list) and resources else None
         if not _is_text(first):
             problems.append("resources")
-        detail = event.get("detail")
-        parameters = detail.get("parameters") if isinstance(detail, dict) else None
+        found = event.get("detail")
+        detail: dict[str, Any] = found if isinstance(found, dict) else {}
+        parameters = detail.get("parameters")
+        job_type = _job_type(detail.get("jobType"), problems)
         if problems or when is None:
             raise _invalid(problems)
-        return ScheduleTick(str(first), when, parameters if isinstance(parameters, dict) else {})
+        return ScheduleTick(str(first), when, parameters if isinstance(parameters, dict) else {}, job_type)
 
     when = _time(event.get("scheduledTime"), "scheduledTime", problems)
     arn = event.get("scheduleArn")
@@ -74,9 +84,19 @@ def parse_tick(event: Any) -> ScheduleTick:
         parameters = {}
     elif not isinstance(parameters, dict):
         problems.append("parameters")
+    job_type = _job_type(event.get("jobType"), problems)
     if problems or when is None:
         raise _invalid(problems)
-    return ScheduleTick(str(arn), when, parameters)
+    return ScheduleTick(str(arn), when, parameters, job_type)
+
+
+def _job_type(value: Any, problems: list[str]) -> str:
+    if value in (None, ""):
+        return DEFAULT
+    if not isinstance(value, str):
+        problems.append("jobType")
+        return DEFAULT
+    return value
 
 
 def _is_text(value: Any) -> bool:
@@ -113,7 +133,7 @@ def batch_parameters(parameters: dict[str, Any]) -> dict[str, str]:
 
 
 def tick_job_spec(tick: ScheduleTick, prefix: str) -> JobSpec:
-    """The tick's job: named after the schedule and time, with the tick's parameters."""
+    """The tick's job: named after the job type (`prefix`), the schedule and time, with its parameters."""
     stamp = tick.scheduled_time.strftime("%Y%m%dT%H%M%SZ")
     parameters = batch_parameters(tick.parameters)
     parameters.update(scheduledTime=tick.scheduled_time_iso, scheduleName=tick.schedule_name)
@@ -122,19 +142,34 @@ def tick_job_spec(tick: ScheduleTick, prefix: str) -> JobSpec:
             prefix, f"{tick.schedule_name}-{stamp}", f"{tick.schedule_arn}|{tick.scheduled_time_iso}"
         ),
         parameters=parameters,
-        tags={"batch-dispatch:trigger": "schedule"},
+        tags={"batch-dispatch:trigger": "schedule", "batch-dispatch:job-type": tick.job_type},
     )
+
+
+def job_type_of(tick: ScheduleTick, settings: JobSubmitSettings) -> JobType:
+    """The tick's job type from the catalog, or UnknownJobTypeError saying what to do."""
+    if tick.job_type == DEFAULT:  # the stack's own schedule: no registry read needed
+        return default_for(settings)
+    job_type = catalog_for(settings).get(tick.job_type)
+    if job_type is None:
+        raise UnknownJobTypeError(
+            f"schedule {tick.schedule_name} names job type {tick.job_type!r}, which is not in this stack's "
+            "catalog: deploy the job type again, or delete the schedule"
+        )
+    return job_type
 
 
 def submit_tick(
     tick: ScheduleTick, settings: JobSubmitSettings, lambda_context: LambdaContext | None = None
 ) -> SubmitOutcome:
     """Submit the tick's job once. Ticks are rare, so every one also checks Batch for an earlier submit."""
+    job_type = job_type_of(tick, settings)
     return submit_once(
-        tick_job_spec(tick, settings.job_name_prefix),
+        tick_job_spec(tick, job_type.job_name_prefix),
+        job_type=job_type,
+        table_name=settings.idempotency_table_name,
         key_prefix=IDEMPOTENCY_PREFIX,
         idempotency_key=tick.idempotency_key,
-        settings=settings,
         lambda_context=lambda_context,
         reconcile=True,
     )
@@ -151,5 +186,7 @@ def handle(
         logger.exception("Rejected schedule event")
         metrics.add_metric(name="RecordRejected", unit=MetricUnit.Count, value=1)
         raise
-    logger.append_keys(schedule_arn=tick.schedule_arn, scheduled_time=tick.scheduled_time_iso)
+    logger.append_keys(
+        schedule_arn=tick.schedule_arn, scheduled_time=tick.scheduled_time_iso, job_type=tick.job_type
+    )
     return submit_tick(tick, settings, lambda_context)

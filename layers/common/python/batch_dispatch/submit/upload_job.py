@@ -6,18 +6,22 @@ import json
 import unicodedata
 
 from batch_dispatch.aws.batch_jobs import JobSpec, safe_job_name
+from batch_dispatch.job_types import JobType
 from batch_dispatch.submit.s3_events import S3Upload
 
 IDEMPOTENCY_PREFIX = "s3-object"
 
 
-def idempotency_key(upload: S3Upload) -> dict[str, str]:
-    """What makes an upload unique: bucket + key + versionId, else sequencer, else eventTime + eTag.
+def idempotency_key(upload: S3Upload, job_type: JobType) -> dict[str, str]:
+    """What makes an upload's job unique: the job type (not named for the default job type, whose keys
+    predate the catalog), bucket + key + versionId, else sequencer, else eventTime + eTag.
 
     Every delivery of one S3 event carries the same values, and two uploads of the same key differ
     in each of them.
     """
     key = {"bucket": upload.bucket, "key": upload.key}
+    if not job_type.is_default:
+        key["jobType"] = job_type.name
     if version := upload.real_version_id:
         return key | {"versionId": version}
     if upload.sequencer:
@@ -25,9 +29,10 @@ def idempotency_key(upload: S3Upload) -> dict[str, str]:
     return key | {"eventTime": upload.event_time or "", "etag": upload.etag or ""}
 
 
-def idempotency_key_text(upload: S3Upload) -> str:
+def idempotency_key_text(upload: S3Upload, job_type: JobType) -> str:
     """The idempotency key as one canonical string (the job name's hash input)."""
-    return json.dumps(idempotency_key(upload), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    key = idempotency_key(upload, job_type)
+    return json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def readable_name(key: str) -> str:
@@ -35,10 +40,18 @@ def readable_name(key: str) -> str:
     return unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode("ascii")
 
 
-def upload_job_spec(upload: S3Upload, prefix: str) -> JobSpec:
-    """The job for one upload: a name derived from key + idempotency key, the upload as parameters."""
+def upload_job_spec(upload: S3Upload, job_type: JobType) -> JobSpec:
+    """The job for one upload: named after the job type and key (plus a hash of the idempotency key),
+    the upload as parameters."""
+    name = safe_job_name(
+        job_type.job_name_prefix, readable_name(upload.key), idempotency_key_text(upload, job_type)
+    )
     return JobSpec(
-        job_name=safe_job_name(prefix, readable_name(upload.key), idempotency_key_text(upload)),
+        job_name=name,
         parameters=upload.parameters(),
-        tags={"batch-dispatch:trigger": "s3", "batch-dispatch:bucket": upload.bucket},
+        tags={
+            "batch-dispatch:trigger": "s3",
+            "batch-dispatch:bucket": upload.bucket,
+            "batch-dispatch:job-type": job_type.name,
+        },
     )

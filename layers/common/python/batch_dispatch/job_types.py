@@ -1,0 +1,251 @@
+"""The job catalog: every job type of the stack, read from its registry, and which one an upload is for.
+
+A job type is a job definition plus how it is triggered and alerted. The stack's own parameters define
+the `default` job type (its definition, queue, upload route, Slack channel come from the function's
+environment); every job type added to template.yaml writes one registry entry, an SSM parameter
+`<JOB_TYPES_PATH>/<name>` holding JSON, which the functions read with Powertools parameters and keep
+for `JOB_TYPES_MAX_AGE_SECONDS`: adding a job type never redeploys the functions.
+
+Routing an upload: the job types whose route fits the key (prefix and suffix, empty = any); the longest
+prefix wins, then the longest suffix. A key no route fits submits nothing (and is not a failure).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+from batch_dispatch.aws import clients
+from batch_dispatch.observability import logger
+
+DEFAULT = "default"
+NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+SUBMIT_MODES = ("PER_OBJECT", "ARRAY")
+PRIORITIES = ("high", "normal", "low")
+
+
+class JobType(NamedTuple):
+    """What the functions need to know about one job type."""
+
+    name: str
+    job_definition_arn: str
+    job_queue_arn: str
+    job_name_prefix: str  # job names start with it: the job type's name (the default: the stack's name)
+    submit_mode: str = "PER_OBJECT"
+    priority: str = "normal"
+    route_prefix: str = ""
+    route_suffix: str = ""
+    routed: bool = True  # False: uploads never start this job type (no upload route)
+    webhook_secret_name: str = ""  # "" = the stack's
+    mention: str = ""
+    notify_succeeded: bool = False
+    schedule_expression: str = ""
+    schedule_timezone: str = "UTC"
+    schedule_enabled: bool = False
+    expect_success_every_seconds: int = 0  # 0 = no lateness check (issue: late and missed runs)
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == DEFAULT
+
+    @property
+    def array_mode(self) -> bool:
+        return self.submit_mode == "ARRAY"
+
+    def matches(self, key: str) -> bool:
+        return self.routed and key.startswith(self.route_prefix) and key.endswith(self.route_suffix)
+
+    @property
+    def definition_family(self) -> str:
+        """`arn:...:job-definition/name:3` -> `name` (how a Batch event names its job type)."""
+        return definition_family(self.job_definition_arn)
+
+
+def definition_family(arn: str | None) -> str:
+    return (arn or "").rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+class InvalidJobTypeError(ValueError):
+    """A registry entry that does not describe a job type (it is left out, with a log line)."""
+
+
+def from_registry_entry(name: str, entry: Any) -> JobType:
+    """A job type from its registry entry (JSON written by job-types/job-type.yaml)."""
+    if not NAME_PATTERN.match(name):
+        raise InvalidJobTypeError(f"job type name {name!r} is not lower-case letters, digits and '-'")
+    if not isinstance(entry, dict):
+        raise InvalidJobTypeError(f"registry entry of {name} is not a JSON object")
+
+    def text(key: str, default: str = "") -> str:
+        value = entry.get(key, default)
+        return value if isinstance(value, str) else default
+
+    def flag(key: str) -> bool:
+        return str(entry.get(key, "")).strip().lower() == "true"
+
+    definition, queue = text("jobDefinition"), text("jobQueue")
+    if not definition or not queue:
+        raise InvalidJobTypeError(f"registry entry of {name} lacks jobDefinition or jobQueue")
+    submit_mode = text("submitMode", "PER_OBJECT").upper()
+    priority = text("priority", "normal").lower()
+    try:
+        expect_every = int(text("expectSuccessEverySeconds", "0") or 0)
+    except ValueError:
+        expect_every = 0
+    return JobType(
+        name=name,
+        job_definition_arn=definition,
+        job_queue_arn=queue,
+        job_name_prefix=name,
+        submit_mode=submit_mode if submit_mode in SUBMIT_MODES else "PER_OBJECT",
+        priority=priority if priority in PRIORITIES else "normal",
+        route_prefix=text("routePrefix"),
+        route_suffix=text("routeSuffix"),
+        routed=flag("routed"),
+        webhook_secret_name=text("webhookSecretName"),
+        mention=text("mention"),
+        notify_succeeded=flag("notifySucceeded"),
+        schedule_expression=text("scheduleExpression"),
+        schedule_timezone=text("scheduleTimezone", "UTC") or "UTC",
+        schedule_enabled=flag("scheduleEnabled"),
+        expect_success_every_seconds=max(expect_every, 0),
+    )
+
+
+class Catalog(NamedTuple):
+    """The default job type and the registry's, by name."""
+
+    job_types: Mapping[str, JobType]
+
+    @property
+    def default(self) -> JobType | None:
+        return self.job_types.get(DEFAULT)
+
+    def get(self, name: str | None) -> JobType | None:
+        return self.job_types.get(name or DEFAULT)
+
+    def route(self, key: str) -> JobType | None:
+        """The job type an upload of `key` starts: longest prefix, then longest suffix, then name."""
+        fitting = [t for t in self.job_types.values() if t.matches(key)]
+        if not fitting:
+            return None
+        return max(fitting, key=lambda t: (len(t.route_prefix), len(t.route_suffix), t.is_default, t.name))
+
+    def for_definition(self, job_definition_arn: str | None) -> JobType | None:
+        """The job type whose job definition (any revision) ran a job."""
+        family = definition_family(job_definition_arn)
+        return next((t for t in self.job_types.values() if family and t.definition_family == family), None)
+
+    def overlaps(self) -> list[tuple[str, str]]:
+        """Pairs of routed job types one key could fit both of, equally well (routing picks by name)."""
+        routed = sorted((t for t in self.job_types.values() if t.routed), key=lambda t: t.name)
+        return [
+            (a.name, b.name)
+            for i, a in enumerate(routed)
+            for b in routed[i + 1 :]
+            if (a.route_prefix, a.route_suffix) == (b.route_prefix, b.route_suffix)
+        ]
+
+
+def default_job_type(
+    *,
+    job_definition_arn: str,
+    job_queue_arn: str,
+    job_name_prefix: str,
+    submit_mode: str = "PER_OBJECT",
+    route_prefix: str = "",
+    route_suffix: str = "",
+    routed: bool = True,
+) -> JobType:
+    """The job type the stack's own parameters define (its jobs keep the stack's name as prefix)."""
+    return JobType(
+        name=DEFAULT,
+        job_definition_arn=job_definition_arn,
+        job_queue_arn=job_queue_arn,
+        job_name_prefix=job_name_prefix,
+        submit_mode=submit_mode,
+        route_prefix=route_prefix,
+        route_suffix=route_suffix,
+        routed=routed,
+    )
+
+
+_provider: SSMProvider | None = None
+_provider_client: Any = None
+
+
+def registry_provider() -> SSMProvider:
+    """Created on first use with the shared (injectable) SSM client; its cache lives as long."""
+    global _provider, _provider_client
+    client = clients.client("ssm")
+    if _provider is None or client is not _provider_client:  # a new client (tests, emulator): a new cache
+        _provider, _provider_client = SSMProvider(boto3_client=client), client
+    return _provider
+
+
+def reset_registry() -> None:
+    """Forget the provider and its cached entries."""
+    global _provider, _provider_client
+    _provider, _provider_client = None, None
+
+
+def registry_entries(path: str, max_age: int) -> dict[str, Any]:
+    """name -> parsed entry of every job type registered under `path` (cached `max_age` seconds)."""
+    if not path:
+        return {}
+    raw = registry_provider().get_multiple(path.rstrip("/"), max_age=max_age, recursive=False)
+    entries: dict[str, Any] = {}
+    for name, value in raw.items():
+        try:
+            entries[name.strip("/")] = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            entries[name.strip("/")] = None
+    return entries
+
+
+def load_catalog(default: JobType | None, path: str, max_age: int) -> Catalog:
+    """The default job type plus every valid registry entry; an invalid entry is logged and left out."""
+    job_types: dict[str, JobType] = {DEFAULT: default} if default else {}
+    for name, entry in registry_entries(path, max_age).items():
+        try:
+            job_type = from_registry_entry(name, entry)
+        except InvalidJobTypeError as error:
+            logger.error(
+                "Invalid job type registry entry left out", extra={"job_type": name, "reason": str(error)}
+            )
+            continue
+        if job_type.is_default:
+            logger.error("A registered job type may not be named default; left out", extra={"job_type": name})
+            continue
+        job_types[name] = job_type
+    return Catalog(job_types=job_types)
+
+
+def names(job_types: Iterable[JobType]) -> list[str]:
+    return sorted(t.name for t in job_types)
+
+
+def catalog_for(settings: Any) -> Catalog:
+    """The catalog a function sees: its settings' default job type plus the registry (cached)."""
+    default = default_for(settings)
+    return load_catalog(
+        default if default.job_definition_arn else None,
+        settings.job_types_path,
+        settings.job_types_max_age_seconds,
+    )
+
+
+def default_for(settings: Any) -> JobType:
+    """The default job type alone, without reading the registry."""
+    return default_job_type(
+        job_definition_arn=settings.job_definition_arn,
+        job_queue_arn=settings.job_queue_arn,
+        job_name_prefix=settings.job_name_prefix,
+        submit_mode=getattr(settings, "submit_mode", "PER_OBJECT"),
+        route_prefix=getattr(settings, "upload_prefix", ""),
+        route_suffix=getattr(settings, "upload_suffix", ""),
+    )
