@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
@@ -46,7 +47,8 @@ class JobType(NamedTuple):
     schedule_expression: str = ""
     schedule_timezone: str = "UTC"
     schedule_enabled: bool = False
-    expect_success_every_seconds: int = 0  # 0 = no lateness check (issue: late and missed runs)
+    expect_success_every_seconds: int = 0  # 0 = no lateness check
+    environment: Mapping[str, str] = MappingProxyType({})  # given to every job (container overrides)
 
     @property
     def is_default(self) -> bool:
@@ -113,7 +115,14 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
         schedule_timezone=text("scheduleTimezone", "UTC") or "UTC",
         schedule_enabled=flag("scheduleEnabled"),
         expect_success_every_seconds=max(expect_every, 0),
+        environment=parse_environment(text("environment")),
     )
+
+
+def parse_environment(text: str) -> Mapping[str, str]:
+    """`NAME=value,NAME2=value2` (the job type's EnvironmentVariables) as a mapping."""
+    pairs = (item.partition("=") for item in text.split(",") if item.strip())
+    return MappingProxyType({name.strip(): value for name, sep, value in pairs if sep and name.strip()})
 
 
 class Catalog(NamedTuple):

@@ -42,6 +42,8 @@ def submit_once(
     """Submit `spec` as a job of `job_type`, once per (`key_prefix`, `idempotency_key`). Emits JobSubmitted
     or DuplicateSkipped."""
     config = idempotency_config(lambda_context)
+    if job_type.environment:  # the job type's variables; the spec's own win
+        spec = spec._replace(environment={**job_type.environment, **spec.environment})
     remaining: Callable[[], float] | None = (
         (lambda: lambda_context.get_remaining_time_in_millis() / 1000) if lambda_context else None
     )

@@ -1,0 +1,294 @@
+"""The job catalog: registry entries, routing rules, the registry cache, and submits per job type.
+
+Scope: batch_dispatch.job_types (pure routing over in-memory catalogs) and the submit paths against
+moto Batch, DynamoDB and SSM (the registry), as a stack with the default job type plus `thumbnails`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import boto3
+import pytest
+
+from batch_dispatch import settings as settings_module
+from batch_dispatch.job_types import (
+    Catalog,
+    JobType,
+    catalog_for,
+    default_job_type,
+    from_registry_entry,
+    load_catalog,
+)
+from batch_dispatch.settings import S3SubmitSettings, ScheduleSubmitSettings
+from batch_dispatch.submit import intake
+from batch_dispatch.submit.schedule import UnknownJobTypeError, parse_tick, submit_tick
+from tests.conftest import MotoBatch, load_event
+
+REGISTRY = "/batch-dispatch/test-stack/job-types"
+QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/q"
+
+
+def job_type(name: str, prefix: str = "", suffix: str = "", routed: bool = True) -> JobType:
+    return JobType(
+        name=name,
+        job_definition_arn=f"arn:aws:batch:us-east-1:123456789012:job-definition/stack-{name}:1",
+        job_queue_arn=QUEUE,
+        job_name_prefix=name,
+        route_prefix=prefix,
+        route_suffix=suffix,
+        routed=routed,
+    )
+
+
+def catalog(*types: JobType) -> Catalog:
+    return Catalog(job_types={t.name: t for t in types})
+
+
+# --- routing ---------------------------------------------------------------------------------------
+
+
+def test_the_longest_prefix_wins():
+    known = catalog(job_type("all", "incoming/"), job_type("csv", "incoming/csv/"))
+
+    assert known.route("incoming/csv/a.csv").name == "csv"
+    assert known.route("incoming/b.csv").name == "all"
+
+
+def test_with_equal_prefixes_the_longest_suffix_wins():
+    known = catalog(job_type("any", "images/"), job_type("png", "images/", ".png"))
+
+    assert known.route("images/a.png").name == "png"
+    assert known.route("images/a.jpg").name == "any"
+
+
+def test_a_key_no_route_fits_starts_nothing():
+    known = catalog(job_type("png", "images/", ".png"))
+
+    assert known.route("reports/a.csv") is None
+    assert known.route("images/a.jpg") is None
+
+
+def test_a_default_job_type_with_an_empty_route_takes_what_no_other_route_fits():
+    default = default_job_type(job_definition_arn="arn:d", job_queue_arn=QUEUE, job_name_prefix="stack")
+    known = catalog(default, job_type("png", "images/", ".png"))
+
+    assert known.route("images/a.png").name == "png"
+    assert known.route("anything/else.txt").name == "default"
+
+
+def test_a_job_type_without_an_upload_route_is_never_routed_to():
+    known = catalog(job_type("nightly", routed=False))
+
+    assert known.route("nightly/x") is None
+
+
+def test_routes_that_fit_the_same_keys_equally_are_reported_as_overlaps():
+    known = catalog(job_type("a", "in/", ".csv"), job_type("b", "in/", ".csv"), job_type("c", "in/"))
+
+    assert known.overlaps() == [("a", "b")]
+
+
+def test_a_job_maps_back_to_its_job_type_by_job_definition_whatever_the_revision():
+    known = catalog(job_type("thumbnails", "images/"))
+
+    found = known.for_definition("arn:aws:batch:us-east-1:123456789012:job-definition/stack-thumbnails:7")
+    assert found is not None
+    assert found.name == "thumbnails"
+    assert known.for_definition("arn:aws:batch:us-east-1:123456789012:job-definition/other:1") is None
+
+
+# --- registry entries -------------------------------------------------------------------------------
+
+
+def entry(**overrides: Any) -> dict[str, Any]:
+    return {
+        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/stack-thumbnails:1",
+        "jobQueue": QUEUE,
+        "submitMode": "PER_OBJECT",
+        "priority": "high",
+        "routed": "true",
+        "routePrefix": "images/",
+        "routeSuffix": ".png",
+        "environment": "MODE=fast,LEVEL=3",
+        "webhookSecretName": "batch-dispatch/slack-thumbnails",
+        "mention": "<!here>",
+        "notifySucceeded": "false",
+        "scheduleExpression": "cron(0 2 * * ? *)",
+        "scheduleTimezone": "UTC",
+        "scheduleEnabled": "true",
+        **overrides,
+    }
+
+
+def test_a_registry_entry_becomes_a_job_type():
+    parsed = from_registry_entry("thumbnails", entry())
+
+    assert parsed.job_name_prefix == "thumbnails"
+    assert (parsed.route_prefix, parsed.route_suffix, parsed.routed) == ("images/", ".png", True)
+    assert parsed.priority == "high"
+    assert dict(parsed.environment) == {"MODE": "fast", "LEVEL": "3"}
+    assert parsed.webhook_secret_name == "batch-dispatch/slack-thumbnails"
+    assert parsed.schedule_enabled is True
+
+
+@pytest.fixture
+def ssm() -> Any:
+    from moto import mock_aws
+
+    from batch_dispatch import execution_environment
+
+    with mock_aws():
+        execution_environment.reset()
+        yield boto3.client("ssm")
+        execution_environment.reset()
+
+
+def register(ssm: Any, name: str, value: Any) -> None:
+    text = value if isinstance(value, str) else json.dumps(value)
+    ssm.put_parameter(Name=f"{REGISTRY}/{name}", Type="String", Value=text, Overwrite=True)
+
+
+def test_invalid_entries_are_left_out_and_the_rest_is_kept(ssm):
+    register(ssm, "thumbnails", entry())
+    register(ssm, "broken", "{not json")
+    register(ssm, "no-definition", entry(jobDefinition=""))
+    register(ssm, "default", entry())  # reserved for the stack's own job type
+    register(ssm, "Bad_Name", entry())
+
+    known = load_catalog(None, REGISTRY, max_age=0)
+
+    assert sorted(known.job_types) == ["thumbnails"]
+
+
+def test_the_registry_is_read_at_most_once_per_max_age(ssm):
+    # Given a catalog read with a 60 s cache
+    register(ssm, "thumbnails", entry())
+    assert sorted(load_catalog(None, REGISTRY, max_age=60).job_types) == ["thumbnails"]
+
+    # When a job type is added, the next reads within max_age answer from the cache (no new read)
+    register(ssm, "reports", entry())
+    assert sorted(load_catalog(None, REGISTRY, max_age=60).job_types) == ["thumbnails"]
+    assert sorted(load_catalog(None, REGISTRY, max_age=60).job_types) == ["thumbnails"]
+
+
+def test_a_short_max_age_sees_a_new_job_type_after_it_expires(ssm):
+    register(ssm, "thumbnails", entry())
+    assert sorted(load_catalog(None, REGISTRY, max_age=1).job_types) == ["thumbnails"]
+    register(ssm, "reports", entry())
+
+    time.sleep(1.1)
+
+    assert sorted(load_catalog(None, REGISTRY, max_age=1).job_types) == ["reports", "thumbnails"]
+
+
+# --- submitting per job type ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def thumbnails(moto_batch: MotoBatch, monkeypatch: pytest.MonkeyPatch) -> JobType:
+    """A second job type registered next to the default one, with its own job definition."""
+    batch = boto3.client("batch")
+    definition = batch.register_job_definition(
+        jobDefinitionName="stack-thumbnails",
+        type="container",
+        platformCapabilities=["FARGATE"],
+        retryStrategy={"attempts": 1},
+        containerProperties={
+            "image": "public.ecr.aws/docker/library/busybox:1.37.0",
+            "command": ["echo", "Ref::key"],
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+        },
+    )["jobDefinitionArn"]
+    register(
+        boto3.client("ssm"),
+        "thumbnails",
+        entry(jobDefinition=definition, jobQueue=moto_batch.job_queue_arn),
+    )
+    monkeypatch.setenv("JOB_TYPES_PATH", REGISTRY)
+    monkeypatch.setenv("UPLOAD_PREFIX", "incoming/")
+    settings_module.reset()
+    found = catalog_for(settings_module.load(S3SubmitSettings)).get("thumbnails")
+    assert found is not None
+    return found
+
+
+def tick_for(job_type_name: str | None, when: str = "2026-11-23T02:00:00Z") -> dict[str, Any]:
+    event = {**load_event("schedule/scheduler-tick.json"), "scheduledTime": when}
+    event["scheduleArn"] = event["scheduleArn"].replace("ScheduleSubmitFunctionSchedule", f"{job_type_name}")
+    if job_type_name:
+        event["jobType"] = job_type_name
+    return event
+
+
+def test_a_tick_of_a_job_type_submits_its_job_definition_named_after_it(
+    moto_batch, thumbnails, lambda_context
+):
+    outcome = submit_tick(
+        parse_tick(tick_for("thumbnails")), settings_module.load(ScheduleSubmitSettings), lambda_context
+    )
+
+    [job] = moto_batch.jobs()
+    assert job["jobId"] == outcome.job.job_id
+    assert job["jobDefinition"] == thumbnails.job_definition_arn
+    assert job["jobName"].startswith("thumbnails-")
+    # And the job type's environment variables reach the container
+    overrides = {e["name"]: e["value"] for e in job["container"].get("environment", [])}
+    assert overrides.get("MODE") == "fast"
+
+
+def test_a_tick_of_an_unknown_job_type_fails_with_what_to_do(moto_batch, thumbnails, lambda_context):
+    with pytest.raises(UnknownJobTypeError, match="not in this stack's catalog"):
+        submit_tick(
+            parse_tick(tick_for("gone")), settings_module.load(ScheduleSubmitSettings), lambda_context
+        )
+    assert moto_batch.jobs() == []
+
+
+def sqs_event(*keys: str, versions: tuple[str, ...] = ()) -> dict[str, Any]:
+    records = []
+    for n, key in enumerate(keys):
+        body = json.loads(load_event("s3/sqs-object-created.json")["Records"][0]["body"])
+        body["Records"][0]["s3"]["object"]["key"] = key
+        body["Records"][0]["s3"]["object"]["versionId"] = versions[n] if versions else f"v{n}"
+        records.append(
+            {
+                **load_event("s3/sqs-object-created.json")["Records"][0],
+                "messageId": f"m{n}",
+                "body": json.dumps(body),
+            }
+        )
+    return {"Records": records}
+
+
+def test_uploads_are_routed_to_their_job_types_and_unrouted_keys_are_skipped(
+    moto_batch, thumbnails, lambda_context
+):
+    # Given the default job type on incoming/ and thumbnails on images/*.png
+    event = sqs_event("images/cat.png", "incoming/report.csv", "images/cat.jpg", "elsewhere/x.bin")
+
+    # When the batch is handled
+    response = intake.handle(event, settings_module.load(S3SubmitSettings), lambda_context)
+
+    # Then each routed upload is one job of its job type, the others start nothing and are not failures
+    assert response == {"batchItemFailures": []}
+    by_definition = Counter(
+        (job["jobDefinition"] == thumbnails.job_definition_arn, job["parameters"]["key"])
+        for job in moto_batch.jobs()
+    )
+    assert by_definition == Counter({(True, "images/cat.png"): 1, (False, "incoming/report.csv"): 1})
+
+
+def test_each_job_type_submits_an_upload_once_however_often_it_is_delivered(
+    moto_batch, thumbnails, lambda_context
+):
+    event = sqs_event("images/a.png", "images/a.png", "incoming/a.csv", versions=("v1", "v1", "v2"))
+    settings = settings_module.load(S3SubmitSettings)
+
+    intake.handle(event, settings, lambda_context)
+    intake.handle(event, settings, lambda_context)
+
+    assert sorted(job["parameters"]["key"] for job in moto_batch.jobs()) == ["images/a.png", "incoming/a.csv"]
