@@ -1,9 +1,10 @@
-"""The template as CloudFormation sees it, offline: SAM transform, Conditions, Rules and policies.
+"""The template as CloudFormation sees it, offline: transforms, Conditions, Rules and policies.
 
-Shared by the template tests. `transformed()` is what `sam deploy` uploads after the SAM transform;
-`deploy()` is what CloudFormation would then create for a parameter choice (Conditions, Fn::If and
-parameter Refs evaluated, everything else kept); `rules_refusing()` evaluates the template's `Rules`
-over the raw template the way CloudFormation does before it creates anything.
+Shared by the template tests. `sam_template()` is the template once AWS::LanguageExtensions has
+expanded its Fn::ForEach loops (what the SAM transform receives); `transformed()` is what the SAM
+transform makes of it; `deploy()` is what CloudFormation would then create for a parameter choice
+(Conditions, Fn::If and parameter Refs evaluated, everything else kept); `rules_refusing()` evaluates
+the template's `Rules` the way CloudFormation does before it creates anything.
 """
 
 from __future__ import annotations
