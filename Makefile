@@ -12,7 +12,7 @@ REGION ?= us-east-1
 export AWS_DEFAULT_REGION ?= $(REGION)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv demo test unit integration template-test lint fmt build deploy deploy-guided validate clean bench
+.PHONY: help venv demo test unit integration template-test lint fmt build deploy deploy-guided clean bench
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,7 +54,8 @@ lint: venv ## ruff, mypy, sam validate --lint, cfn-lint, checkov (on the expande
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/sam validate --lint --template template.yaml
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml job-types/job-type.yaml
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f job-types/job-type.yaml
 	@expanded_dir=$$(mktemp -d) && trap 'rm -rf "$$expanded_dir"' EXIT && \
 		echo "checkov: template.yaml with its loops expanded" && \
 		$(BIN)/python -m emulator.sam --output "$$expanded_dir/template.json" && \

@@ -27,6 +27,7 @@ LOOPS = {
     "TlsOnlyQueuePolicies": {
         f"{queue}Policy" for queue in ["IntakeDLQ", "ScheduleDLQ", "StormDLQ", "StormQueue"]
     },
+    "PriorityQueues": {"HighPriorityJobQueue", "LowPriorityJobQueue"},
 }
 
 

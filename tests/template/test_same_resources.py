@@ -115,6 +115,18 @@ ADDED: dict[tuple[str, str], tuple[str, Callable[[dict[str, str]], bool]]] = {
         "EC2/SPOT instances answer only IMDSv2 requests, with a hop limit of 1",
         lambda chosen: chosen.get("ComputeType", "FARGATE") != "FARGATE",
     ),
+    ("JobTypePlatform", "AWS::SSM::Parameter"): (
+        "the job catalog: what every job type shares, passed to each job type's nested application",
+        lambda chosen: True,
+    ),
+    ("HighPriorityJobQueue", "AWS::Batch::JobQueue"): (
+        "the job catalog: high-priority job types' queue over the same compute environment",
+        lambda chosen: True,
+    ),
+    ("LowPriorityJobQueue", "AWS::Batch::JobQueue"): (
+        "the job catalog: low-priority job types' queue over the same compute environment",
+        lambda chosen: True,
+    ),
     ("ExecutionRoleReadJobSecret", "AWS::IAM::Policy"): (
         "the execution role's secret read, a policy of its own so the role's other grants stay unconditional",
         lambda chosen: bool(chosen.get("JobSecretArn")),

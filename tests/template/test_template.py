@@ -344,7 +344,7 @@ def test_no_aws_managed_full_access_policy_is_attached():
     assert [arn for arn in arns if "FullAccess" in arn] == []
 
 
-def test_submit_functions_may_submit_only_to_our_queue_and_job_definition():
+def test_submit_functions_may_submit_only_to_our_queues_and_job_definitions():
     # Given the default stack
     stack = deploy()
 
@@ -353,28 +353,37 @@ def test_submit_functions_may_submit_only_to_our_queue_and_job_definition():
         statements = role_statements(stack, f"{function}Role")
         submit = [s for s in statements if "batch:SubmitJob" in as_list(s["Action"])]
 
-        # Then they are exactly the job queue and our job definition
+        # Then they are exactly our three queues and the job definitions named <stack>_* (stack names
+        # have no "_", so no other stack's definition matches)
         assert len(submit) == 1
         resources = submit[0]["Resource"]
-        assert resources[:2] == [{"Ref": "JobQueue"}, {"Ref": "JobDefinition"}]
-        assert resources[2]["Fn::Sub"][0].endswith(":job-definition/${Name}:*")
+        assert resources[:3] == [
+            {"Ref": "JobQueue"},
+            {"Ref": "HighPriorityJobQueue"},
+            {"Ref": "LowPriorityJobQueue"},
+        ]
+        assert resources[3]["Fn::Sub"].endswith(":job-definition/${AWS::StackName}_*")
+        assert len(resources) == 4
+    assert props(stack, "JobDefinition")["JobDefinitionName"] == {"Fn::Sub": "${AWS::StackName}_default"}
 
 
-def test_failure_notifier_reads_only_the_named_slack_secret():
+def test_failure_notifier_reads_only_the_named_slack_secret_and_those_under_the_prefix():
     # Given the FailureNotifyFunction role (its inline and attached policies)
     statements = role_statements(deploy(), "FailureNotifyFunctionRole")
     reads = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
 
-    # Then it may read the secret with that name (plus Secrets Manager's 6-char suffix), nothing else
+    # Then it may read the secret with that name (plus Secrets Manager's 6-char suffix) and the job
+    # types' webhook secrets under the configured prefix, nothing else
+    secrets = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
     assert reads == [
         {
-            "Sid": "ReadSlackWebhook",
+            "Sid": "ReadSlackWebhooks",
             "Effect": "Allow",
             "Action": "secretsmanager:GetSecretValue",
-            "Resource": {
-                "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
-                ":secret:${SlackWebhookSecretName}-??????"
-            },
+            "Resource": [
+                {"Fn::Sub": secrets + "${SlackWebhookSecretName}-??????"},
+                {"Fn::Sub": secrets + "${SlackWebhookSecretPrefix}*"},
+            ],
         }
     ]
 
@@ -539,12 +548,15 @@ def test_failure_rule_matches_failed_jobs_of_our_queue_only():
     # changes, and (Operations) blocked-queue events and RUNNABLE jobs with a blocked reason
     pattern = rule["EventPattern"]
     assert pattern["source"] == ["aws.batch"]
-    assert pattern["detail"] == {"jobQueue": [{"Ref": "JobQueue"}]}
+    assert pattern["detail"] == {"jobQueue": OUR_QUEUES}
     assert pattern["$or"][0] == {"detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}}
     assert "EventBusName" not in rule  # the default bus
     target = rule["Targets"][0]
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["FailureNotifyDLQ", "Arn"]}}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+EXTRA = "${AdditionalAlertQueueArns}"
 
 
 def test_failure_rule_can_also_watch_other_queues():
@@ -556,10 +568,16 @@ def test_failure_rule_can_also_watch_other_queues():
     pattern = _sam_template()["Parameters"]["AdditionalAlertQueueArns"]["AllowedPattern"]
     assert re.fullmatch(pattern, extra)
     queues = rule["EventPattern"]["detail"]["jobQueue"]
-    assert queues == {"Fn::Split": [",", {"Fn::Sub": "${JobQueue},${AdditionalAlertQueueArns}"}]}
+    assert queues == {
+        "Fn::Split": [
+            ",",
+            {"Fn::Sub": "${JobQueue},${HighPriorityJobQueue},${LowPriorityJobQueue}," + EXTRA},
+        ]
+    }
 
 
 RULE = "FailureNotifyFunctionBatchJobFailed"  # the rule SAM generates for the BatchJobFailed event
+OUR_QUEUES = [{"Ref": "JobQueue"}, {"Ref": "HighPriorityJobQueue"}, {"Ref": "LowPriorityJobQueue"}]
 
 
 def test_failure_dlq_accepts_dead_letters_from_our_rule_only():
@@ -604,25 +622,16 @@ def test_intake_bucket_is_private_encrypted_versioned_and_notifies_the_queue():
     assert [r["Id"] for r in rules] == ["abort-incomplete-multipart-uploads", "expire-array-manifests"]
 
 
-@pytest.mark.parametrize(
-    ("prefix", "suffix", "expected"),
-    [
-        ("incoming/", "", [{"Name": "prefix", "Value": "incoming/"}]),
-        ("", ".csv", [{"Name": "suffix", "Value": ".csv"}]),
-        (
-            "incoming/",
-            ".csv",
-            [{"Name": "prefix", "Value": "incoming/"}, {"Name": "suffix", "Value": ".csv"}],
-        ),
-    ],
-)
-def test_upload_filters_include_only_the_rules_that_are_set(prefix, suffix, expected):
-    # Given prefix/suffix filter parameters
-    bucket = props(deploy(UploadPrefix=prefix, UploadSuffix=suffix), "IntakeBucket")
+def test_every_upload_is_notified_and_the_default_route_goes_to_the_function():
+    # Given prefix/suffix parameters (the default job type's upload route)
+    stack = deploy(UploadPrefix="incoming/", UploadSuffix=".csv")
 
-    # Then the notification filters on exactly those rules
-    config = bucket["NotificationConfiguration"]["QueueConfigurations"][0]
-    assert config["Filter"] == {"S3Key": {"Rules": expected}}
+    # Then the bucket notifies every upload (the function routes keys to job types), and the function
+    # knows the default job type's route
+    (config,) = props(stack, "IntakeBucket")["NotificationConfiguration"]["QueueConfigurations"]
+    assert "Filter" not in config
+    variables = props(stack, "S3SubmitFunction")["Environment"]["Variables"]
+    assert (variables["UPLOAD_PREFIX"], variables["UPLOAD_SUFFIX"]) == ("incoming/", ".csv")
 
 
 def test_upload_expiration_adds_a_lifecycle_rule():
@@ -808,7 +817,7 @@ def test_the_notifier_rule_also_takes_blocked_queue_events_and_stuck_runnable_jo
     assert {"CAPACITY:", "MISCONFIGURATION:", "ACTION_REQUIRED"} <= set(prefixes)
     # And nothing else: three branches, all on our queue only
     assert len(branches) == 3
-    assert pattern["detail"]["jobQueue"] == [{"Ref": "JobQueue"}]
+    assert pattern["detail"]["jobQueue"] == OUR_QUEUES
 
 
 def test_failure_notifier_keeps_its_trigger_and_gets_the_storm_settings():
@@ -920,16 +929,13 @@ def test_dashboard_shows_the_business_metrics_queues_dlqs_and_function_errors():
 # ------------------------------------------------------------------------------------------------
 # Burst mode (SubmitMode=ARRAY)
 # ------------------------------------------------------------------------------------------------
-def test_the_job_role_is_empty_unless_array_mode_needs_to_read_manifests():
-    # Given the default (per-object) stack and an ARRAY stack
-    per_object = deploy()
-    array = deploy(SubmitMode="ARRAY")
-
-    # Then only the ARRAY job role may read, and only the manifest prefix of the intake bucket
-    assert "Policies" not in props(per_object, "JobRole")
-    (statement,) = role_statements(array, "JobRole")
-    assert statement["Action"] == "s3:GetObject"
-    assert statement["Resource"] == {"Fn::Sub": "${IntakeBucket.Arn}/${ManifestPrefix}*"}
+def test_the_job_role_may_read_only_array_manifests():
+    # Given the default stack (a job type in the catalog may use array mode whatever SubmitMode says)
+    for stack in (deploy(), deploy(SubmitMode="ARRAY")):
+        # Then the job role may read the manifest prefix of the intake bucket, and nothing else
+        (statement,) = role_statements(stack, "JobRole")
+        assert statement["Action"] == "s3:GetObject"
+        assert statement["Resource"] == {"Fn::Sub": "${IntakeBucket.Arn}/${ManifestPrefix}*"}
 
 
 def test_the_s3_function_knows_its_mode_and_may_write_only_manifests():
