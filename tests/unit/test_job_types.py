@@ -35,7 +35,7 @@ QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/q"
 def job_type(name: str, prefix: str = "", suffix: str = "", routed: bool = True) -> JobType:
     return JobType(
         name=name,
-        job_definition_arn=f"arn:aws:batch:us-east-1:123456789012:job-definition/stack-{name}:1",
+        job_definition_arn=f"arn:aws:batch:us-east-1:123456789012:job-definition/stack_{name}:1",
         job_queue_arn=QUEUE,
         job_name_prefix=name,
         route_prefix=prefix,
@@ -95,7 +95,7 @@ def test_routes_that_fit_the_same_keys_equally_are_reported_as_overlaps():
 def test_a_job_maps_back_to_its_job_type_by_job_definition_whatever_the_revision():
     known = catalog(job_type("thumbnails", "images/"))
 
-    found = known.for_definition("arn:aws:batch:us-east-1:123456789012:job-definition/stack-thumbnails:7")
+    found = known.for_definition("arn:aws:batch:us-east-1:123456789012:job-definition/stack_thumbnails:7")
     assert found is not None
     assert found.name == "thumbnails"
     assert known.for_definition("arn:aws:batch:us-east-1:123456789012:job-definition/other:1") is None
@@ -106,7 +106,7 @@ def test_a_job_maps_back_to_its_job_type_by_job_definition_whatever_the_revision
 
 def entry(**overrides: Any) -> dict[str, Any]:
     return {
-        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/stack-thumbnails:1",
+        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/stack_thumbnails:1",
         "jobQueue": QUEUE,
         "submitMode": "PER_OBJECT",
         "priority": "high",
@@ -193,7 +193,7 @@ def thumbnails(moto_batch: MotoBatch, monkeypatch: pytest.MonkeyPatch) -> JobTyp
     """A second job type registered next to the default one, with its own job definition."""
     batch = boto3.client("batch")
     definition = batch.register_job_definition(
-        jobDefinitionName="stack-thumbnails",
+        jobDefinitionName="stack_thumbnails",
         type="container",
         platformCapabilities=["FARGATE"],
         retryStrategy={"attempts": 1},
