@@ -895,3 +895,61 @@ def test_notifications_as_moto_s3_sends_them_directly_and_through_sns_become_job
         ("intake-via-sns", "in/my file+x%y/café.txt"),
     ]
     assert result.metrics["ObjectSkipped"] == 2
+
+
+# --- EventBridge-shaped S3 events (buckets the stack does not own) ---------------------------------
+
+
+def test_an_eventbridge_object_created_event_is_one_upload_with_its_key_as_stored():
+    # Given an EventBridge "Object Created" event, whose key is NOT URL-encoded
+    body = load_event("sqs-eventbridge-object-created.json")["Records"][0]["body"]
+
+    # When it is parsed
+    (upload,) = parse_body(body)
+
+    # Then the key is taken as it is: "+" stays "+", "%" stays "%"
+    assert isinstance(upload, S3Upload)
+    assert upload.key == "landing/daily report+v2 100% café.csv"
+    assert upload.bucket == "batch-dispatch-data-landing"
+    assert upload.version_id == "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
+    assert upload.event_name == "ObjectCreated:PutObject"
+
+
+def test_eventbridge_deletes_and_restores_submit_nothing_and_are_not_failures(aws, invoke):
+    # Given "Object Deleted" and "Object Restore Completed" events
+    event = load_event("sqs-eventbridge-not-uploads.json")
+
+    # When they are handled
+    outcome = invoke(event)
+
+    # Then nothing is submitted, nothing fails, and both are counted as skipped
+    assert outcome.response == {"batchItemFailures": []}
+    assert aws.jobs() == []
+    assert outcome.metrics["ObjectSkipped"] == 2
+
+
+def test_the_same_upload_as_a_notification_and_as_an_eventbridge_event_is_one_job(aws, invoke):
+    # Given one upload of a key with a space, "+", "%" and "é", delivered by a bucket with both
+    # notifications and EventBridge turned on: once URL-encoded (notification), once as stored
+    key = "landing/daily report+v2 100% café.csv"
+    eventbridge = load_event("sqs-eventbridge-object-created.json")
+    notification = rewrite_body(
+        load_event("sqs-object-created.json"),
+        0,
+        lambda body: body["Records"][0]["s3"].update(
+            bucket={"name": "batch-dispatch-data-landing"},
+            object={
+                "key": quote_plus(key, safe="/"),
+                "size": 2048,
+                "versionId": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+            },
+        ),
+    )
+
+    # When both arrive
+    first, second = invoke(notification), invoke(eventbridge)
+
+    # Then one job was submitted for it, and the second delivery was a duplicate
+    assert first.response == second.response == {"batchItemFailures": []}
+    assert [job["parameters"]["key"] for job in aws.jobs()] == [key]
+    assert second.metrics["DuplicateSkipped"] == 1

@@ -1,9 +1,12 @@
 """What an intake message says: the S3 uploads (and non-uploads) in one SQS body, keys decoded.
 
-A body is an S3 event notification (S3 -> SQS), an SNS notification wrapping one (S3 -> SNS -> SQS), or
-`s3:TestEvent`. Every `ObjectCreated:*` record becomes an `S3Upload`; other event names, folder markers
-and test events become a `Skip` (no job, not a failure). A body that is none of these raises
-`MalformedNotificationError`, whose reason says what is wrong without quoting the body.
+A body is an S3 event notification (S3 -> SQS), an SNS notification wrapping one (S3 -> SNS -> SQS),
+`s3:TestEvent`, or an EventBridge S3 event (a bucket with EventBridge notifications -> a rule of this
+stack -> SQS), whose key is NOT URL-encoded. Every created object becomes an `S3Upload` with its key as
+stored, so the same upload delivered in two shapes has the same identity; other event names and
+detail-types (deletes, restores), folder markers and test events become a `Skip` (no job, not a
+failure). A body that is none of these raises `MalformedNotificationError`, whose reason says what is
+wrong without quoting the body.
 
 Parsing is strict about what a job needs (bucket, key, something that tells two uploads of one key
 apart) and lenient about the rest: unknown fields are ignored (AWS adds fields), and fields S3 sends
@@ -18,6 +21,8 @@ from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote_plus
 
 UPLOAD_EVENT_PREFIX = "ObjectCreated:"
+EVENTBRIDGE_SOURCE = "aws.s3"
+EVENTBRIDGE_UPLOAD = "Object Created"
 # S3 writes versionId "null" for objects put while versioning is suspended: not a unique version.
 NULL_VERSION = "null"
 
@@ -83,6 +88,8 @@ def parse_body(body: str) -> list[S3Upload | Skip]:
         document = _load_json(_sns_message(document), "SNS Message")
     if not isinstance(document, dict):
         raise MalformedNotificationError(f"expected a JSON object, got {type(document).__name__}")
+    if document.get("source") == EVENTBRIDGE_SOURCE and "detail-type" in document:
+        return [_eventbridge_event(document)]
     if document.get("Event") == "s3:TestEvent":
         bucket = document.get("Bucket")
         return [Skip(reason="test-event", bucket=bucket if isinstance(bucket, str) else None)]
@@ -161,6 +168,37 @@ def _record(record: Any, index: int) -> S3Upload | Skip:
     if not (upload.real_version_id or upload.sequencer or upload.event_time):
         raise MalformedNotificationError(
             "upload record has no versionId, sequencer or eventTime to tell it from a later upload"
+        )
+    return upload
+
+
+def _eventbridge_event(event: dict[str, Any]) -> S3Upload | Skip:
+    """An EventBridge S3 event ("Object Created", "Object Deleted"...): one object, key as stored."""
+    detail = _object(event, "detail", "EventBridge event")
+    detail_type = _text(event, "detail-type", "EventBridge event")
+    bucket = _text(_object(detail, "bucket", "detail"), "name", "detail.bucket")
+    obj = _object(detail, "object", "detail")
+    key = _text(obj, "key", "detail.object")  # EventBridge sends the key as stored: no decoding
+    size = obj.get("size")
+    size = size if isinstance(size, int) and size >= 0 else None
+    if detail_type != EVENTBRIDGE_UPLOAD:
+        return Skip(reason="not-an-upload", event_name=detail_type, bucket=bucket, key=key)
+    reason = _optional_text(detail, "reason") or "PutObject"
+    if key.endswith("/") and not size:
+        return Skip(reason="folder-marker", event_name=detail_type, bucket=bucket, key=key)
+    upload = S3Upload(
+        bucket=bucket,
+        key=key,
+        event_name=f"{UPLOAD_EVENT_PREFIX}{reason}",
+        event_time=_optional_text(event, "time"),
+        version_id=_optional_text(obj, "version-id"),
+        size=size,
+        etag=_optional_text(obj, "etag"),
+        sequencer=_optional_text(obj, "sequencer"),
+    )
+    if not (upload.real_version_id or upload.sequencer or upload.event_time):
+        raise MalformedNotificationError(
+            "upload event has no version-id, sequencer or time to tell it from a later upload"
         )
     return upload
 
