@@ -1,4 +1,3 @@
-# ruff: noqa: T201 - a command-line tool: printing is its output
 """Look into and redrive the stack's dead-letter queues (boto3 only; needs AWS credentials for the stack).
 
     python scripts/dlq.py show   --stack-name batch-dispatch-dev [--dlq FailureNotifyDLQ] [--max 10]

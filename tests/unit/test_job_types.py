@@ -292,3 +292,33 @@ def test_each_job_type_submits_an_upload_once_however_often_it_is_delivered(
     intake.handle(event, settings, lambda_context)
 
     assert sorted(job["parameters"]["key"] for job in moto_batch.jobs()) == ["images/a.png", "incoming/a.csv"]
+
+
+# --- the catalog check make lint runs ----------------------------------------------------------------
+
+
+def declared(*job_types: tuple[str, str, str, str]) -> dict[str, Any]:
+    return {
+        "Resources": {
+            logical_id: {
+                "Type": "AWS::Serverless::Application",
+                "Properties": {
+                    "Location": "job-types/job-type.yaml",
+                    "Parameters": {"Name": name, "UploadPrefix": prefix, "UploadSuffix": suffix},
+                },
+            }
+            for logical_id, name, prefix, suffix in job_types
+        }
+    }
+
+
+def test_the_lint_check_refuses_job_types_whose_routes_fit_the_same_keys():
+    from scripts.check_job_types import problems
+
+    clean = declared(("A", "thumbnails", "images/", ".png"), ("B", "icons", "images/icons/", ".png"))
+    overlapping = declared(("A", "thumbnails", "images/", ".png"), ("B", "icons", "images/", ".png"))
+    misnamed = declared(("A", "Thumbnails", "", ""), ("B", "default", "", ""))
+
+    assert problems(clean) == []
+    assert [p.split(":")[0] for p in problems(overlapping)] == ["B"]
+    assert len(problems(misnamed)) == 2
