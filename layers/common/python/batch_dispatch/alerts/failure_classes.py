@@ -3,8 +3,8 @@
 The table below is the one place that knows Batch's failure texts. The rules run in order and the first
 that matches names the class; each class explains itself with the facts of the failure (the memory the
 job had, the timeout and how long it ran, the exit code). Where Batch puts each text (checked against
-captured events, see docs/alerts.md): the job's `statusReason` says "Essential container in task exited"
-for most container failures, the container's `reason` says why (OutOfMemoryError...), the attempt's
+captured events; samples in events/batch/): the job's `statusReason` says "Essential container in task
+exited" for most container failures, the container's `reason` says why (OutOfMemoryError...), the attempt's
 `statusReason` says "Task failed to start", "Host EC2 (instance i-...) terminated." or "Job attempt
 duration exceeded timeout", and CancelJob/TerminateJob put the caller's own reason in `statusReason`.
 
