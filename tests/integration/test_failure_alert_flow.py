@@ -194,7 +194,7 @@ def test_a_failed_jobs_last_log_lines_reach_slack_redacted(local: Emulator):
     (message,) = local.slack_messages()
     assert message["blocks"][1]["text"]["text"].startswith(":x: *OutOfMemoryError: Container killed")
     (tail,) = [
-        b["text"]["text"] for b in message["blocks"] if "log lines" in b.get("text", {}).get("text", "")
+        b["text"]["text"] for b in message["blocks"] if b.get("text", {}).get("text", "").startswith("*Last ")
     ]
     assert tail.startswith("*Last 3 log lines of attempt 1*")
     assert "MemoryError: unable to allocate 3.1 GiB" in tail

@@ -62,7 +62,7 @@ def tail_section(message: dict[str, Any]) -> str:
     (text,) = [
         b["text"]["text"]
         for b in message["blocks"]
-        if b["type"] == "section" and "log lines" in b.get("text", {}).get("text", "")
+        if b["type"] == "section" and b.get("text", {}).get("text", "").startswith("*Last ")
     ]
     return str(text)
 

@@ -448,7 +448,7 @@ def _tail_text(tail: LogTail, summary: FailureSummary) -> str:
         kept.append(line)
     kept.reverse()
     cut = len(rendered) - len(kept)
-    title = f"*Last {len(kept)} log lines{attempt}*"
+    title = f"*Last {len(kept)} log line{'' if len(kept) == 1 else 's'}{attempt}*"
     if cut:
         title += f" _({cut} earlier lines left out to fit Slack)_"
     body = "\n".join(kept) or " "
