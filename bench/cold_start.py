@@ -6,7 +6,7 @@ Each sample is a fresh `python -I` process with what Lambda gives a function: it
 layers/common/python on sys.path, the environment template.yaml sets for it (Globals and its own
 variables, references filled with stand-in names), LAMBDA_TASK_ROOT and fake credentials. It imports
 `app`, then calls `app.lambda_handler` with a real sample event from events/. Every AWS call and the
-Slack post are answered at once by a stub on loopback (DynamoDB, Batch, SQS, Secrets Manager, the
+Slack post are answered at once by a stub on loopback (DynamoDB, Batch, SQS, Secrets Manager, Logs, the
 webhook), so the figure is our code's cost, not the network's.
 
 The baseline is what any Python function with the same AWS clients pays: `import boto3` and creating
@@ -51,7 +51,7 @@ FUNCTIONS: dict[str, tuple[str, str, list[str]]] = {
     "FailureNotifyFunction": (
         "functions/failure_notify",
         "events/batch/job-failed-container.json",
-        ["dynamodb", "sqs", "secretsmanager"],
+        ["dynamodb", "sqs", "secretsmanager", "logs"],  # logs: the failed attempt's log tail
     ),
     "StormDigestFunction": (
         "functions/storm_digest",
@@ -144,6 +144,12 @@ class StubAws(BaseHTTPRequestHandler):
                 "Name": "bench",
                 "SecretString": self.webhook_url,
                 "VersionId": "v1",
+            }
+        elif target.endswith(".GetLogEvents"):
+            answer = {
+                "events": [{"timestamp": 1, "message": f"line {n}", "ingestionTime": 1} for n in range(20)],
+                "nextForwardToken": "f/1",
+                "nextBackwardToken": "b/1",
             }
         elif target.endswith(".SendMessage"):
             sent = json.loads(body or b"{}").get("MessageBody", "")

@@ -3,17 +3,19 @@ template's rule to FailureNotifyFunction, and the Slack stand-in receives one me
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import time
 
+import boto3
 import pytest
 from moto.events.models import EventPattern
 
 from batch_dispatch.aws.console_links import console_encode
 from emulator.core import Emulator
-from tests.conftest import load_event
+from tests.conftest import EVENTS_DIR, load_event
 
 pytestmark = pytest.mark.integration
 
@@ -77,17 +79,14 @@ def test_the_same_failed_event_delivered_twice_posts_once(local: Emulator):
     assert len(local.slack_messages()) == 1
 
 
-@pytest.mark.parametrize(
-    "event_file",
-    [
-        "job-failed-container.json",
-        "job-failed-task-properties.json",
-        "job-failed-multinode.json",
-        "job-failed-array-child.json",
-        "job-failed-never-running.json",
-        "job-failed-hostile-text.json",
-    ],
+FAILED_LAYOUTS = sorted(
+    path.name
+    for path in (EVENTS_DIR / "batch").glob("job-failed-*.json")
+    if "#" not in json.loads(path.read_text(encoding="utf-8"))["detail"]["jobId"]  # nodes post nothing
 )
+
+
+@pytest.mark.parametrize("event_file", FAILED_LAYOUTS)
 def test_every_failed_event_layout_posts_one_valid_message(local: Emulator, event_file: str):
     event = load_event(f"batch/{event_file}")
 
@@ -147,3 +146,57 @@ def test_a_fixed_webhook_and_a_redrive_deliver_the_parked_alert_once(local: Emul
     local.invoke("FailureNotifyFunction", event)  # and a late duplicate from EventBridge
 
     assert len(local.slack_messages()) == 1
+
+
+def test_a_multinode_job_posts_once_for_its_parent_not_for_its_nodes(local: Emulator):
+    node, parent = (
+        load_event("batch/job-failed-multinode.json"),
+        load_event("batch/job-failed-multinode-parent.json"),
+    )
+    for event in (node, parent):
+        event["detail"]["jobQueue"] = local.stack.outputs["JobQueueArn"]
+
+    delivered = local.publish_event(node) + local.publish_event(parent)
+
+    assert [i.error for i in delivered] == [None, None]
+    (message,) = local.slack_messages()
+    assert message["blocks"][0]["text"]["text"].endswith("Batch job FAILED: batch-dispatch-mnp-train")
+    assert "c4d5e6f7-8091-4a2b-b3c4-d5e6f7081920#" not in all_text(message)
+
+
+def test_a_failed_jobs_last_log_lines_reach_slack_redacted(local: Emulator):
+    # Given a job of the stack that fails for memory after logging (a key among its lines)
+    with local.jobs_fail(exit_code=137, reason="OutOfMemoryError: Container killed due to memory usage"):
+        failed = local.tick("2026-11-23T16:00:00Z")
+    (job,) = [j for j in local.describe_jobs() if j["jobId"] == failed.result["jobId"]]
+    group = local.stack.outputs["JobLogGroupName"]
+    stream = job["attempts"][-1]["container"]["logStreamName"]
+    logs = boto3.client("logs")
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    lines = [
+        "loading orders.csv",
+        "s3 client with AKIAIOSFODNN7EXAMPLE",
+        "MemoryError: unable to allocate 3.1 GiB",
+    ]
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + n, "message": line} for n, line in enumerate(lines)],
+    )
+
+    # When its FAILED event reaches the notifier through the rule
+    invocations = local.publish_batch_events()
+
+    # Then the alert leads with the cause and ends its story with the redacted log tail
+    assert [i.error for i in invocations] == [None]
+    (message,) = local.slack_messages()
+    assert message["blocks"][1]["text"]["text"].startswith(":x: *OutOfMemoryError: Container killed")
+    (tail,) = [
+        b["text"]["text"] for b in message["blocks"] if b.get("text", {}).get("text", "").startswith("*Last ")
+    ]
+    assert tail.startswith("*Last 3 log lines of attempt 1*")
+    assert "MemoryError: unable to allocate 3.1 GiB" in tail
+    assert "AKIAIOSFODNN7EXAMPLE" not in all_text(message)
+    assert "[REDACTED]" in tail

@@ -67,11 +67,16 @@ def test_the_time_limit_is_mentioned_only_for_reasons_it_acts_on():
     event = load_event("batch/queue-blocked-capacity.json")
     invalid = load_event("batch/job-runnable-blocked.json")
 
+    queue = event["detail"]["jobQueue"]
     limited = json.dumps(
-        build_blocked_message(summarize_blocked(event, region="us-east-1", time_limit_seconds=3600))
+        build_blocked_message(
+            summarize_blocked(event, region="us-east-1", time_limit_seconds=3600, our_queue_arn=queue)
+        )
     )
     manual = json.dumps(
-        build_blocked_message(summarize_blocked(invalid, region="us-east-1", time_limit_seconds=3600))
+        build_blocked_message(
+            summarize_blocked(invalid, region="us-east-1", time_limit_seconds=3600, our_queue_arn=queue)
+        )
     )
 
     assert "cancels jobs stuck for this reason after 3600 s" in limited
@@ -95,12 +100,99 @@ def test_a_job_cancelled_by_the_time_limit_says_cancelled_and_why():
     message = build_message(summary)
 
     assert cancellation_code(event.detail.status_reason) == "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
-    assert message["blocks"][0]["text"]["text"].startswith("Batch job CANCELLED:")
-    assert message["text"].startswith("Batch job CANCELLED:")
+    assert message["blocks"][0]["text"]["text"].startswith("[123456789012 · us-east-1] Batch job CANCELLED:")
+    assert message["text"].startswith("[123456789012 · us-east-1] Batch job CANCELLED:")
     assert "EC2 has no capacity" in json.dumps(message)
 
 
 def test_an_array_parent_alert_says_how_many_children_failed():
     message = build_message(summarize(parse_event(load_event("batch/array-parent-failed-storm.json"))))
 
-    assert "412 of 1000 (digest follows)" in json.dumps(message)
+    assert "*Children failed*\\n412 of 1000" in json.dumps(message)
+
+
+# --- our queue, or someone else's (AdditionalAlertQueueArns) -------------------------------------------
+
+OUR_QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/batch-dispatch-dev-queue"
+OTHER_QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/data-team-gpu-queue"
+STACK_PARAMETERS = (
+    "RunnableTimeLimitSeconds",
+    "InstanceTypes",
+    "MaxvCpus",
+    "JobVcpu",
+    "JobMemory",
+    "ComputeType",
+)
+
+
+def blocked_on(queue: str, status_reason: str) -> dict:
+    event = load_event("batch/queue-blocked-capacity.json")
+    event["detail"]["jobQueue"] = queue
+    event["resources"][-1] = queue
+    event["detail"]["statusReason"] = status_reason
+    return event
+
+
+@pytest.mark.parametrize("code", [*REASONS, "RESOURCE:GPU_LICENSES", "SOMETHING:NEW"])
+def test_another_stacks_queue_gets_advice_about_its_own_compute_environment(code):
+    # Given a queue this stack only alerts on, blocked for any reason
+    event = blocked_on(OTHER_QUEUE, f"{code} - details")
+
+    message = json.dumps(
+        build_blocked_message(
+            summarize_blocked(event, region="us-east-1", time_limit_seconds=3600, our_queue_arn=OUR_QUEUE)
+        )
+    )
+
+    # Then no advice names this stack's parameters, and our time limit is not claimed for their queue
+    for parameter in STACK_PARAMETERS:
+        assert parameter not in message, parameter
+    assert "cancels jobs stuck" not in message
+
+
+def test_our_queue_gets_advice_that_names_our_parameters():
+    event = blocked_on(OUR_QUEUE, "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - no m6i")
+    other = blocked_on(OTHER_QUEUE, "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - no m6i")
+
+    ours = json.dumps(
+        build_blocked_message(summarize_blocked(event, region="us-east-1", our_queue_arn=OUR_QUEUE))
+    )
+    theirs = json.dumps(
+        build_blocked_message(summarize_blocked(other, region="us-east-1", our_queue_arn=OUR_QUEUE))
+    )
+
+    assert "`InstanceTypes`" in ours
+    assert "Set RunnableTimeLimitSeconds" in ours
+    assert "the queue's compute environment (its instanceTypes)" in theirs
+    assert "jobStateTimeLimitActions" in theirs
+
+
+def test_an_unknown_reason_points_to_the_status_reason_above_it():
+    message = build_blocked_message(
+        summarize_blocked(
+            blocked_on(OUR_QUEUE, "SOMETHING:NEW - a reason Batch just added"), region="us-east-1"
+        )
+    )
+    texts = [b.get("text", {}).get("text", "") for b in message["blocks"]]
+
+    reason_at = next(i for i, t in enumerate(texts) if t.startswith("*Status reason:*"))
+    checks_at = next(i for i, t in enumerate(texts) if t.startswith("*What to check*"))
+    assert reason_at < checks_at
+    assert "Read the status reason above" in texts[checks_at]
+    assert "below" not in json.dumps(message)
+
+
+def test_a_blocked_message_links_to_the_queue_and_the_compute_environments():
+    message = build_blocked_message(
+        summarize_blocked(load_event("batch/queue-blocked-capacity.json"), region="us-east-1")
+    )
+
+    (actions,) = [b for b in message["blocks"] if b["type"] == "actions"]
+    urls = {e["text"]["text"]: e["url"] for e in actions["elements"]}
+    assert urls["Open queue in Batch console"] == (
+        "https://us-east-1.console.aws.amazon.com/batch/home?region=us-east-1#queues/detail/batch-dispatch-dev-queue"
+    )
+    assert urls["Compute environments"] == (
+        "https://us-east-1.console.aws.amazon.com/batch/home?region=us-east-1#compute-environments"
+    )
+    assert "Open job in Batch console" in urls

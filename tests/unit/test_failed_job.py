@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from batch_dispatch.alerts.failed_job import build_message, default_log_group, skip_reason, summarize
+from batch_dispatch.alerts.failed_job import (
+    MessageOptions,
+    build_message,
+    default_log_group,
+    skip_reason,
+    summarize,
+    summarize_for,
+)
 from batch_dispatch.alerts.job_state import parse_event
 from batch_dispatch.aws.console_links import console_encode, log_stream_url
 from batch_dispatch.settings import ConfigurationError, FailureNotifySettings, from_environment
@@ -22,22 +29,44 @@ from batch_dispatch.slack.blocks import (
     escape,
     truncate,
 )
-from tests.conftest import load_event
+from tests.conftest import EVENTS_DIR, load_event
 
-FAILED_EVENTS = [
-    "batch/job-failed-container.json",
-    "batch/job-failed-task-properties.json",
-    "batch/job-failed-multinode.json",
-    "batch/job-failed-array-child.json",
-    "batch/job-failed-never-running.json",
-    "batch/job-failed-hostile-text.json",
-]
+FAILED_EVENTS = sorted(
+    f"batch/{path.name}"
+    for path in (EVENTS_DIR / "batch").glob("*.json")
+    if json.loads(path.read_text(encoding="utf-8")).get("detail", {}).get("status") == "FAILED"
+    and "#" not in json.loads(path.read_text(encoding="utf-8"))["detail"]["jobId"]  # multi-node nodes
+)
+OUR_DEFINITION = "arn:aws:batch:us-east-1:123456789012:job-definition/batch-dispatch-dev-job:4"
 # A mention or link survives escaping only as `<!...>`, `<@...>`, `<#...>` or `<http...>`.
 LIVE_MARKUP = re.compile(r"<[!@#]|<https?:")
 
 
 def message_for(name: str, mention: str = "") -> dict[str, Any]:
     return build_message(summarize(parse_event(load_event(name))), mention)
+
+
+def our_settings(**environment: str) -> FailureNotifySettings:
+    return from_environment(
+        FailureNotifySettings,
+        {
+            "SLACK_WEBHOOK_SECRET_NAME": "s",
+            "IDEMPOTENCY_TABLE_NAME": "t",
+            "JOB_DEFINITION_ARN": OUR_DEFINITION,
+            "JOB_LOG_GROUP_NAME": "/aws/batch/batch-dispatch-dev",
+            "ENVIRONMENT": "dev",
+            **environment,
+        },
+    )
+
+
+def plain_lines(message: dict[str, Any]) -> list[str]:
+    """The message as a person reads it, top to bottom: the header, then each section's lines."""
+    lines: list[str] = []
+    for block in message["blocks"]:
+        if block["type"] in ("header", "section") and "text" in block:
+            lines += block["text"]["text"].split("\n")
+    return lines
 
 
 def all_texts(message: dict[str, Any]) -> list[str]:
@@ -78,7 +107,9 @@ def test_every_failed_event_gives_a_message_within_slack_limits(name):
     message = message_for(name, mention="<!here>")
 
     # Then it has a fallback text and Block Kit blocks Slack would accept
-    assert message["text"].startswith("<!here> Batch job FAILED: ")
+    assert re.match(
+        r"^(<!here> )?\[123456789012 · us-east-1\] Batch (array )?job (FAILED|CANCELLED): ", message["text"]
+    )
     assert 0 < len(message["text"]) <= MAX_FALLBACK_TEXT
     assert 0 < len(message["blocks"]) <= MAX_BLOCKS
     header = message["blocks"][0]
@@ -94,16 +125,227 @@ def test_every_failed_event_gives_a_message_within_slack_limits(name):
     json.dumps(message)  # serialisable as is
 
 
+# (event file, line 1 after the "[dev · 123456789012 · us-east-1] " prefix, line 2, class, next step says)
+LEADS: dict[str, tuple[str, str, str, str]] = {
+    "batch/array-parent-failed-storm.json": (
+        "Batch array job FAILED: batch-dispatch-s3-orders-fanout-9a8b7c6d5e4f",
+        "<!here> :x: *412 of 1000 children failed*",
+        "array_children_failed",
+        "resubmit the failed indexes",
+    ),
+    "batch/job-cancelled-time-limit.json": (
+        "Batch job CANCELLED: batch-dispatch-nightly-report-20261120T060000Z-0a9b8c7d6e5f",
+        "<!here> :no_entry_sign: *Canceled by JobStateTimeLimit action due to reason: "
+        "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY*",
+        "queue_time_limit",
+        "Fix the reason (the blocked-queue message says what to check)",
+    ),
+    "batch/job-failed-array-child.json": (
+        "Batch job FAILED: batch-dispatch-s3-orders-fanout-9a8b7c6d5e4f",
+        "<!here> :x: *shard 7: checksum mismatch (exit code 3)*",
+        "program_exit",
+        "fix the code or the input, then resubmit",
+    ),
+    "batch/job-failed-container.json": (
+        "Batch job FAILED: batch-dispatch-nightly-report-20261120T030000Z-4f1e2d3c4b5a",
+        "<!here> :x: *Job step 'transform' failed: KeyError 'region' (exit code 1)*",
+        "program_exit",
+        "what exit code 1 means for this program",
+    ),
+    "batch/job-failed-dependency.json": (
+        "Batch job FAILED: batch-dispatch-dev-report-after-ingest",
+        "<!here> :x: *Dependent Job failed*",
+        "dependency_failed",
+        "Fix and rerun the job it depends on (7b3e9d1f-5a2c-4e8b-a6d4-2c0e8f6a4b2d)",
+    ),
+    "batch/job-failed-fargate-resource-init.json": (
+        "Batch job FAILED: batch-dispatch-dev-s3-orders-apac-5c1d",
+        "<!here> :x: *ResourceInitializationError: unable to pull secrets or registry auth: execution "
+        "resource retrieval failed: unable to retrieve ecr registry auth: service call has been retried "
+        "3 time(s): RequestError: send request failed caused by: "
+        'Post "https://api.ecr.us-east-1.amazonaws.com/": dial tcp 52.46.152.71:443: i/o timeout. '
+        "Please check your task network configuration.*",
+        "fargate_resource_init",
+        "Check that the subnets reach ECR, Secrets Manager or SSM and CloudWatch Logs",
+    ),
+    "batch/job-failed-hostile-text.json": (
+        "Batch job FAILED: batch-dispatch-s3-hostile-5d4c3b2a1f0e",
+        "<!here> :x: *&lt;!here&gt; Essential container in task exited &amp; &lt;@U0ADMIN&gt; was &gt; than "
+        "&lt;!subteam^S999&gt; (exit code 1)*",
+        "program_exit",
+        "fix the code or the input, then resubmit",
+    ),
+    "batch/job-failed-image-pull-denied.json": (
+        "Batch job FAILED: batch-dispatch-dev-schedule-20261120T0600Z",
+        "<!here> :x: *CannotPullContainerError: Error response from daemon: pull access denied for "
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/batch-dispatch-job, repository does not exist or may "
+        "require 'docker login': denied: User: arn:aws:sts::123456789012:assumed-role/"
+        "batch-dispatch-dev-EcsInstanceRole-9Z8Y7X6W5V4U/i-0d1c2b3a495867f70 is not authorized to perform: "
+        "ecr:BatchGetImage on resource: arn:aws:ecr:us-east-1:123456789012:repository/batch-dispatch-job "
+        "because no identity-based policy allows the ecr:BatchGetImage action*",
+        "image_pull_failed",
+        "the execution role may pull it",
+    ),
+    "batch/job-failed-multinode-parent.json": (
+        "Batch job FAILED: batch-dispatch-mnp-train",
+        "<!here> :x: *Exit code 1*",
+        "program_exit",
+        "fix the code or the input, then resubmit",
+    ),
+    "batch/job-failed-never-running.json": (
+        "Batch job FAILED: batch-dispatch-nightly-report-20261120T060000Z-0a9b8c7d6e5f",
+        "<!here> :x: *CannotPullContainerError: pull image manifest has been retried 7 time(s): failed to "
+        "resolve ref 123456789012.dkr.ecr.us-east-1.amazonaws.com/batch-dispatch-job:1.4.3: not found*",
+        "image_pull_failed",
+        "the tag exists (`JobImage`; pushed, no typo)",
+    ),
+    "batch/job-failed-operator-cancelled.json": (
+        "Batch job CANCELLED: batch-dispatch-dev-s3-orders-us-2b8e4d6f",
+        ":no_entry_sign: *Cancelled: Cancelling job.*",
+        "cancelled",
+        "Nothing to fix if this was intended; otherwise resubmit it.",
+    ),
+    "batch/job-failed-operator-terminated.json": (
+        "Batch job CANCELLED: batch-dispatch-dev-schedule-20261120T0400Z",
+        ":no_entry_sign: *Cancelled: Terminating job.*",
+        "cancelled",
+        "Nothing to fix if this was intended; otherwise resubmit it.",
+    ),
+    "batch/job-failed-out-of-memory.json": (
+        "Batch job FAILED: batch-dispatch-dev-s3-orders-eu-7f3a9c1e",
+        "<!here> :x: *OutOfMemoryError: Container killed due to memory usage (exit code 137, SIGKILL)*",
+        "out_of_memory",
+        "Raise the template parameter `JobMemory` (now 2048 MiB; on Fargate it must fit `JobVcpu`)",
+    ),
+    "batch/job-failed-spot-reclaimed.json": (
+        "Batch job FAILED: batch-dispatch-dev-s3-video-2025-11-09-a91f",
+        "<!here> :x: *Host EC2 (instance i-08784105ffff56b4f) terminated.*",
+        "host_reclaimed",
+        "allow more instance types (`InstanceTypes`) or run urgent work with `ComputeType=EC2`",
+    ),
+    "batch/job-failed-task-properties.json": (
+        "Batch job FAILED: batch-dispatch-ingest-sidecar",
+        "<!here> :x: *ValueError: schema mismatch in orders.csv (exit code 42)*",
+        "program_exit",
+        "what exit code 42 means for this program",
+    ),
+    "batch/job-failed-timeout.json": (
+        "Batch job FAILED: batch-dispatch-dev-schedule-20261120T0300Z",
+        "<!here> :x: *Job attempt duration exceeded timeout (exit code 137, SIGKILL)*",
+        "timed_out",
+        "raise the template parameter `JobTimeoutSeconds`",
+    ),
+    "batch/job-failed-two-attempts.json": (
+        "Batch job FAILED: batch-dispatch-dev-schedule-20261120T0500Z",
+        "<!here> :x: *Exit code 1*",
+        "program_exit",
+        "what exit code 1 means for this program",
+    ),
+}
+
+
+def test_every_failed_event_shape_has_its_expected_lead():
+    assert sorted(LEADS) == FAILED_EVENTS
+
+
+@pytest.mark.parametrize("name", sorted(LEADS))
+def test_the_first_two_lines_say_what_failed_and_why_then_the_class_and_the_next_step(name):
+    # Given a FAILED event as Batch sends it, alerted by this stack (environment dev, our job definition)
+    header, cause, key, next_step = LEADS[name]
+    settings = our_settings(SLACK_MENTION="<!here>")
+    summary = summarize_for(parse_event(load_event(name)), settings)
+
+    # When its alert is built
+    message = build_message(summary, options=MessageOptions("<!here>", settings.environment))
+    lines = plain_lines(message)
+
+    # Then line 1 names the stack's environment, account, region and the job; line 2 leads with the cause
+    assert lines[0] == f"[dev · 123456789012 · us-east-1] {header}"
+    assert lines[1] == cause
+    # And the class is named, with what it means and the next step right below
+    assert summary.diagnosis.key == key
+    title = summary.diagnosis.title
+    assert lines[2].startswith(f"*{title[:1].upper() + title[1:]}:* ")
+    assert lines[3].startswith("*Next step:* ")
+    assert next_step in lines[3]
+
+
+def test_a_cancel_is_posted_without_the_mention_unless_configured():
+    event = parse_event(load_event("batch/job-failed-operator-terminated.json"))
+    summary = summarize_for(event, our_settings())
+
+    quiet = build_message(summary, options=MessageOptions("<!here>", "dev"))
+    loud = build_message(summary, options=MessageOptions("<!here>", "dev", mention_on_cancel=True))
+
+    assert "<!here>" not in json.dumps(quiet)
+    assert quiet["text"].startswith("[dev · 123456789012 · us-east-1] Batch job CANCELLED:")
+    assert loud["text"].startswith("<!here> [dev")
+    assert plain_lines(loud)[1].startswith("<!here> :no_entry_sign:")
+
+
+def test_mention_on_cancel_is_a_boolean_setting(monkeypatch):
+    assert our_settings().mention_on_cancel is False
+    assert our_settings(MENTION_ON_CANCEL="true").mention_on_cancel is True
+    with pytest.raises(ConfigurationError, match="MENTION_ON_CANCEL: must be true or false"):
+        our_settings(MENTION_ON_CANCEL="sometimes")
+
+
+def test_placeholder_parameters_are_hidden():
+    # Given an upload job: the schedule's and manifest's parameters are the definition's default "none"
+    event = load_event("batch/job-failed-out-of-memory.json")
+
+    text = rendered(build_message(summarize(parse_event(event))))
+
+    assert "`key`: incoming/2026/11/20/orders-eu.csv" in text
+    for placeholder in ("scheduledTime", "scheduleName", "manifestBucket", "manifestKey", "objectCount"):
+        assert f"`{placeholder}`" not in text
+    assert ": none" not in text
+
+
+def test_an_array_parent_says_one_thing_clearly():
+    # Given the parent of an array job whose children failed (its own container shows a child's exit code)
+    message = message_for("batch/array-parent-failed-storm.json")
+    text = rendered(message)
+
+    # Then it speaks of children only: no attempts, exit code, log or "never reached RUNNING"
+    assert plain_lines(message)[1] == ":x: *412 of 1000 children failed*"
+    assert "*Children failed*\n412 of 1000" in text
+    for contradiction in ("Attempts", "attempt", "Exit code", "exit code 3", "RUNNING", "View log stream"):
+        assert contradiction not in text
+    assert "*Ended*\n1m 15s after it was created" in text
+
+
+def test_two_attempts_show_the_earlier_one_on_its_own_line():
+    message = message_for("batch/job-failed-two-attempts.json")
+
+    lines = plain_lines(message)
+
+    earlier = lines.index("*Earlier attempts*")
+    assert (
+        lines[earlier + 1] == "• attempt 1: Host EC2 (instance i-0a1b2c3d4e5f60718) terminated. · ran 14m 2s"
+    )
+    assert lines[earlier + 2 :][0] != "• attempt 2"  # the last attempt is the lead, not repeated here
+
+
+def test_the_header_carries_environment_account_and_region_within_slacks_limit():
+    event = load_event("batch/job-failed-out-of-memory.json")
+    event["detail"]["jobName"] = "j" * 128
+    summary = summarize_for(parse_event(event), our_settings(ENVIRONMENT="production-eu"))
+
+    header = build_message(summary, options=MessageOptions("", "production-eu"))["blocks"][0]["text"]["text"]
+
+    assert header.startswith("[production-eu · 123456789012 · us-east-1] Batch job FAILED: jjj")
+    assert len(header) <= MAX_HEADER_TEXT
+
+
 def test_classic_container_job_reports_the_last_attempt_not_the_first():
     # Given a job that failed three times: OOM (137), then 2, then exit 1 with a KeyError
     message = message_for("batch/job-failed-container.json")
     text = rendered(message)
 
-    # Then the alert shows the last attempt's exit code and reason, and all the job's coordinates
+    # Then the alert leads with the last attempt's exit code and reason, and has the job's coordinates
     assert "*Exit code (last attempt)*\n1" in text
-    assert "KeyError 'region'" in text
-    assert "OutOfMemoryError" not in text
-    assert "137" not in text
+    assert plain_lines(message)[1] == ":x: *Job step 'transform' failed: KeyError 'region' (exit code 1)*"
     assert "*Attempts*\n3" in text
     assert (
         "batch-dispatch-nightly-report-20261120T030000Z-4f1e2d3c4b5a" in message["blocks"][0]["text"]["text"]
@@ -111,11 +353,15 @@ def test_classic_container_job_reports_the_last_attempt_not_the_first():
     assert "`8f2c1d4e-3b6a-4f0e-9c7d-2a5b8e1f4d36`" in text
     assert "*Queue*\nbatch-dispatch-dev-queue" in text
     assert "*Job definition*\nbatch-dispatch-dev-job:4" in text
-    assert "*Status reason:* Essential container in task exited" in text
     # 03:26:00 -> 03:37:41 of the last attempt
     assert "*Ran for*\n11m 41s (last attempt)" in text
     assert "`mode`: full" in text
     assert "`scheduleName`: batch-dispatch-dev-nightly" in text
+    # And the earlier attempts are one line each, the OOM among them
+    assert (
+        "• attempt 1: OutOfMemoryError: Container killed due to memory usage (exit code 137, SIGKILL)" in text
+    )
+    assert "• attempt 2: Exit code 2 · ran 2m 0s" in text
 
 
 def test_log_link_uses_the_job_definitions_log_group_and_the_last_attempts_stream():
@@ -143,6 +389,7 @@ def test_task_properties_layout_picks_the_essential_container_that_failed():
     assert summary.exit_code == 42
     assert summary.attempt_reason == "ValueError: schema mismatch in orders.csv"
     assert summary.attempt_count == 2
+    assert summary.earlier_attempts[0].cause == "first attempt reason (exit code 3)"
     assert summary.log_group == "/batch-dispatch/dev/multi"
     assert summary.log_stream == "batch-dispatch-dev-multi/app/7c6b5a4d3e2f"
     assert summary.duration_seconds == pytest.approx(125.5)
@@ -166,7 +413,24 @@ def test_task_properties_without_exit_codes_falls_back_to_the_container_with_a_r
     assert "stopped by ECS" in (summary.attempt_reason or "")
 
 
-def test_multinode_child_shows_node_index_and_its_log_group():
+def test_a_multinode_node_posts_nothing_its_parent_tells_the_failure():
+    # Given the FAILED event of node 2 of a 4-node job, and the parent job's own FAILED event
+    node = parse_event(load_event("batch/job-failed-multinode.json"))
+    parent = parse_event(load_event("batch/job-failed-multinode-parent.json"))
+
+    # Then the node is skipped, and the parent's alert carries the main node's result and log
+    assert skip_reason(node) == "node of a multi-node job (its parent job's alert tells the failure)"
+    assert skip_reason(parent) is None
+    summary = summarize(parent)
+    text = rendered(build_message(summary))
+    assert summary.job_id == "c4d5e6f7-8091-4a2b-b3c4-d5e6f7081920"
+    assert summary.exit_code == 1
+    assert summary.log_group == "/aws/batch/mnp-train"
+    assert summary.log_stream == "batch-dispatch-dev-mnp/default/0a9b8c7d6e5f40a1b2c3d4e5f6a7b8c9"
+    assert "*Nodes*\n4 (result of the main node)" in text
+
+
+def test_a_node_summary_still_shows_its_index_and_log_group():
     summary = summarize(parse_event(load_event("batch/job-failed-multinode.json")))
     text = rendered(build_message(summary))
 
@@ -194,17 +458,16 @@ def test_array_child_shows_its_index_and_the_default_log_group():
     )
 
 
-def test_job_that_never_reached_running_has_no_log_link_but_says_why():
+def test_job_that_never_reached_running_has_no_log_link_and_says_it_never_started():
     # Given a job whose image could not be pulled: no exit code, no log stream, no startedAt
     message = message_for("batch/job-failed-never-running.json")
     text = rendered(message)
 
-    # Then there is no log button, a note saying why, the pull error, and the time since creation
+    # Then there is no log button, no exit code, the pull error first, and how long until it ended
     assert "View log stream" not in button_urls(message)
-    assert "never reached RUNNING" in text
-    assert "CannotPullContainerError" in text
-    assert "*Exit code (last attempt)*\nnone" in text
-    assert "*Ran for*\n1m 30s (since created)" in text
+    assert plain_lines(message)[1].startswith(":x: *CannotPullContainerError: pull image manifest")
+    assert "Exit code" not in text
+    assert "*Ran for*\nnever started (ended 1m 30s after it was created)" in text
 
 
 def test_hostile_text_cannot_mention_link_or_break_out_of_code():
@@ -253,7 +516,7 @@ def test_mention_shorthands_are_normalised(configured, expected):
 def test_a_mention_that_is_not_a_slack_token_is_ignored_not_printed():
     message = message_for("batch/job-failed-array-child.json", mention="ops team <script>")
 
-    assert message["text"].startswith("Batch job FAILED")
+    assert message["text"].startswith("[123456789012 · us-east-1] Batch job FAILED")
     assert "ops team" not in rendered(message)
 
 

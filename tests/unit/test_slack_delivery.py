@@ -403,7 +403,14 @@ def test_the_same_failed_event_delivered_twice_posts_one_message(world, invoke):
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("batch/job-running.json", "status RUNNING"), ("batch/job-succeeded.json", "status SUCCEEDED")],
+    [
+        ("batch/job-running.json", "status RUNNING"),
+        ("batch/job-succeeded.json", "status SUCCEEDED"),
+        (
+            "batch/job-failed-multinode.json",
+            "node of a multi-node job (its parent job's alert tells the failure)",
+        ),
+    ],
 )
 def test_non_failed_events_post_nothing_and_do_not_fail(world, invoke, name, reason):
     outcome = invoke(load_event(name))
@@ -448,7 +455,7 @@ def test_a_permanent_error_raises_from_the_handler_for_the_dlq(world, invoke):
 
 
 def test_each_failed_job_gets_its_own_message(world, invoke):
-    for name in ("batch/job-failed-multinode.json", "batch/job-failed-never-running.json"):
+    for name in ("batch/job-failed-multinode-parent.json", "batch/job-failed-never-running.json"):
         assert invoke(load_event(name)).error is None
 
     assert len(world.stand_in.messages) == 2
@@ -476,7 +483,7 @@ def test_the_webhook_url_never_reaches_the_logs(world, invoke, caplog):
         world.stand_in.script("rate_limited", "ok")
         runs = [invoke(load_event("batch/job-failed-container.json"))]
         world.stand_in.script(Reply.hang(seconds=2), Reply.hang(seconds=2))
-        runs.append(invoke(load_event("batch/job-failed-multinode.json")))
+        runs.append(invoke(load_event("batch/job-failed-multinode-parent.json")))
         world.stand_in.set_mode("no_service")
         revoked = invoke(load_event("batch/job-failed-hostile-text.json"))
     finally:

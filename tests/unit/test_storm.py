@@ -17,8 +17,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from batch_dispatch.alerts.failure_classes import Facts
 from batch_dispatch.alerts.storm.close_schedule import CloseScheduler
 from batch_dispatch.alerts.storm.closer import StormCloser
+from batch_dispatch.alerts.storm.messages import SlackRenderer, summarize_causes
 from batch_dispatch.alerts.storm.model import (
     DIGEST,
     INDIVIDUAL,
@@ -29,6 +31,7 @@ from batch_dispatch.alerts.storm.model import (
 )
 from batch_dispatch.alerts.storm.store import StormStore
 from batch_dispatch.alerts.storm.tracker import StormTracker
+from batch_dispatch.settings import StormDigestSettings, from_environment
 
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/jobs"
 PARENT = "5e6f7081-92a3-4b4c-8d5e-6f708192a3b4"
@@ -159,11 +162,11 @@ def scheduled(aws) -> list[tuple[dict[str, Any], int]]:
     return aws[1].scheduled()
 
 
-def job(n: int, cause: str = "exit code 1", queue: str = QUEUE) -> FailedJob:
+def job(n: int, cause: str = "program_exit", queue: str = QUEUE) -> FailedJob:
     return FailedJob(job_id=f"job-{n:05d}", job_name=f"name-{n}", queue_arn=queue, cause=cause)
 
 
-def child(index: int, cause: str = "exit code 1") -> FailedJob:
+def child(index: int, cause: str = "program_exit") -> FailedJob:
     return FailedJob(job_id=f"{PARENT}:{index}", job_name="fanout", queue_arn=QUEUE, cause=cause)
 
 
@@ -244,28 +247,56 @@ def test_a_window_lasts_window_seconds_from_its_first_failure(aws):
     assert later.rank == 1
 
 
-def test_cause_labels_count_errors_by_type_then_exit_code():
+def test_a_failure_is_counted_by_its_class():
+    oom = Facts(
+        status_reason="Essential container in task exited",
+        container_reason="OutOfMemoryError: Container killed due to memory usage",
+        exit_code=137,
+    )
+    assert cause_of(oom) == "out_of_memory"
+    assert cause_of(Facts(status_reason="Essential container in task exited", exit_code=1)) == "program_exit"
     assert (
-        cause_of(137, "OutOfMemoryError: Container killed due to memory usage", None, None) == "OutOfMemory"
+        cause_of(Facts(container_reason="CannotPullContainerError: pull access denied"))
+        == "image_pull_failed"
     )
-    assert cause_of(1, "Essential container in task exited", None, None) == "exit code 1"
-    assert cause_of(None, "CannotPullContainerError: pull access denied", None, None) == "CannotPullContainer"
-    assert cause_of(None, None, "Job attempt duration exceeded timeout", None) == (
-        "Job attempt duration exceeded timeout"
+    assert (
+        cause_of(Facts(status_reason="Job attempt duration exceeded timeout", exit_code=137)) == "timed_out"
     )
-    assert cause_of(None, None, None, "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY") == (
-        "cancelled (CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY)"
+    assert cause_of(Facts(status_reason="Terminating job.", exit_code=137)) == "cancelled"
+    assert cause_of(Facts(queue_cancel_code="CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY")) == "queue_time_limit"
+
+
+def test_a_digest_counts_by_class_with_the_cancels_apart():
+    causes = [("out_of_memory", 31), ("timed_out", 8), ("cancelled", 1), ("program_exit", 3)]
+    report = WindowReport(
+        group=f"queue:{QUEUE}",
+        window=1_800_000_000_000,
+        queue_arn=QUEUE,
+        jobs=tuple(
+            {"job_id": f"{key}-{n}", "job_name": "n", "cause": key, "log_url": "", "decision": DIGEST}
+            for key, count in causes
+            for n in range(count)
+        ),
     )
+    settings = from_environment(
+        StormDigestSettings, {"SLACK_WEBHOOK_SECRET_NAME": "s", "IDEMPOTENCY_TABLE_NAME": "t"}
+    )
+
+    digest = SlackRenderer(settings).digest(report, StormConfig(table_name="t", queue_url="q"))
+
+    assert summarize_causes(report.causes()) == "31 out of memory, 8 timed out, 3 non-zero exit; 1 cancelled"
+    assert digest["blocks"][0]["text"]["text"] == "Failure digest: 42 jobs failed in jobs, 1 cancelled"
+    assert "*42 jobs failed in queue jobs, 1 cancelled*: 31 out of memory, 8 timed out" in json.dumps(digest)
 
 
 # --- closing -----------------------------------------------------------------------------------------
 
 
 def test_closing_a_window_posts_one_digest_with_every_suppressed_failure(aws):
-    # Given 60 children of one array job: 56 exit code 1 and 4 OutOfMemory
+    # Given 60 children of one array job: 56 exited non-zero and 4 ran out of memory
     tracker, closer = make(aws, Clock())
     for i in range(60):
-        tracker.record_failure(child(i, "OutOfMemory" if i % 15 == 14 else "exit code 1"))
+        tracker.record_failure(child(i, "out_of_memory" if i % 15 == 14 else "program_exit"))
     slack = FakeSlack()
 
     # When the window closes (twice: the close message is delivered at least once)
@@ -275,7 +306,7 @@ def test_closing_a_window_posts_one_digest_with_every_suppressed_failure(aws):
     # Then one digest counts all 60 by cause: the first child was posted on its own, 59 only here
     [digest] = slack.posted.values()
     assert digest["total"] == 60
-    assert dict(digest["causes"]) == {"exit code 1": 56, "OutOfMemory": 4}
+    assert dict(digest["causes"]) == {"program_exit": 56, "out_of_memory": 4}
     assert sorted(digest["jobs"]) == sorted(f"{PARENT}:{i}" for i in range(1, 60))
 
 

@@ -14,9 +14,10 @@ start (bench/cold_start.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from batch_dispatch.alerts.redaction import compile_patterns
 from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 
 
@@ -25,16 +26,33 @@ class ConfigurationError(RuntimeError):
 
 
 _REQUIRED = object()
-_CONVERTERS: dict[str, Any] = {"int": int, "float": float, "str": str}
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _boolean(raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"must be true or false, got {raw!r}")
+
+
+_CONVERTERS: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": _boolean}
 
 
 class EnvVar:
-    """A settings field: the environment variable it comes from, its default and bounds."""
+    """A settings field: the environment variable it comes from, its default, bounds and extra check."""
 
     def __init__(
-        self, name: str, default: Any, ge: float | None, le: float | None, choices: tuple[str, ...]
+        self,
+        name: str,
+        default: Any,
+        ge: float | None,
+        le: float | None,
+        choices: tuple[str, ...],
+        check: Callable[[Any], object] | None = None,
     ) -> None:
         self.name, self.default, self.ge, self.le, self.choices = name, default, ge, le, choices
+        self.check = check
 
     def convert(self, raw: str, kind: str) -> Any:
         value = _CONVERTERS.get(kind, str)(raw)
@@ -44,6 +62,8 @@ class EnvVar:
             raise ValueError(f"must be <= {self.le}, got {raw!r}")
         if self.choices and value not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}, got {raw!r}")
+        if self.check is not None:
+            self.check(value)  # raises ValueError saying what is wrong
         return value
 
 
@@ -54,9 +74,12 @@ def env(
     ge: float | None = None,
     le: float | None = None,
     choices: tuple[str, ...] = (),
+    check: Callable[[Any], object] | None = None,
 ) -> Any:
-    """A settings field read from environment variable `name` (required unless a default is given)."""
-    return EnvVar(name, default, ge, le, choices)
+    """A settings field read from environment variable `name` (required unless a default is given).
+
+    `check(value)` may raise ValueError to refuse a value the bounds cannot describe (a bad regex)."""
+    return EnvVar(name, default, ge, le, choices, check)
 
 
 class Settings:
@@ -214,16 +237,20 @@ class S3SubmitSettings(JobSubmitSettings):
 
 
 class FailureNotifySettings(SlackSettings, StormSettings):
-    """FailureNotifyFunction: failed jobs, blocked queues, storm tracking."""
+    """FailureNotifyFunction: failed jobs, blocked queues, storm tracking, log tails."""
 
-    job_queue_arn: str = env("JOB_QUEUE_ARN", "")
+    job_queue_arn: str = env("JOB_QUEUE_ARN", "")  # our queue: advice may name this stack's parameters
     job_definition_arn: str = env("JOB_DEFINITION_ARN", "")
     job_name_prefix: str = env("JOB_NAME_PREFIX", "batch-dispatch")
     job_types_path: str = env("JOB_TYPES_PATH", "")
     job_types_max_age_seconds: int = env("JOB_TYPES_MAX_AGE_SECONDS", 60, ge=0, le=3600)
     job_log_group_name: str = env("JOB_LOG_GROUP_NAME", "/aws/batch/job")
+    environment: str = env("ENVIRONMENT", "")
     blocked_alert_quiet_seconds: int = env("BLOCKED_ALERT_QUIET_SECONDS", 21600, ge=60)
     runnable_time_limit_seconds: int = env("RUNNABLE_TIME_LIMIT_SECONDS", 0, ge=0)
+    mention_on_cancel: bool = env("MENTION_ON_CANCEL", False)
+    log_tail_lines: int = env("LOG_TAIL_LINES", 20, ge=0, le=100)
+    log_redact_patterns: str = env("LOG_REDACT_PATTERNS", "", check=compile_patterns)
 
 
 class StormDigestSettings(SlackSettings, StormSettings):

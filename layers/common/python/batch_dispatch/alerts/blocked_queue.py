@@ -1,9 +1,11 @@
-"""Blocked queues: a job stuck at the head of our queue in RUNNABLE, told once per queue and reason.
+"""Blocked queues: a job stuck at the head of a queue in RUNNABLE, told once per queue and reason.
 
 AWS Batch sends a "Batch Job Queue Blocked" event when a RUNNABLE job at the head of a queue cannot be
 placed, and writes the same coded reason into the job's `statusReason` (see blocked_reasons). One Slack
 message is posted per (queue, code) within `blocked_alert_quiet_seconds` (Powertools idempotency with
-that expiry), however many events and jobs report it, in plain words with what to check.
+that expiry), however many events and jobs report it, in plain words with what to check. For this
+stack's own queue (JOB_QUEUE_ARN) the checks name its template parameters; for the other queues it
+alerts on (AdditionalAlertQueueArns) they say what to check in that queue's own compute environment.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from batch_dispatch.alerts.blocked_reasons import (
     is_blocked_reason,
     reason_code,
 )
-from batch_dispatch.aws.console_links import batch_job_url
+from batch_dispatch.aws.console_links import batch_compute_environments_url, batch_job_url, batch_queue_url
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import FailureNotifySettings
 from batch_dispatch.slack.blocks import (
@@ -69,6 +71,7 @@ class BlockedSummary(NamedTuple):
     region: str
     source: str  # detail-type of the event that told us
     time_limit_seconds: int = 0
+    ours: bool = False  # this stack's queue: advice may name the stack's parameters
 
     @property
     def info(self) -> ReasonInfo:
@@ -77,12 +80,14 @@ class BlockedSummary(NamedTuple):
     @property
     def cancels_after(self) -> int | None:
         """Seconds after which the queue's time-limit action cancels such jobs, if it does."""
-        if self.time_limit_seconds > 0 and self.code in TIME_LIMIT_REASONS:
+        if self.ours and self.time_limit_seconds > 0 and self.code in TIME_LIMIT_REASONS:
             return self.time_limit_seconds
         return None
 
 
-def summarize_blocked(event: dict[str, Any], *, region: str, time_limit_seconds: int = 0) -> BlockedSummary:
+def summarize_blocked(
+    event: dict[str, Any], *, region: str, time_limit_seconds: int = 0, our_queue_arn: str = ""
+) -> BlockedSummary:
     detail = _detail(event)
     queue = str(detail.get("jobQueue") or "")
     if not queue:  # the Queue Blocked event also lists the queue ARN in resources
@@ -99,6 +104,7 @@ def summarize_blocked(event: dict[str, Any], *, region: str, time_limit_seconds:
         region=str(event_region) if isinstance(event_region, str) and event_region else region,
         source=str(event.get("detail-type") or STATE_CHANGE_DETAIL_TYPE),
         time_limit_seconds=time_limit_seconds,
+        ours=bool(our_queue_arn) and queue == our_queue_arn,
     )
 
 
@@ -119,7 +125,9 @@ def build_blocked_message(summary: BlockedSummary, mention: str = "") -> dict[st
         blocks.append(
             section(f"*Status reason:*\n```{code_safe(slack_text(summary.status_reason, 1500))}```")
         )
-    checks = "\n".join(f"• {slack_text(check, 600)}" for check in info.checks)
+    else:  # the checks may refer to the status reason "above"
+        blocks.append(section("*Status reason:* _Batch gave none._"))
+    checks = "\n".join(f"• {slack_text(check, 600)}" for check in info.checks_for(summary.ours))
     if summary.code in ("UNKNOWN", "UNDETERMINED") or info is UNKNOWN_REASON:
         checks += f"\n• {NETWORK_HINT}"
     blocks.append(section(f"*What to check*\n{checks}"))
@@ -131,19 +139,28 @@ def build_blocked_message(summary: BlockedSummary, mention: str = "") -> dict[st
             )
         )
     elif summary.code in TIME_LIMIT_REASONS:
+        setting = (
+            "Set RunnableTimeLimitSeconds"
+            if summary.ours
+            else "Give the queue a job state time limit action (jobStateTimeLimitActions)"
+        )
         blocks.append(
             context(
-                "Jobs stay RUNNABLE until this is fixed. Set RunnableTimeLimitSeconds to have the queue "
-                "cancel them automatically."
+                f"Jobs stay RUNNABLE until this is fixed. {setting} to have the queue cancel them "
+                "automatically."
             )
         )
     if summary.job_id:
         name = slack_text(summary.job_name or summary.job_id, 200)
         job_id = code_safe(slack_text(summary.job_id, 200))
         blocks.append(context(f"Job at the head of the queue: *{name}* `{job_id}`"))
-        blocks.append(
-            link_buttons([("Open job in Batch console", batch_job_url(summary.region, summary.job_id))])
-        )
+    links = []
+    if summary.queue_name != "(unknown queue)":
+        links.append(("Open queue in Batch console", batch_queue_url(summary.region, summary.queue_name)))
+    links.append(("Compute environments", batch_compute_environments_url(summary.region)))
+    if summary.job_id:
+        links.append(("Open job in Batch console", batch_job_url(summary.region, summary.job_id)))
+    blocks.append(link_buttons(links))
     title, code = slack_text(info.title, 300), slack_text(summary.code, 100)
     fallback = f"{lead}Batch queue BLOCKED: {queue} — {title} ({code})"
     return message(fallback, blocks)
@@ -161,7 +178,10 @@ def notify_blocked(
 ) -> dict[str, Any]:
     """One message per (queue, reason code) per quiet period, however many events and jobs report it."""
     summary = summarize_blocked(
-        raw_event, region=settings.aws_region, time_limit_seconds=settings.runnable_time_limit_seconds
+        raw_event,
+        region=settings.aws_region,
+        time_limit_seconds=settings.runnable_time_limit_seconds,
+        our_queue_arn=settings.job_queue_arn,
     )
     posted = post_once(
         IDEMPOTENCY_PREFIX,

@@ -32,9 +32,17 @@ _CODE_SPLIT = re.compile(r"\s+[-\u2013\u2014]\s+")
 
 class ReasonInfo(NamedTuple):
     title: str  # the reason in plain words
-    checks: tuple[str, ...]  # what to check, in order
+    checks: tuple[str, ...]  # what to check, in order, for THIS stack's queue (may name its parameters)
+    checks_elsewhere: tuple[str, ...] = ()  # the same for any other queue: its own compute environment
+
+    def checks_for(self, ours: bool) -> tuple[str, ...]:
+        return self.checks if ours or not self.checks_elsewhere else self.checks_elsewhere
 
 
+_QUOTAS = (
+    "Check the account's EC2 vCPU quotas (Service Quotas: Running On-Demand / All Standard Spot "
+    "Instance Requests): a quota at its limit looks like missing capacity."
+)
 REASONS: dict[str, ReasonInfo] = {
     "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": ReasonInfo(
         "EC2 has no capacity for the instance types the compute environment may launch",
@@ -43,14 +51,26 @@ REASONS: dict[str, ReasonInfo] = {
             "several families) so Batch can fall back to types that are available.",
             "Spot: capacity for those types is short in the subnets' Availability Zones; add types, add "
             "subnets in more AZs, or use `ComputeType=EC2` for urgent work.",
-            "Check the account's EC2 vCPU quotas (Service Quotas: Running On-Demand / All Standard Spot "
-            "Instance Requests): a quota at its limit looks like missing capacity.",
+            _QUOTAS,
+        ),
+        (
+            "Allow more instance types or families in the queue's compute environment (its instanceTypes) "
+            "so Batch can fall back to types that are available.",
+            "Spot: capacity for those types is short in its subnets' Availability Zones; add types, add "
+            "subnets in more AZs, or add an On-Demand compute environment to the queue for urgent work.",
+            _QUOTAS,
         ),
     ),
     "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE": ReasonInfo(
         "The job needs more vCPUs than the compute environment may ever run (its maxvCpus)",
         (
             "Raise the template parameter `MaxvCpus` above the job's vCPUs, or lower `JobVcpu`.",
+            "A job submitted with container overrides may ask for more than the job definition: check "
+            "the job's resourceRequirements.",
+        ),
+        (
+            "Raise the compute environment's maxvCpus above the job's vCPUs, or ask for fewer vCPUs in the "
+            "job definition.",
             "A job submitted with container overrides may ask for more than the job definition: check "
             "the job's resourceRequirements.",
         ),
@@ -63,6 +83,11 @@ REASONS: dict[str, ReasonInfo] = {
             "some memory for the ECS agent (about 5%).",
             "Fargate: the vCPU/memory pair must be a valid Fargate combination (see the JobVcpu table).",
         ),
+        (
+            "Compare the job's vCPU and memory with the largest instance type its compute environment may "
+            "launch (instanceTypes); leave some memory for the ECS agent (about 5%).",
+            "Fargate: the vCPU/memory pair must be one Fargate accepts.",
+        ),
     ),
     "MISCONFIGURATION:SERVICE_ROLE_PERMISSIONS": ReasonInfo(
         "AWS Batch's service role lacks a permission it needs to launch or manage capacity",
@@ -70,6 +95,10 @@ REASONS: dict[str, ReasonInfo] = {
             "This stack uses the service-linked role AWSServiceRoleForBatch: check that it exists "
             "(`aws iam get-role --role-name AWSServiceRoleForBatch`) and was not modified.",
             "If a custom service role is used, attach AWSBatchServiceRole to it.",
+        ),
+        (
+            "Check the compute environment's service role (`aws batch describe-compute-environments`): the "
+            "service-linked role AWSServiceRoleForBatch, or a custom role with AWSBatchServiceRole.",
         ),
     ),
     "MISCONFIGURATION:EC2_INSTANCE_CONFIGURATION_UNSUPPORTED": ReasonInfo(
@@ -85,6 +114,12 @@ REASONS: dict[str, ReasonInfo] = {
             "`aws batch describe-compute-environments` shows status INVALID with a statusReason: fix that "
             "(often the service-linked role, a deleted subnet or security group, or an instance profile).",
             "A DISABLED environment takes no jobs: set it to ENABLED (redeploy the stack).",
+        ),
+        (
+            "`aws batch describe-compute-environments` shows status INVALID with a statusReason: fix that "
+            "(often the service role, a deleted subnet or security group, or an instance profile).",
+            "A DISABLED environment takes no jobs: set it to ENABLED "
+            "(`aws batch update-compute-environment --state ENABLED`).",
         ),
     ),
     "UNDETERMINED": ReasonInfo(
@@ -104,7 +139,7 @@ RESOURCE_REASON = ReasonInfo(
 UNKNOWN_REASON = ReasonInfo(
     "AWS Batch reports the job at the head of the queue as blocked",
     (
-        "Read the status reason below and the Batch troubleshooting guide for jobs stuck in RUNNABLE.",
+        "Read the status reason above and the Batch troubleshooting guide for jobs stuck in RUNNABLE.",
         "Check the compute environment status, subnets (route to ECR, S3, CloudWatch Logs) and vCPU quotas.",
     ),
 )

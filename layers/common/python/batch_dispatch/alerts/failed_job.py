@@ -1,8 +1,15 @@
-"""A FAILED job: the facts an on-call needs, read from the last attempt, and the Slack message that says them.
+"""A FAILED job: the facts an on-call needs, the Slack message that says them, and posting it once.
 
-Only the LAST attempt matters (Batch sends FAILED once, after every retry). The log group is the one the
-event names, else this stack's job log group for this stack's job definition, else Batch's default.
-Everything a user controls is escaped for Slack and truncated to its limits (slack.blocks).
+The message leads with the cause (the container's reason and exit code when Batch's own status reason
+is generic), then what that class of failure means and what to do (failure_classes), then one line per
+earlier attempt, the last log lines of the failed attempt (log_tail), and the details. Only the LAST
+attempt decides (Batch sends FAILED once, after every retry). The log group is the one the event names,
+else this stack's job log group for this stack's job definition, else Batch's default.
+
+One message per failure: an array PARENT says how many children failed (no attempts, exit code or log
+of its own); a multi-node job is told by its parent (the job that was submitted, whose status, reason,
+exit code and log come from the main node): the FAILED events of its nodes (`jobId#N`) post nothing.
+Everything a user controls is redacted (redaction) and escaped for Slack, within its limits (slack.blocks).
 """
 
 from __future__ import annotations
@@ -14,8 +21,18 @@ from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batch_dispatch.alerts.blocked_reasons import cancellation_code, describe
+from batch_dispatch.alerts.blocked_reasons import cancellation_code
+from batch_dispatch.alerts.failure_classes import (
+    Diagnosis,
+    Facts,
+    cause_line,
+    diagnose,
+    format_duration,
+    is_generic,
+)
 from batch_dispatch.alerts.job_state import Attempt, ContainerDetail, JobDetail, JobStateChange, parse_event
+from batch_dispatch.alerts.log_tail import OFF, OK, LogTail, read_budget, read_tail
+from batch_dispatch.alerts.redaction import Redactor, redactor_for
 from batch_dispatch.aws.console_links import batch_job_url, log_stream_url
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.settings import FailureNotifySettings
@@ -31,14 +48,23 @@ from batch_dispatch.slack.blocks import (
     section,
     slack_text,
 )
-from batch_dispatch.slack.post_once import post_once
+from batch_dispatch.slack.post_once import post_once, remaining_seconds
 
 IDEMPOTENCY_PREFIX = "failure-alert"
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 DETAIL_TYPE = "Batch Job State Change"
+PLACEHOLDER = "none"  # the job definition's default for a parameter the caller did not send
 MAX_PARAMETER_VALUE = 300
 MAX_PARAMETERS_SHOWN = 25
+MAX_EARLIER_ATTEMPTS = 9  # Batch allows 10 attempts
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+class EarlierAttempt(NamedTuple):
+    number: int
+    cause: str
+    ran_seconds: float | None
 
 
 class FailureSummary(NamedTuple):
@@ -50,11 +76,15 @@ class FailureSummary(NamedTuple):
     status_reason: str | None
     attempt_count: int
     exit_code: int | None
-    attempt_reason: str | None
+    attempt_reason: str | None  # the last attempt's container reason
     container_name: str | None
     duration_seconds: float | None
-    duration_basis: str  # "last attempt" or "since created"
+    duration_basis: str  # "last attempt", "since created" or "unknown"
     parameters: Mapping[str, str]
+    diagnosis: Diagnosis
+    facts: Facts
+    cause: str
+    account: str | None = None
     array_index: int | None = None
     node_index: int | None = None
     num_nodes: int | None = None
@@ -63,6 +93,7 @@ class FailureSummary(NamedTuple):
     cancelled_code: str | None = None  # set when the queue's JobStateTimeLimitActions cancelled the job
     array_size: int | None = None  # array parents: children in total and how many failed
     array_failed: int | None = None
+    earlier_attempts: tuple[EarlierAttempt, ...] = ()
 
     @property
     def console_url(self) -> str:
@@ -74,6 +105,24 @@ class FailureSummary(NamedTuple):
             return None
         return log_stream_url(self.region, self.log_group or DEFAULT_LOG_GROUP, self.log_stream)
 
+    @property
+    def is_array_parent(self) -> bool:
+        return self.array_size is not None and self.array_index is None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.diagnosis.failure_class.cancelled
+
+    @property
+    def never_ran(self) -> bool:
+        return self.duration_basis != "last attempt"
+
+
+def is_our_definition(settings: FailureNotifySettings, job_definition_arn: str | None) -> bool:
+    """A job of this stack's job definition (any revision): advice may name the template parameters."""
+    ours = _definition_family(settings.job_definition_arn)
+    return bool(ours) and _definition_family(job_definition_arn) == ours
+
 
 def default_log_group(settings: FailureNotifySettings, job_definition_arn: str | None) -> str:
     """Where a job logs when its event does not say: our job definition's log group, else Batch's default.
@@ -81,10 +130,9 @@ def default_log_group(settings: FailureNotifySettings, job_definition_arn: str |
     Batch events carry `logConfiguration` only when the job definition sets it explicitly in a form
     the event includes; the stack knows its own definition's group (JOB_LOG_GROUP_NAME).
     """
-    ours = _definition_family(settings.job_definition_arn)
-    if ours and _definition_family(job_definition_arn) == ours:
-        return settings.job_log_group_name
-    return DEFAULT_LOG_GROUP
+    return (
+        settings.job_log_group_name if is_our_definition(settings, job_definition_arn) else DEFAULT_LOG_GROUP
+    )
 
 
 def _definition_family(arn: str | None) -> str:
@@ -93,44 +141,95 @@ def _definition_family(arn: str | None) -> str:
 
 
 def summarize(
-    event: JobStateChange, default_region: str = "us-east-1", default_log_group: str = DEFAULT_LOG_GROUP
+    event: JobStateChange,
+    default_region: str = "us-east-1",
+    default_log_group: str = DEFAULT_LOG_GROUP,
+    *,
+    ours: bool = False,
+    redactor: Redactor | None = None,
 ) -> FailureSummary:
-    """The facts an on-call needs, read from the LAST attempt."""
+    """The facts an on-call needs, read from the LAST attempt, with secrets redacted from every text."""
+    redact = (redactor or Redactor()).text
     job = event.detail
     attempt = job.attempts[-1] if job.attempts else None
     container = _failed_container(job, attempt)
-    if container is None and attempt is None:
+    array = job.array_properties
+    array_parent = array is not None and array.index is None and array.size is not None
+    if container is None and attempt is None and not array_parent:
         container = job.container  # no attempt at all: the job-level container is all there is
     region = event.region if event.region and _REGION.match(event.region) else default_region
     duration, basis = _duration(job, attempt)
     log_stream = container.log_stream_name if container is not None and attempt is not None else None
+    status_reason = _redacted(job.status_reason or (attempt.status_reason if attempt else None), redact)
+    container_reason = _redacted(container.reason if container else None, redact)
+    exit_code = container.exit_code if container and not array_parent else None
+    array_failed = array.status_summary.get("FAILED") if array and array.status_summary else None
+    facts = Facts(
+        status_reason=status_reason,
+        attempt_reason=_redacted(attempt.status_reason if attempt else None, redact),
+        container_reason=container_reason,
+        exit_code=exit_code,
+        memory_mib=_memory(job, container),
+        timeout_seconds=job.timeout_seconds,
+        ran_seconds=duration if basis == "last attempt" else None,
+        array_size=array.size if array_parent and array else None,
+        array_failed=array_failed if array_parent else None,
+        depends_on=tuple(job.depends_on),
+        queue_cancel_code=cancellation_code(job.status_reason),
+        ours=ours,
+    )
+    diagnosis = diagnose(facts)
     return FailureSummary(
         job_name=job.job_name or "(unnamed job)",
         job_id=job.job_id or "(unknown job id)",
         region=region,
         queue_name=_arn_name(job.job_queue),
         job_definition=_arn_name(job.job_definition),
-        status_reason=job.status_reason or (attempt.status_reason if attempt else None),
+        status_reason=status_reason,
         attempt_count=len(job.attempts),
-        exit_code=container.exit_code if container else None,
-        attempt_reason=container.reason if container else None,
+        exit_code=exit_code,
+        attempt_reason=container_reason,
         container_name=container.name if container else None,
         duration_seconds=duration,
         duration_basis=basis,
-        parameters={str(k): _as_text(v) for k, v in job.parameters.items()},
-        array_index=job.array_properties.index if job.array_properties else None,
+        parameters={
+            str(k): redact(_as_text(v)) for k, v in job.parameters.items() if _as_text(v) != PLACEHOLDER
+        },
+        diagnosis=diagnosis,
+        facts=facts,
+        cause=f"Cancelled: {status_reason}" if diagnosis.key == "cancelled" else cause_line(facts),
+        account=event.account if event.account and _ACCOUNT.match(event.account) else None,
+        array_index=array.index if array else None,
         node_index=job.node_details.node_index if job.node_details else None,
         num_nodes=job.node_properties.num_nodes if job.node_properties else None,
         log_group=_log_group(job, container, default_log_group) if log_stream else None,
         log_stream=log_stream,
-        cancelled_code=cancellation_code(job.status_reason),
-        array_size=job.array_properties.size if job.array_properties else None,
-        array_failed=(
-            job.array_properties.status_summary.get("FAILED")
-            if job.array_properties and job.array_properties.status_summary
-            else None
-        ),
+        cancelled_code=facts.queue_cancel_code,
+        array_size=facts.array_size,
+        array_failed=facts.array_failed,
+        earlier_attempts=tuple(_earlier_attempts(job, redact)),
     )
+
+
+def _redacted(text: str | None, redact: Any) -> str | None:
+    return redact(text) if text else text
+
+
+def _earlier_attempts(job: JobDetail, redact: Any) -> list[EarlierAttempt]:
+    """One line per attempt before the last: its own cause, in the same words as the lead."""
+    earlier = []
+    for number, attempt in enumerate(job.attempts[:-1][:MAX_EARLIER_ATTEMPTS], start=1):
+        container = _failed_container(job, attempt)
+        facts = Facts(
+            status_reason=_redacted(attempt.status_reason, redact),
+            container_reason=_redacted(container.reason if container else None, redact),
+            exit_code=container.exit_code if container else None,
+        )
+        ran = None
+        if attempt.started_at and attempt.stopped_at and attempt.stopped_at >= attempt.started_at:
+            ran = (attempt.stopped_at - attempt.started_at) / 1000
+        earlier.append(EarlierAttempt(number, cause_line(facts), ran))
+    return earlier
 
 
 def _failed_container(job: JobDetail, attempt: Attempt | None) -> ContainerDetail | None:
@@ -165,7 +264,7 @@ def _failed_container(job: JobDetail, attempt: Attempt | None) -> ContainerDetai
 
 
 def _definition_containers(job: JobDetail) -> list[ContainerDetail]:
-    """Containers as the job definition describes them (essential flag, log configuration)."""
+    """Containers as the job definition describes them (essential flag, log configuration, memory)."""
     found: list[ContainerDetail] = []
     props = [job.ecs_properties] if job.ecs_properties else []
     if job.node_properties:
@@ -173,6 +272,17 @@ def _definition_containers(job: JobDetail) -> list[ContainerDetail]:
     for prop in props:
         found += [c for task in prop.task_properties for c in task.containers]
     return found
+
+
+def _memory(job: JobDetail, container: ContainerDetail | None) -> int | None:
+    """The memory the failed container had: its own, its definition's, or the job's."""
+    candidates: list[ContainerDetail | None] = [container]
+    if container is not None and container.name:
+        candidates += [c for c in _definition_containers(job) if c.name == container.name]
+    candidates.append(job.container)
+    if job.node_properties:
+        candidates += [r.container for r in job.node_properties.node_range_properties]
+    return next((c.memory_mib for c in candidates if c is not None and c.memory_mib), None)
 
 
 def _log_group(job: JobDetail, container: ContainerDetail | None, default: str) -> str:
@@ -208,84 +318,141 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds < 1:
-        return f"{int(seconds * 1000)} ms"
-    total = round(seconds)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    while parts and parts[0][0] == 0:
-        parts.pop(0)
-    return " ".join(f"{n}{unit}" for n, unit in parts) or "0s"
-
-
 # --------------------------------------------------------------------------------------------------------
 # The Slack message
 
 
-def build_message(summary: FailureSummary, mention: str = "") -> dict[str, Any]:
+class MessageOptions(NamedTuple):
+    mention: str = ""
+    environment: str = ""
+    mention_on_cancel: bool = False
+
+
+def title_line(summary: FailureSummary, environment: str = "") -> str:
+    """`[dev · 123456789012 · us-east-1] Batch job FAILED: name` (the header, and the fallback's start)."""
+    where = " · ".join(part for part in (environment, summary.account, summary.region) if part)
+    kind = "Batch array job" if summary.is_array_parent else "Batch job"
+    verb = "CANCELLED" if summary.cancelled else "FAILED"
+    return f"[{where}] {kind} {verb}: {summary.job_name}"
+
+
+def build_message(
+    summary: FailureSummary,
+    mention: str = "",
+    *,
+    options: MessageOptions | None = None,
+    tail: LogTail | None = None,
+) -> dict[str, Any]:
     """Block Kit blocks plus a plain `text` fallback (for notifications), within Slack's limits."""
-    lead = mention_lead(mention)
-    name = slack_text(summary.job_name, 200)
-    queue = slack_text(summary.queue_name, 200) if summary.queue_name else "unknown queue"
-    attempts = f"{summary.attempt_count} attempt{'s' if summary.attempt_count != 1 else ''}"
-
-    verb = "CANCELLED" if summary.cancelled_code else "FAILED"
-    blocks: list[dict[str, Any]] = [header(f"Batch job {verb}: {summary.job_name}")]
-    if summary.cancelled_code:
-        intro = (
-            f"{lead}:no_entry_sign: *{name}* was cancelled by queue *{queue}* after waiting too long in "
-            f"RUNNABLE: {slack_text(describe(summary.cancelled_code).title, 300)}."
-        )
-    else:
-        intro = f"{lead}:x: *{name}* failed after {attempts} in queue *{queue}*."
-    if summary.status_reason:
-        intro += f"\n*Status reason:* {code_safe(slack_text(summary.status_reason, 1000))}"
-    blocks.append(section(intro))
-
-    fields = [
-        f"*Job ID*\n`{code_safe(slack_text(summary.job_id, 200))}`",
-        f"*Queue*\n{queue}",
-        f"*Job definition*\n{slack_text(summary.job_definition or 'unknown', 300)}",
-        f"*Attempts*\n{summary.attempt_count}",
-        f"*Exit code (last attempt)*\n{'none' if summary.exit_code is None else summary.exit_code}",
-        f"*Ran for*\n{format_duration(summary.duration_seconds)}"
-        + (f" ({summary.duration_basis})" if summary.duration_seconds is not None else ""),
+    options = options or MessageOptions(mention=mention)
+    diagnosis = summary.diagnosis
+    quiet = not diagnosis.failure_class.mention and not options.mention_on_cancel
+    lead = "" if quiet else mention_lead(options.mention)
+    emoji = ":no_entry_sign:" if summary.cancelled else ":x:"
+    cause = code_safe(slack_text(summary.cause, 1200))
+    title = diagnosis.title[:1].upper() + diagnosis.title[1:]
+    blocks: list[dict[str, Any]] = [
+        header(title_line(summary, options.environment)),
+        section(
+            f"{lead}{emoji} *{cause}*\n"
+            f"*{slack_text(title, 100)}:* {slack_text(diagnosis.meaning, 900)}\n"
+            f"*Next step:* {slack_text(diagnosis.next_step, 700)}"
+        ),
+        fields_section(_fields(summary)),
     ]
-    if summary.array_index is not None:
-        fields.append(f"*Array index*\n{summary.array_index}")
-    if summary.node_index is not None:
-        of = f" of {summary.num_nodes}" if summary.num_nodes else ""
-        fields.append(f"*Node index*\n{summary.node_index}{of}")
-    if summary.container_name:
-        fields.append(f"*Container*\n{slack_text(summary.container_name, 200)}")
-    if summary.array_size is not None and summary.array_index is None:
-        failed = f"{summary.array_failed} of " if summary.array_failed is not None else ""
-        fields.append(f"*Array children failed*\n{failed}{summary.array_size} (digest follows)")
-    blocks.append(fields_section(fields))
-
-    if summary.attempt_reason:
-        reason = code_safe(slack_text(summary.attempt_reason, MAX_SECTION_TEXT - 60))
-        blocks.append(section(f"*Last attempt reason:*\n```{reason}```"))
-
+    if summary.earlier_attempts:
+        blocks.append(section(_earlier_attempts_text(summary)))
+    if tail is not None and tail.status == OK:
+        blocks.append(section(_tail_text(tail, summary)))
+    elif tail is not None and tail.note:
+        blocks.append(context(slack_text(tail.note, 1500)))
+    for label, reason in (
+        ("Batch status reason", summary.status_reason),
+        ("Container", summary.attempt_reason),
+    ):
+        if reason and not is_generic(reason) and reason.strip() not in summary.cause:  # said once only
+            blocks.append(context(f"{label}: {code_safe(slack_text(reason, 1000))}"))
     blocks += _parameter_sections(summary.parameters)
 
     links = [("Open job in Batch console", summary.console_url)]
     if summary.log_url:
         links.append(("View log stream", summary.log_url))
-    else:
-        blocks.append(context("No log stream: the last attempt never reached RUNNING."))
     blocks.append(link_buttons(links))
     if summary.log_group and summary.log_stream:
         group = code_safe(slack_text(summary.log_group, 500))
         stream = code_safe(slack_text(summary.log_stream, 800))
         blocks.append(context(f"Logs: `{group}` / `{stream}`"))
 
-    return message(_fallback_text(summary, lead, name, queue, attempts), blocks)
+    fallback = (
+        f"{lead}{slack_text(title_line(summary, options.environment), 400)} — "
+        f"{code_safe(slack_text(summary.cause, 500))} ({slack_text(diagnosis.title, 100)})"
+    )
+    return message(fallback, blocks)
+
+
+def _fields(summary: FailureSummary) -> list[str]:
+    queue = slack_text(summary.queue_name, 200) if summary.queue_name else "unknown queue"
+    fields = [
+        f"*Job ID*\n`{code_safe(slack_text(summary.job_id, 200))}`",
+        f"*Queue*\n{queue}",
+        f"*Job definition*\n{slack_text(summary.job_definition or 'unknown', 300)}",
+    ]
+    if summary.is_array_parent:
+        failed = summary.array_failed if summary.array_failed is not None else "some"
+        fields.append(f"*Children failed*\n{failed} of {summary.array_size}")
+    else:
+        fields.append(f"*Attempts*\n{summary.attempt_count}")
+        if summary.exit_code is not None:
+            fields.append(f"*Exit code (last attempt)*\n{summary.exit_code}")
+    waited = format_duration(summary.duration_seconds)
+    if summary.is_array_parent:
+        fields.append(f"*Ended*\n{waited} after it was created")
+    elif summary.never_ran:
+        after = f" (ended {waited} after it was created)" if summary.duration_seconds is not None else ""
+        fields.append(f"*Ran for*\nnever started{after}")
+    else:
+        fields.append(f"*Ran for*\n{format_duration(summary.duration_seconds)} (last attempt)")
+    if summary.facts.memory_mib and summary.diagnosis.key in ("out_of_memory", "killed_by_signal"):
+        fields.append(f"*Memory*\n{summary.facts.memory_mib} MiB")
+    if summary.facts.timeout_seconds and summary.diagnosis.key == "timed_out":
+        fields.append(f"*Timeout*\n{format_duration(summary.facts.timeout_seconds)}")
+    if summary.array_index is not None:
+        fields.append(f"*Array index*\n{summary.array_index}")
+    if summary.node_index is not None:
+        of = f" of {summary.num_nodes}" if summary.num_nodes else ""
+        fields.append(f"*Node index*\n{summary.node_index}{of}")
+    elif summary.num_nodes:
+        fields.append(f"*Nodes*\n{summary.num_nodes} (result of the main node)")
+    if summary.container_name:
+        fields.append(f"*Container*\n{slack_text(summary.container_name, 200)}")
+    return fields
+
+
+def _earlier_attempts_text(summary: FailureSummary) -> str:
+    lines = ["*Earlier attempts*"]
+    for attempt in summary.earlier_attempts:
+        ran = f" · ran {format_duration(attempt.ran_seconds)}" if attempt.ran_seconds is not None else ""
+        lines.append(f"• attempt {attempt.number}: {code_safe(slack_text(attempt.cause, 250))}{ran}")
+    return "\n".join(lines)
+
+
+def _tail_text(tail: LogTail, summary: FailureSummary) -> str:
+    """The tail in a code block, the newest lines kept when they do not all fit one section."""
+    attempt = f" of attempt {summary.attempt_count}" if summary.attempt_count else ""
+    rendered = [code_safe(slack_text(line, 600)) for line in tail.lines]
+    room = MAX_SECTION_TEXT - 120  # the title, the fences and the note about cut lines
+    kept: list[str] = []
+    for line in reversed(rendered):
+        if sum(len(k) + 1 for k in kept) + len(line) + 1 > room:
+            break
+        kept.append(line)
+    kept.reverse()
+    cut = len(rendered) - len(kept)
+    title = f"*Last {len(kept)} log line{'' if len(kept) == 1 else 's'}{attempt}*"
+    if cut:
+        title += f" _({cut} earlier lines left out to fit Slack)_"
+    body = "\n".join(kept) or " "
+    return f"{title}\n```{body}```"
 
 
 def _parameter_sections(parameters: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -310,19 +477,6 @@ def _parameter_sections(parameters: Mapping[str, str]) -> list[dict[str, Any]]:
     return sections
 
 
-def _fallback_text(summary: FailureSummary, lead: str, name: str, queue: str, attempts: str) -> str:
-    verb = "CANCELLED" if summary.cancelled_code else "FAILED"
-    parts = [
-        f"{lead}Batch job {verb}: {name} ({slack_text(summary.job_id, 200)}) in {queue} after {attempts}"
-    ]
-    if summary.exit_code is not None:
-        parts.append(f"exit code {summary.exit_code}")
-    reason = summary.attempt_reason or summary.status_reason
-    if reason:
-        parts.append(code_safe(slack_text(reason, 500)))
-    return " — ".join(parts)
-
-
 # --------------------------------------------------------------------------------------------------------
 # The use case: one Slack message per failed job, however often the event is delivered
 
@@ -345,6 +499,8 @@ def skip_reason(event: JobStateChange) -> str | None:
         return f"detail-type {event.detail_type[:100]}"
     if event.detail.status != "FAILED":
         return f"status {(event.detail.status or 'missing')[:50]}"
+    if event.detail.node_details is not None or "#" in (event.detail.job_id or ""):
+        return "node of a multi-node job (its parent job's alert tells the failure)"
     return None
 
 
@@ -369,11 +525,31 @@ def notify_failure(
 
 
 def summarize_for(event: JobStateChange, settings: FailureNotifySettings) -> FailureSummary:
-    """`summarize` with this stack's region and log group defaults."""
+    """`summarize` with this stack's region, log group, job definition and redaction patterns."""
+    definition = event.detail.job_definition
     return summarize(
         event,
         default_region=settings.aws_region,
-        default_log_group=default_log_group(settings, event.detail.job_definition),
+        default_log_group=default_log_group(settings, definition),
+        ours=is_our_definition(settings, definition),
+        redactor=redactor_for(settings.log_redact_patterns),
+    )
+
+
+def read_log_tail(
+    summary: FailureSummary, settings: FailureNotifySettings, lambda_context: LambdaContext | None = None
+) -> LogTail:
+    """The failed attempt's last log lines, leaving the Slack post the time it needs (never raises)."""
+    if summary.is_array_parent:  # each child has its own log; the parent's alert points to the digest
+        return LogTail(OFF)
+    policy = settings.delivery_policy()
+    reserved = policy.safety_margin_seconds + policy.timeout_seconds + 2  # + the secret and the record
+    return read_tail(
+        summary.log_group,
+        summary.log_stream,
+        max_lines=settings.log_tail_lines,
+        budget_seconds=read_budget(remaining_seconds(lambda_context), reserved),
+        redactor=redactor_for(settings.log_redact_patterns),
     )
 
 
@@ -385,7 +561,9 @@ def post_failure_alert(
 ) -> NotifyOutcome:
     """Post the failed job's own message, once per job and attempt count."""
     logger.append_keys(job_id=summary.job_id, job_name=summary.job_name)
-    alert = build_message(summary, settings.slack_mention)
+    tail = read_log_tail(summary, settings, lambda_context)
+    options = MessageOptions(settings.slack_mention, settings.environment, settings.mention_on_cancel)
+    alert = build_message(summary, options=options, tail=tail)
 
     key = f"{event.detail.job_id or event.id}#{summary.attempt_count}#FAILED"
     if not post_once(IDEMPOTENCY_PREFIX, key, alert, settings, lambda_context):
@@ -396,9 +574,11 @@ def post_failure_alert(
     logger.info(
         "Failure alert posted",
         extra={
+            "failure_class": summary.diagnosis.key,
             "exit_code": summary.exit_code,
             "attempts": summary.attempt_count,
             "queue": summary.queue_name,
+            "log_tail": tail.status,
         },
     )
     return NotifyOutcome(notified=True, job_id=summary.job_id)

@@ -102,6 +102,14 @@ class ContainerDetail(EventNode):
         group = EventNode(self.mapping("logConfiguration")).mapping("options").get("awslogs-group")
         return group if isinstance(group, str) and group else None
 
+    @property
+    def memory_mib(self) -> int | None:
+        """MEMORY from resourceRequirements (or the older `memory` field), in MiB."""
+        for requirement in self.nodes("resourceRequirements", EventNode):
+            if requirement.text("type") == "MEMORY":
+                return requirement.integer("value")
+        return self.integer("memory")
+
 
 class TaskProperties(EventNode):
     @property
@@ -156,6 +164,10 @@ class NodeDetails(EventNode):
     def node_index(self) -> int | None:
         return self.integer("nodeIndex")
 
+    @property
+    def is_main_node(self) -> bool | None:
+        return self.flag("isMainNode")
+
 
 class NodeRange(EventNode):
     @property
@@ -171,6 +183,10 @@ class NodeProperties(EventNode):
     @property
     def num_nodes(self) -> int | None:
         return self.integer("numNodes")
+
+    @property
+    def main_node(self) -> int | None:
+        return self.integer("mainNode")
 
     @property
     def node_range_properties(self) -> list[NodeRange]:
@@ -237,6 +253,16 @@ class JobDetail(EventNode):
     @property
     def node_properties(self) -> NodeProperties | None:
         return self.node("nodeProperties", NodeProperties)
+
+    @property
+    def timeout_seconds(self) -> int | None:
+        """`timeout.attemptDurationSeconds`: how long one attempt may run."""
+        return EventNode(self.mapping("timeout")).integer("attemptDurationSeconds")
+
+    @property
+    def depends_on(self) -> list[str]:
+        """Job ids this job waited for (`dependsOn[].jobId`)."""
+        return [d.text("jobId") or "" for d in self.nodes("dependsOn", EventNode) if d.text("jobId")]
 
 
 class JobStateChange(EventNode):

@@ -53,9 +53,7 @@ def notify_failure_or_count(
         job_id=event.detail.job_id or event.id or "(unknown job id)",
         job_name=summary.job_name,
         queue_arn=event.detail.job_queue or "",
-        cause=cause_of(
-            summary.exit_code, summary.attempt_reason, summary.status_reason, summary.cancelled_code
-        ),
+        cause=cause_of(summary.facts),
         log_url=summary.log_url,
     )
     decision = StormTracker(StormConfig.from_settings(settings)).record_failure(job)

@@ -29,6 +29,20 @@ def client(service: str) -> Any:
     return _injected.get(service) or _create(service)
 
 
+@cache
+def _create_quick(service: str, connect_timeout: float, read_timeout: float) -> Any:
+    config = Config(
+        retries={"total_max_attempts": 1}, connect_timeout=connect_timeout, read_timeout=read_timeout
+    )
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
+
+
+def quick_client(service: str, *, connect_timeout: float, read_timeout: float) -> Any:
+    """A client for a best-effort call that must fit a small time budget: short timeouts, no retries
+    (an injected client, if a test set one, is used as is)."""
+    return _injected.get(service) or _create_quick(service, connect_timeout, read_timeout)
+
+
 def use_client(service: str, instance: Any) -> None:
     """Inject a client (moto, a Stubber-wrapped client, a fake) for `service`."""
     _injected[service] = instance
@@ -38,3 +52,4 @@ def reset_clients() -> None:
     """Forget injected and cached clients (tests, or the emulator after changing endpoints)."""
     _injected.clear()
     _create.cache_clear()
+    _create_quick.cache_clear()

@@ -23,6 +23,11 @@ def batch_queue_url(region: str, queue_name: str) -> str:
     return f"https://{console_domain(region)}/batch/home?region={region}#queues/detail/{quote(queue_name)}"
 
 
+def batch_compute_environments_url(region: str) -> str:
+    """The compute environments list (a Queue Blocked event does not say which of the queue's it was)."""
+    return f"https://{console_domain(region)}/batch/home?region={region}#compute-environments"
+
+
 def console_encode(text: str) -> str:
     """CloudWatch console fragment encoding: URL-encode, then `%` -> `$25` (`/` -> `$252F`)."""
     return quote(text, safe="").replace("%", "$25")

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from batch_dispatch.alerts.failure_classes import class_for
 from batch_dispatch.alerts.storm.model import StormConfig, WindowReport
 from batch_dispatch.aws.console_links import batch_job_url
 from batch_dispatch.settings import SlackSettings, StormSettings
@@ -28,12 +29,21 @@ def format_utc(epoch_ms: int) -> str:
 
 
 def summarize_causes(causes: Iterable[tuple[str, int]], limit: int = 8) -> str:
-    items = list(causes)
-    text = ", ".join(f"{count} {cause}" for cause, count in items[:limit])
-    if len(items) > limit:
-        rest = sum(count for _, count in items[limit:])
-        text += f", {rest} other"
+    """`31 out of memory, 8 timed out; 1 cancelled`: failures by class, most frequent first, then the
+    cancels apart (a cancel is not a failure to fix)."""
+    items = [(class_for(key), count) for key, count in causes]
+    failures = [(c, n) for c, n in items if not c.cancelled]
+    cancels = [(c, n) for c, n in items if c.cancelled]
+    text = ", ".join(f"{count} {failure.title}" for failure, count in failures[:limit])
+    if len(failures) > limit:
+        text += f", {sum(count for _, count in failures[limit:])} other"
+    if cancels:
+        text += ("; " if text else "") + ", ".join(f"{count} {c.title}" for c, count in cancels)
     return text
+
+
+def cancelled_count(causes: Iterable[tuple[str, int]]) -> int:
+    return sum(count for key, count in causes if class_for(key).cancelled)
 
 
 def queue_name(queue_arn: str) -> str:
@@ -65,6 +75,9 @@ class SlackRenderer:
         queue = slack_text(queue_name(report.queue_arn), 200)
         total, only_here = report.total, len(report.digested)
         causes = slack_text(summarize_causes(report.causes()), 1500)
+        cancelled = cancelled_count(report.causes())
+        failed = total - cancelled
+        also = f", {cancelled} cancelled" if cancelled else ""
         span = f"{format_utc(report.window)} to {format_utc(report.window + config.window_seconds * 1000)}"
         lead = mention_lead(self.settings.slack_mention)
         split = (
@@ -73,14 +86,16 @@ class SlackRenderer:
         )
         if report.parent_id:
             parent = slack_text(report.parent_id, 200)
-            title = f"{total} children of array job {report.parent_id} failed"
+            title = f"{failed} children of array job {report.parent_id} failed{also}"
             intro = (
-                f"{lead}:package: *{total} children of array job `{code_safe(parent)}` failed*: "
+                f"{lead}:package: *{failed} children of array job `{code_safe(parent)}` failed{also}*: "
                 f"{causes}.\n_{split}._"
             )
         else:
-            title = f"{total} jobs failed in {queue_name(report.queue_arn)}"
-            intro = f"{lead}:rotating_light: *{total} jobs failed in queue {queue}*: {causes}.\n_{split}._"
+            title = f"{failed} jobs failed in {queue_name(report.queue_arn)}{also}"
+            intro = (
+                f"{lead}:rotating_light: *{failed} jobs failed in queue {queue}{also}*: {causes}.\n_{split}._"
+            )
         blocks: list[dict[str, Any]] = [
             header(f"Failure digest: {title}"),
             section(f"{intro}\n_Window:_ {span} · queue *{queue}*"),
@@ -90,7 +105,8 @@ class SlackRenderer:
             link = f" · <{job['log_url']}|log>" if job.get("log_url") else ""
             console = batch_job_url(self.settings.aws_region, job["job_id"])
             name, job_id = slack_text(job["job_name"], 120), code_safe(slack_text(job["job_id"], 120))
-            lines.append(f"• <{console}|{name}> `{job_id}`: {slack_text(job['cause'], 200)}{link}")
+            cause = slack_text(class_for(job["cause"]).title, 200)
+            lines.append(f"• <{console}|{name}> `{job_id}`: {cause}{link}")
         if lines:
             more = only_here - len(lines)
             suffix = f"\n_…and {more} more (all counted above)._" if more > 0 else ""

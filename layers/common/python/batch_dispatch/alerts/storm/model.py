@@ -8,15 +8,14 @@ The first `threshold` failures of a window get their own message; the rest are c
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import NamedTuple
 
+from batch_dispatch.alerts.failure_classes import Facts, classify
 from batch_dispatch.settings import StormSettings
 
 INDIVIDUAL = "individual"
 DIGEST = "digest"
-_ERROR_TOKEN = re.compile(r"^([A-Za-z][A-Za-z0-9]*?)(?:Error|Exception)\b")
 
 
 class StormConfig(NamedTuple):
@@ -44,7 +43,7 @@ class FailedJob(NamedTuple):
     job_id: str
     job_name: str
     queue_arn: str
-    cause: str  # "exit code 1", "OutOfMemory", "cancelled (CAPACITY:...)"...
+    cause: str  # the failure class key (failure_classes): "out_of_memory", "timed_out", "cancelled"...
     log_url: str | None = None
 
     @property
@@ -67,19 +66,9 @@ class StormDecision(NamedTuple):
     starts_storm: bool = False  # the first job of a queue group past the threshold (post the notice)
 
 
-def cause_of(
-    exit_code: int | None, reason: str | None, status_reason: str | None, cancelled: str | None
-) -> str:
-    """A short label to count failures by: the error type, else the exit code, else the status reason."""
-    if cancelled:
-        return f"cancelled ({cancelled})"
-    match = _ERROR_TOKEN.match((reason or "").strip())
-    if match and match.group(1) not in ("", "Essential"):
-        return match.group(1)
-    if exit_code is not None:
-        return f"exit code {exit_code}"
-    text = (reason or status_reason or "").strip()
-    return text[:80] if text else "no exit code"
+def cause_of(facts: Facts) -> str:
+    """What a digest counts a failure by: its failure class (failure_classes), stored by key."""
+    return classify(facts).key
 
 
 class WindowReport(NamedTuple):
@@ -105,7 +94,7 @@ class WindowReport(NamedTuple):
         return len(self.jobs)
 
     def causes(self) -> list[tuple[str, int]]:
-        """Every failure of the window by cause (those posted individually included)."""
+        """Every job of the window by cause (those posted individually included), most frequent first."""
         return Counter(j["cause"] for j in self.jobs).most_common()
 
 
