@@ -76,7 +76,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.posted: dict[str, dict[str, Any]] = {}
 
-    def __call__(self, key: str, message: dict[str, Any]) -> bool:
+    def __call__(self, key: str, message: dict[str, Any], channel: str = "") -> bool:
         if key in self.posted:
             return False
         self.posted[key] = message

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.alerts.blocked_reasons import cancellation_code
+from batch_dispatch.alerts.channels import channel_for
 from batch_dispatch.alerts.failure_classes import (
     Diagnosis,
     Facts,
@@ -560,13 +561,15 @@ def post_failure_alert(
     lambda_context: LambdaContext | None = None,
 ) -> NotifyOutcome:
     """Post the failed job's own message, once per job and attempt count."""
-    logger.append_keys(job_id=summary.job_id, job_name=summary.job_name)
+    channel = channel_for(event.detail.job_definition, settings)
+    logger.append_keys(job_id=summary.job_id, job_name=summary.job_name, job_type=channel.job_type)
     tail = read_log_tail(summary, settings, lambda_context)
-    options = MessageOptions(settings.slack_mention, settings.environment, settings.mention_on_cancel)
+    options = MessageOptions(channel.mention, settings.environment, settings.mention_on_cancel)
     alert = build_message(summary, options=options, tail=tail)
 
     key = f"{event.detail.job_id or event.id}#{summary.attempt_count}#FAILED"
-    if not post_once(IDEMPOTENCY_PREFIX, key, alert, settings, lambda_context):
+    secret_name = channel.secret_name or None
+    if not post_once(IDEMPOTENCY_PREFIX, key, alert, settings, lambda_context, secret_name=secret_name):
         metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=1)
         logger.info("Duplicate delivery, alert already posted")
         return NotifyOutcome(notified=True, job_id=summary.job_id, duplicate=True)

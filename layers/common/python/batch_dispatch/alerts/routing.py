@@ -3,7 +3,9 @@
 - "Batch Job Queue Blocked", or a RUNNABLE job with a blocked statusReason -> one message per (queue,
   reason code) per quiet period (blocked_queue).
 - A FAILED job -> storm tracking decides: its own message (failed_job) or counted in the window's digest
-  (storm/); the first job past the threshold posts a "storm started" notice.
+  (storm/); the first job past the threshold posts a "storm started" notice. A job type's alerts go to
+  its own channel (channels).
+- A SUCCEEDED job of a job type that asked for it -> one short message (succeeded_job).
 - Anything else -> nothing, no error.
 """
 
@@ -14,20 +16,25 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.alerts.blocked_queue import is_blocked_event, notify_blocked
+from batch_dispatch.alerts.channels import channel_for
 from batch_dispatch.alerts.failed_job import (
+    DETAIL_TYPE,
     NotifyOutcome,
     notify_failure,
     post_failure_alert,
     skip_reason,
     summarize_for,
 )
-from batch_dispatch.alerts.job_state import parse_event
+from batch_dispatch.alerts.job_state import JobStateChange, parse_event
 from batch_dispatch.alerts.storm.messages import storm_notice
 from batch_dispatch.alerts.storm.model import DIGEST, FailedJob, StormConfig, cause_of
 from batch_dispatch.alerts.storm.tracker import StormTracker
+from batch_dispatch.alerts.succeeded_job import notify_succeeded
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.settings import FailureNotifySettings
 from batch_dispatch.slack.post_once import post_once
+
+SUCCEEDED = "SUCCEEDED"
 
 
 @tracer.capture_method(capture_response=False)
@@ -38,7 +45,24 @@ def handle(
     retries run, then the event lands in the DLQ."""
     if isinstance(event, dict) and is_blocked_event(event):
         return notify_blocked(event, settings, lambda_context)
+    parsed = parse_event(event)
+    if parsed.detail.status == SUCCEEDED and parsed.detail_type in (DETAIL_TYPE, None):
+        return notify_success(parsed, settings, lambda_context).as_dict()
     return notify_failure_or_count(event, settings, lambda_context).as_dict()
+
+
+def notify_success(
+    event: JobStateChange, settings: FailureNotifySettings, lambda_context: LambdaContext | None = None
+) -> NotifyOutcome:
+    """Post a SUCCEEDED job if its job type asked for successes (its own rule sends them), else nothing."""
+    channel = channel_for(event.detail.job_definition, settings)
+    if not channel.notify_succeeded:
+        metrics.add_metric(name="AlertSkipped", unit=MetricUnit.Count, value=1)
+        return NotifyOutcome(notified=False, reason="status SUCCEEDED")
+    summary = summarize_for(event, settings)
+    return notify_succeeded(
+        event.detail.job_id or event.id or "(unknown job id)", summary, channel, settings, lambda_context
+    )
 
 
 def notify_failure_or_count(
@@ -55,6 +79,7 @@ def notify_failure_or_count(
         queue_arn=event.detail.job_queue or "",
         cause=cause_of(summary.facts),
         log_url=summary.log_url,
+        channel=channel_for(event.detail.job_definition, settings).secret_name,
     )
     decision = StormTracker(StormConfig.from_settings(settings)).record_failure(job)
     logger.append_keys(job_id=job.job_id, storm_group=decision.group, storm_rank=decision.rank)

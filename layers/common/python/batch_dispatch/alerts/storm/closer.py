@@ -28,7 +28,8 @@ from batch_dispatch.slack.post_once import post_once
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-Poster = Callable[[str, dict[str, Any]], bool]  # (idempotency key, message) -> posted now (False: duplicate)
+# (idempotency key, message, channel: a webhook secret name or "") -> posted now (False: duplicate)
+Poster = Callable[[str, dict[str, Any], str], bool]
 
 
 class StormCloser(WindowState):
@@ -56,6 +57,7 @@ class StormCloser(WindowState):
                 "job_name": item.get("job_name", {}).get("S", "-"),
                 "cause": item.get("cause", {}).get("S", "-"),
                 "log_url": item.get("log_url", {}).get("S", ""),
+                "channel": item.get("channel", {}).get("S", ""),
                 "queue": item.get("queue", {}).get("S", ""),
                 "decision": item.get("decision", {}).get("S", DIGEST),
             }
@@ -71,7 +73,7 @@ class StormCloser(WindowState):
         )
         posted: list[str] = []
         if report.digested:
-            if post(f"digest#{group}#{window}", render.digest(report, self.config)):
+            if post(f"digest#{group}#{window}", render.digest(report, self.config), report.channel):
                 posted.append("digest")
             if not group.startswith("array:"):
                 self.store.mark_storm_window(group, window, len(report.digested))
@@ -87,7 +89,7 @@ class StormCloser(WindowState):
                 total = number_attr(state, "storm_total") or 0
                 last = max(storm_windows)
                 message = render.storm_ended(group, queue_arn, since, last, total, report, self.config)
-                if post(f"storm-ended#{group}#{since}", message):
+                if post(f"storm-ended#{group}#{since}", message, ""):
                     posted.append("storm-ended")
                 self.store.end_storm(group, since)
         logger.info(
@@ -106,7 +108,7 @@ class StormCloser(WindowState):
         total = number_attr(state, "storm_total") or 0
         quiet = WindowReport(group=group, window=window, queue_arn=queue_arn)
         message = render.storm_ended(group, queue_arn, since, window, total, quiet, self.config)
-        post(f"storm-ended#{group}#{since}", message)
+        post(f"storm-ended#{group}#{since}", message, "")
         self.store.end_storm(group, since)
         return True
 
@@ -134,8 +136,8 @@ def close_window(
     """One StormQueue message: close the window (or check the storm's end) and post what it calls for."""
     request = json.loads(body)
 
-    def post(key: str, slack_message: dict[str, Any]) -> bool:
-        posted = post_once("storm", key, slack_message, settings, lambda_context)
+    def post(key: str, slack_message: dict[str, Any], channel: str = "") -> bool:
+        posted = post_once("storm", key, slack_message, settings, lambda_context, secret_name=channel or None)
         if posted:
             metrics.add_metric(name="StormDigestPosted", unit=MetricUnit.Count, value=1)
         return posted

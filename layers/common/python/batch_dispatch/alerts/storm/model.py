@@ -45,6 +45,7 @@ class FailedJob(NamedTuple):
     queue_arn: str
     cause: str  # the failure class key (failure_classes): "out_of_memory", "timed_out", "cancelled"...
     log_url: str | None = None
+    channel: str = ""  # the job type's webhook secret ("" = the stack's)
 
     @property
     def parent_id(self) -> str | None:
@@ -92,6 +93,12 @@ class WindowReport(NamedTuple):
     @property
     def total(self) -> int:
         return len(self.jobs)
+
+    @property
+    def channel(self) -> str:
+        """The job type channel every job of the window shares ("" = the stack's channel)."""
+        channels = {j.get("channel", "") for j in self.jobs}
+        return channels.pop() if len(channels) == 1 else ""
 
     def causes(self) -> list[tuple[str, int]]:
         """Every job of the window by cause (those posted individually included), most frequent first."""

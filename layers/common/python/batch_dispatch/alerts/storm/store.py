@@ -124,6 +124,7 @@ class StormStore:
             "cause": {"S": job.cause[:120] or "-"},
             "queue": {"S": job.queue_arn or "-"},
             **({"log_url": {"S": job.log_url}} if job.log_url else {}),
+            **({"channel": {"S": job.channel}} if job.channel else {}),
             **common,
         }
         return [

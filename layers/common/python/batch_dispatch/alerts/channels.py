@@ -1,0 +1,39 @@
+"""Which Slack channel (webhook secret) and mention a job's alerts go to: its job type's, or the stack's.
+
+A job's type is found from its job definition. Catalog job definitions are named `<stack>_<job type>`,
+so only such a job makes the notifier read the job catalog's registry; the stack's own job type, and
+jobs of other stacks' queues (AdditionalAlertQueueArns), go to the stack's channel without it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from batch_dispatch.job_types import DEFAULT, catalog_for, definition_family
+from batch_dispatch.settings import FailureNotifySettings
+
+
+class Channel(NamedTuple):
+    secret_name: str  # the webhook secret; "" = the stack's (SLACK_WEBHOOK_SECRET_NAME)
+    mention: str
+    job_type: str  # the job type's name; "" for a job this stack did not define
+    notify_succeeded: bool = False
+
+
+def channel_for(job_definition_arn: str | None, settings: FailureNotifySettings) -> Channel:
+    stack_channel = Channel("", settings.slack_mention, "")
+    family = definition_family(job_definition_arn)
+    ours = f"{settings.job_name_prefix}_"
+    if not family.startswith(ours):
+        return stack_channel
+    if family == f"{ours}{DEFAULT}" or family == definition_family(settings.job_definition_arn):
+        return stack_channel._replace(job_type=DEFAULT)
+    job_type = catalog_for(settings).for_definition(job_definition_arn)
+    if job_type is None:
+        return stack_channel
+    return Channel(
+        secret_name=job_type.webhook_secret_name,
+        mention=job_type.mention or settings.slack_mention,
+        job_type=job_type.name,
+        notify_succeeded=job_type.notify_succeeded,
+    )

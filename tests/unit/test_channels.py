@@ -1,0 +1,129 @@
+"""Per-job-type alerts: a job type's failures (and, if asked, successes) go to its own Slack channel.
+
+Scope: the FailureNotifyFunction handler end to end against two Slack stand-ins (the stack's channel and
+the thumbnails channel), their webhook secrets and the idempotency table in moto, and the job catalog's
+registry entry in moto SSM.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from batch_dispatch import execution_environment
+from emulator.slack_stub import SlackStandIn
+from functions.failure_notify import app
+from tests.conftest import FakeLambdaContext, load_event
+
+STACK = "stack"
+REGISTRY = f"/batch-dispatch/{STACK}/job-types"
+DEFINITIONS = "arn:aws:batch:us-east-1:123456789012:job-definition"
+QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/stack-JobQueue-X"
+
+
+@dataclass
+class Channels:
+    stack: SlackStandIn
+    thumbnails: SlackStandIn
+
+
+def register(ssm: Any, name: str, **entry: str) -> None:
+    value = {
+        "jobDefinition": f"{DEFINITIONS}/{STACK}_{name}:1",
+        "jobQueue": QUEUE,
+        "routed": "false",
+        "webhookSecretName": f"batch-dispatch/slack-{name}",
+        **entry,
+    }
+    ssm.put_parameter(Name=f"{REGISTRY}/{name}", Type="String", Value=json.dumps(value), Overwrite=True)
+
+
+@pytest.fixture
+def channels(monkeypatch: pytest.MonkeyPatch) -> Iterator[Channels]:
+    with SlackStandIn() as stack_channel, SlackStandIn() as thumbnails_channel, mock_aws():
+        secrets = boto3.client("secretsmanager")
+        secrets.create_secret(Name="batch-dispatch/slack-webhook", SecretString=stack_channel.url)
+        secrets.create_secret(Name="batch-dispatch/slack-thumbnails", SecretString=thumbnails_channel.url)
+        boto3.client("dynamodb").create_table(
+            TableName="idempotency",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
+        ssm = boto3.client("ssm")
+        register(ssm, "thumbnails", mention="<!subteam^S0THUMBS>", notifySucceeded="true")
+        register(ssm, "reports", webhookSecretName="")
+        for name, value in {
+            "SLACK_WEBHOOK_SECRET_NAME": "batch-dispatch/slack-webhook",
+            "SLACK_MENTION": "<!here>",
+            "IDEMPOTENCY_TABLE_NAME": "idempotency",
+            "JOB_QUEUE_ARN": QUEUE,
+            "JOB_DEFINITION_ARN": f"{DEFINITIONS}/{STACK}_default:4",
+            "JOB_NAME_PREFIX": STACK,
+            "JOB_TYPES_PATH": REGISTRY,
+            "ALERT_STATE_TABLE_NAME": "",
+            "STORM_QUEUE_URL": "",
+            "SLACK_TIMEOUT_SECONDS": "2",
+        }.items():
+            monkeypatch.setenv(name, value)
+        execution_environment.reset()
+        yield Channels(stack=stack_channel, thumbnails=thumbnails_channel)
+        execution_environment.reset()
+
+
+def event_of(
+    definition: str, status: str = "FAILED", job_id: str = "5f2c1d4e-0000-4f0e-9c7d-2a5b8e1f4d36"
+) -> dict:
+    event = load_event(
+        "batch/job-failed-container.json" if status == "FAILED" else "batch/job-succeeded.json"
+    )
+    event["detail"]["jobDefinition"] = f"{DEFINITIONS}/{definition}"
+    event["detail"]["jobId"] = job_id
+    return event
+
+
+def handle(event: dict[str, Any]) -> Any:
+    return app.lambda_handler(event, FakeLambdaContext(timeout_seconds=30))
+
+
+def test_a_job_types_failure_goes_to_its_channel_with_its_mention(channels):
+    handle(event_of(f"{STACK}_thumbnails:1"))
+
+    [message] = channels.thumbnails.messages
+    assert "<!subteam^S0THUMBS>" in json.dumps(message)
+    assert channels.stack.messages == []
+
+
+def test_the_default_job_types_failure_goes_to_the_stacks_channel(channels):
+    handle(event_of(f"{STACK}_default:4"))
+
+    [message] = channels.stack.messages
+    assert "<!here>" in json.dumps(message)
+    assert channels.thumbnails.messages == []
+
+
+def test_a_job_type_without_its_own_channel_and_a_foreign_job_use_the_stacks_channel(channels):
+    handle(event_of(f"{STACK}_reports:2", job_id="a"))
+    handle(event_of("another-stack_default:1", job_id="b"))
+
+    assert len(channels.stack.messages) == 2
+    assert channels.thumbnails.messages == []
+
+
+def test_successes_are_posted_only_for_job_types_that_asked(channels):
+    posted = handle(event_of(f"{STACK}_thumbnails:1", status="SUCCEEDED", job_id="ok-1"))
+    skipped = handle(event_of(f"{STACK}_reports:2", status="SUCCEEDED", job_id="ok-2"))
+    again = handle(event_of(f"{STACK}_thumbnails:1", status="SUCCEEDED", job_id="ok-1"))
+
+    [message] = channels.thumbnails.messages
+    assert "SUCCEEDED" in message["text"]
+    assert posted["notified"] is True
+    assert skipped == {"notified": False, "reason": "status SUCCEEDED"}
+    assert again["duplicate"] is True
+    assert channels.stack.messages == []
