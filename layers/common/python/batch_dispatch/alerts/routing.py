@@ -57,8 +57,12 @@ def notify_success(
     """Post a SUCCEEDED job if its job type asked for successes (its own rule sends them), else nothing."""
     channel = channel_for(event.detail.job_definition, settings)
     if not channel.notify_succeeded:
+        reason = "status SUCCEEDED"
+        logger.info(
+            "Not a failed job, nothing to post", extra={"reason": reason, "job_id": event.detail.job_id}
+        )
         metrics.add_metric(name="AlertSkipped", unit=MetricUnit.Count, value=1)
-        return NotifyOutcome(notified=False, reason="status SUCCEEDED")
+        return NotifyOutcome(notified=False, reason=reason)
     summary = summarize_for(event, settings)
     return notify_succeeded(
         event.detail.job_id or event.id or "(unknown job id)", summary, channel, settings, lambda_context
