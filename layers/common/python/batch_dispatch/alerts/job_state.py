@@ -17,10 +17,11 @@ needs none of them, would pay on every cold start (bench/cold_start.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar, overload
 
 NodeT = TypeVar("NodeT", bound="EventNode")
+T = TypeVar("T")
 
 
 class EventNode(Mapping[str, Any]):
@@ -75,26 +76,49 @@ class EventNode(Mapping[str, Any]):
         return [cls(item) for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
+class Field(Generic[T]):
+    """One key of a node, read by one of EventNode's typed getters: a declarative, read-only property."""
+
+    def __init__(self, key: str, read: Callable[[EventNode, str], T]) -> None:
+        self.key = key
+        self._read = read
+
+    @overload
+    def __get__(self, node: None, owner: type[Any]) -> Field[T]: ...
+
+    @overload
+    def __get__(self, node: EventNode, owner: type[Any]) -> T: ...
+
+    def __get__(self, node: EventNode | None, owner: type[Any]) -> Field[T] | T:
+        return self if node is None else self._read(node, self.key)
+
+
+def text_at(key: str) -> Field[str | None]:
+    return Field(key, EventNode.text)
+
+
+def integer_at(key: str) -> Field[int | None]:
+    return Field(key, EventNode.integer)
+
+
+def flag_at(key: str) -> Field[bool | None]:
+    return Field(key, EventNode.flag)
+
+
+def node_at(key: str, cls: type[NodeT]) -> Field[NodeT | None]:
+    return Field(key, lambda node, name: node.node(name, cls))
+
+
+def nodes_at(key: str, cls: type[NodeT]) -> Field[list[NodeT]]:
+    return Field(key, lambda node, name: node.nodes(name, cls))
+
+
 class ContainerDetail(EventNode):
-    @property
-    def name(self) -> str | None:
-        return self.text("name")
-
-    @property
-    def essential(self) -> bool | None:
-        return self.flag("essential")
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.integer("exitCode")
-
-    @property
-    def reason(self) -> str | None:
-        return self.text("reason")
-
-    @property
-    def log_stream_name(self) -> str | None:
-        return self.text("logStreamName")
+    name = text_at("name")
+    essential = flag_at("essential")
+    exit_code = integer_at("exitCode")
+    reason = text_at("reason")
+    log_stream_name = text_at("logStreamName")
 
     @property
     def log_group(self) -> str | None:
@@ -112,47 +136,24 @@ class ContainerDetail(EventNode):
 
 
 class TaskProperties(EventNode):
-    @property
-    def containers(self) -> list[ContainerDetail]:
-        return self.nodes("containers", ContainerDetail)
+    containers = nodes_at("containers", ContainerDetail)
 
 
 class EcsProperties(EventNode):
-    @property
-    def task_properties(self) -> list[TaskProperties]:
-        return self.nodes("taskProperties", TaskProperties)
+    task_properties = nodes_at("taskProperties", TaskProperties)
 
 
 class Attempt(EventNode):
-    @property
-    def container(self) -> ContainerDetail | None:
-        return self.node("container", ContainerDetail)
-
-    @property
-    def task_properties(self) -> list[TaskProperties]:
-        return self.nodes("taskProperties", TaskProperties)
-
-    @property
-    def started_at(self) -> int | None:
-        return self.integer("startedAt")
-
-    @property
-    def stopped_at(self) -> int | None:
-        return self.integer("stoppedAt")
-
-    @property
-    def status_reason(self) -> str | None:
-        return self.text("statusReason")
+    container = node_at("container", ContainerDetail)
+    task_properties = nodes_at("taskProperties", TaskProperties)
+    started_at = integer_at("startedAt")
+    stopped_at = integer_at("stoppedAt")
+    status_reason = text_at("statusReason")
 
 
 class ArrayProperties(EventNode):
-    @property
-    def index(self) -> int | None:
-        return self.integer("index")
-
-    @property
-    def size(self) -> int | None:
-        return self.integer("size")
+    index = integer_at("index")
+    size = integer_at("size")
 
     @property
     def status_summary(self) -> dict[str, int]:
@@ -160,99 +161,41 @@ class ArrayProperties(EventNode):
 
 
 class NodeDetails(EventNode):
-    @property
-    def node_index(self) -> int | None:
-        return self.integer("nodeIndex")
-
-    @property
-    def is_main_node(self) -> bool | None:
-        return self.flag("isMainNode")
+    node_index = integer_at("nodeIndex")
+    is_main_node = flag_at("isMainNode")
 
 
 class NodeRange(EventNode):
-    @property
-    def container(self) -> ContainerDetail | None:
-        return self.node("container", ContainerDetail)
-
-    @property
-    def ecs_properties(self) -> EcsProperties | None:
-        return self.node("ecsProperties", EcsProperties)
+    container = node_at("container", ContainerDetail)
+    ecs_properties = node_at("ecsProperties", EcsProperties)
 
 
 class NodeProperties(EventNode):
-    @property
-    def num_nodes(self) -> int | None:
-        return self.integer("numNodes")
-
-    @property
-    def main_node(self) -> int | None:
-        return self.integer("mainNode")
-
-    @property
-    def node_range_properties(self) -> list[NodeRange]:
-        return self.nodes("nodeRangeProperties", NodeRange)
+    num_nodes = integer_at("numNodes")
+    main_node = integer_at("mainNode")
+    node_range_properties = nodes_at("nodeRangeProperties", NodeRange)
 
 
 class JobDetail(EventNode):
-    @property
-    def job_name(self) -> str | None:
-        return self.text("jobName")
+    job_name = text_at("jobName")
+    job_id = text_at("jobId")
+    job_queue = text_at("jobQueue")
+    job_definition = text_at("jobDefinition")
+    status = text_at("status")
+    status_reason = text_at("statusReason")
+    attempts = nodes_at("attempts", Attempt)
+    created_at = integer_at("createdAt")
+    stopped_at = integer_at("stoppedAt")
 
-    @property
-    def job_id(self) -> str | None:
-        return self.text("jobId")
-
-    @property
-    def job_queue(self) -> str | None:
-        return self.text("jobQueue")
-
-    @property
-    def job_definition(self) -> str | None:
-        return self.text("jobDefinition")
-
-    @property
-    def status(self) -> str | None:
-        return self.text("status")
-
-    @property
-    def status_reason(self) -> str | None:
-        return self.text("statusReason")
-
-    @property
-    def attempts(self) -> list[Attempt]:
-        return self.nodes("attempts", Attempt)
-
-    @property
-    def created_at(self) -> int | None:
-        return self.integer("createdAt")
-
-    @property
-    def stopped_at(self) -> int | None:
-        return self.integer("stoppedAt")
+    container = node_at("container", ContainerDetail)
+    ecs_properties = node_at("ecsProperties", EcsProperties)
+    array_properties = node_at("arrayProperties", ArrayProperties)
+    node_details = node_at("nodeDetails", NodeDetails)
+    node_properties = node_at("nodeProperties", NodeProperties)
 
     @property
     def parameters(self) -> dict[str, Any]:
         return self.mapping("parameters")
-
-    @property
-    def container(self) -> ContainerDetail | None:
-        return self.node("container", ContainerDetail)
-
-    @property
-    def ecs_properties(self) -> EcsProperties | None:
-        return self.node("ecsProperties", EcsProperties)
-
-    @property
-    def array_properties(self) -> ArrayProperties | None:
-        return self.node("arrayProperties", ArrayProperties)
-
-    @property
-    def node_details(self) -> NodeDetails | None:
-        return self.node("nodeDetails", NodeDetails)
-
-    @property
-    def node_properties(self) -> NodeProperties | None:
-        return self.node("nodeProperties", NodeProperties)
 
     @property
     def timeout_seconds(self) -> int | None:
@@ -268,21 +211,10 @@ class JobDetail(EventNode):
 class JobStateChange(EventNode):
     """The EventBridge envelope of a Batch event."""
 
-    @property
-    def id(self) -> str | None:
-        return self.text("id")
-
-    @property
-    def detail_type(self) -> str | None:
-        return self.text("detail-type")
-
-    @property
-    def region(self) -> str | None:
-        return self.text("region")
-
-    @property
-    def account(self) -> str | None:
-        return self.text("account")
+    id = text_at("id")
+    detail_type = text_at("detail-type")
+    region = text_at("region")
+    account = text_at("account")
 
     @property
     def detail(self) -> JobDetail:
