@@ -146,60 +146,59 @@ def _record(record: Any, index: int) -> S3Upload | Skip:
         raise MalformedNotificationError(f"invalid S3 event notification: {where} is not an object")
     event_name = _text(record, "eventName", where).removeprefix("s3:")
     s3 = _object(record, "s3", where)
-    bucket = _text(_object(s3, "bucket", f"{where}.s3"), "name", f"{where}.s3.bucket")
     obj = _object(s3, "object", f"{where}.s3")
-    key = decode_key(_text(obj, "key", f"{where}.s3.object"))
-    size = obj.get("size")
-    size = size if isinstance(size, int) and size >= 0 else None
-    if not event_name.startswith(UPLOAD_EVENT_PREFIX):
-        return Skip(reason="not-an-upload", event_name=event_name, bucket=bucket, key=key)
-    if key.endswith("/") and not size:
-        return Skip(reason="folder-marker", event_name=event_name, bucket=bucket, key=key)
     upload = S3Upload(
-        bucket=bucket,
-        key=key,
+        bucket=_text(_object(s3, "bucket", f"{where}.s3"), "name", f"{where}.s3.bucket"),
+        key=decode_key(_text(obj, "key", f"{where}.s3.object")),
         event_name=event_name,
         event_time=_optional_text(record, "eventTime"),
         version_id=_optional_text(obj, "versionId"),
-        size=size,
+        size=_size(obj),
         etag=_optional_text(obj, "eTag"),
         sequencer=_optional_text(obj, "sequencer"),
     )
-    if not (upload.real_version_id or upload.sequencer or upload.event_time):
-        raise MalformedNotificationError(
-            "upload record has no versionId, sequencer or eventTime to tell it from a later upload"
-        )
-    return upload
+    return _new_object(
+        upload, event_name.startswith(UPLOAD_EVENT_PREFIX), "versionId, sequencer or eventTime"
+    )
 
 
 def _eventbridge_event(event: dict[str, Any]) -> S3Upload | Skip:
     """An EventBridge S3 event ("Object Created", "Object Deleted"...): one object, key as stored."""
     detail = _object(event, "detail", "EventBridge event")
     detail_type = _text(event, "detail-type", "EventBridge event")
-    bucket = _text(_object(detail, "bucket", "detail"), "name", "detail.bucket")
     obj = _object(detail, "object", "detail")
-    key = _text(obj, "key", "detail.object")  # EventBridge sends the key as stored: no decoding
-    size = obj.get("size")
-    size = size if isinstance(size, int) and size >= 0 else None
-    if detail_type != EVENTBRIDGE_UPLOAD:
-        return Skip(reason="not-an-upload", event_name=detail_type, bucket=bucket, key=key)
+    is_upload = detail_type == EVENTBRIDGE_UPLOAD
     reason = _optional_text(detail, "reason") or "PutObject"
-    if key.endswith("/") and not size:
-        return Skip(reason="folder-marker", event_name=detail_type, bucket=bucket, key=key)
     upload = S3Upload(
-        bucket=bucket,
-        key=key,
-        event_name=f"{UPLOAD_EVENT_PREFIX}{reason}",
+        bucket=_text(_object(detail, "bucket", "detail"), "name", "detail.bucket"),
+        key=_text(obj, "key", "detail.object"),  # EventBridge sends the key as stored: no decoding
+        event_name=f"{UPLOAD_EVENT_PREFIX}{reason}" if is_upload else detail_type,
         event_time=_optional_text(event, "time"),
         version_id=_optional_text(obj, "version-id"),
-        size=size,
+        size=_size(obj),
         etag=_optional_text(obj, "etag"),
         sequencer=_optional_text(obj, "sequencer"),
     )
-    if not (upload.real_version_id or upload.sequencer or upload.event_time):
-        raise MalformedNotificationError(
-            "upload event has no version-id, sequencer or time to tell it from a later upload"
+    return _new_object(upload, is_upload, "version-id, sequencer or time")
+
+
+def _size(obj: Mapping[str, Any]) -> int | None:
+    size = obj.get("size")
+    return size if isinstance(size, int) and size >= 0 else None
+
+
+def _new_object(upload: S3Upload, is_upload: bool, stamps: str) -> S3Upload | Skip:
+    """The upload, or a Skip for what is not a new object; an upload nothing tells apart is malformed."""
+    if not is_upload:
+        return Skip(
+            reason="not-an-upload", event_name=upload.event_name, bucket=upload.bucket, key=upload.key
         )
+    if upload.key.endswith("/") and not upload.size:
+        return Skip(
+            reason="folder-marker", event_name=upload.event_name, bucket=upload.bucket, key=upload.key
+        )
+    if not (upload.real_version_id or upload.sequencer or upload.event_time):
+        raise MalformedNotificationError(f"upload has no {stamps} to tell it from a later upload of its key")
     return upload
 
 
