@@ -103,6 +103,40 @@ class MotoBatch:
         return list(batch.describe_jobs(jobs=[s["jobId"] for s in summaries])["jobs"])
 
 
+def create_id_table(name: str) -> None:
+    """A DynamoDB table keyed by `id`, as the template's idempotency table is (in the current moto)."""
+    import boto3
+
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+
+
+def register_job_definition(name: str, vcpu: str = "0.25", memory: str = "512") -> str:
+    """A Fargate job definition echoing its `key` parameter (in the current moto); returns its ARN."""
+    import boto3
+
+    return str(
+        boto3.client("batch").register_job_definition(
+            jobDefinitionName=name,
+            type="container",
+            platformCapabilities=["FARGATE"],
+            retryStrategy={"attempts": 1},
+            containerProperties={
+                "image": "public.ecr.aws/docker/library/busybox:1.37.0",
+                "command": ["echo", "Ref::key"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": vcpu},
+                    {"type": "MEMORY", "value": memory},
+                ],
+            },
+        )["jobDefinitionArn"]
+    )
+
+
 @pytest.fixture
 def moto_batch(monkeypatch: pytest.MonkeyPatch) -> Any:
     """In-process moto (no Docker, no server) with Batch + DynamoDB ready for the submit paths."""
@@ -141,26 +175,8 @@ def moto_batch(monkeypatch: pytest.MonkeyPatch) -> Any:
             priority=1,
             computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
         )["jobQueueArn"]
-        definition = batch.register_job_definition(
-            jobDefinitionName="job",
-            type="container",
-            platformCapabilities=["FARGATE"],
-            retryStrategy={"attempts": 1},
-            containerProperties={
-                "image": "public.ecr.aws/docker/library/busybox:1.37.0",
-                "command": ["echo", "Ref::key"],
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "0.25"},
-                    {"type": "MEMORY", "value": "512"},
-                ],
-            },
-        )["jobDefinitionArn"]
-        boto3.client("dynamodb").create_table(
-            TableName="idempotency",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        )
+        definition = register_job_definition("job")
+        create_id_table("idempotency")
         monkeypatch.setenv("JOB_QUEUE_ARN", queue)
         monkeypatch.setenv("JOB_DEFINITION_ARN", definition)
         monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "idempotency")

@@ -19,7 +19,7 @@ from moto import mock_aws
 from batch_dispatch import execution_environment
 from emulator.slack_stub import SlackStandIn
 from functions.failure_notify import app
-from tests.conftest import FakeLambdaContext, load_event
+from tests.conftest import FakeLambdaContext, create_id_table, load_event
 
 STACK = "stack"
 REGISTRY = f"/batch-dispatch/{STACK}/job-types"
@@ -50,12 +50,7 @@ def channels(monkeypatch: pytest.MonkeyPatch) -> Iterator[Channels]:
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(Name="batch-dispatch/slack-webhook", SecretString=stack_channel.url)
         secrets.create_secret(Name="batch-dispatch/slack-thumbnails", SecretString=thumbnails_channel.url)
-        boto3.client("dynamodb").create_table(
-            TableName="idempotency",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        )
+        create_id_table("idempotency")
         ssm = boto3.client("ssm")
         register(ssm, "thumbnails", mention="<!subteam^S0THUMBS>", notifySucceeded="true")
         register(ssm, "reports", webhookSecretName="")

@@ -27,7 +27,7 @@ from batch_dispatch.aws.idempotency import (
     record_id,
     record_layout,
 )
-from tests.conftest import FakeLambdaContext
+from tests.conftest import FakeLambdaContext, create_id_table
 
 TABLE = "idempotency"
 PREFIX = "s3-object"
@@ -38,12 +38,7 @@ KEY = {"bucket": "b", "key": "dir/a b.csv", "versionId": "v1"}
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        )
+        create_id_table(TABLE)
         execution_environment.reset()
         clients.use_client("dynamodb", client)
         yield client

@@ -26,7 +26,7 @@ from batch_dispatch.job_types import (
 from batch_dispatch.settings import S3SubmitSettings, ScheduleSubmitSettings
 from batch_dispatch.submit import intake
 from batch_dispatch.submit.schedule import UnknownJobTypeError, parse_tick, submit_tick
-from tests.conftest import MotoBatch, load_event
+from tests.conftest import MotoBatch, load_event, register_job_definition
 
 REGISTRY = "/batch-dispatch/test-stack/job-types"
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/q"
@@ -191,18 +191,7 @@ def test_a_short_max_age_sees_a_new_job_type_after_it_expires(ssm):
 @pytest.fixture
 def thumbnails(moto_batch: MotoBatch, monkeypatch: pytest.MonkeyPatch) -> JobType:
     """A second job type registered next to the default one, with its own job definition."""
-    batch = boto3.client("batch")
-    definition = batch.register_job_definition(
-        jobDefinitionName="stack_thumbnails",
-        type="container",
-        platformCapabilities=["FARGATE"],
-        retryStrategy={"attempts": 1},
-        containerProperties={
-            "image": "public.ecr.aws/docker/library/busybox:1.37.0",
-            "command": ["echo", "Ref::key"],
-            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
-        },
-    )["jobDefinitionArn"]
+    definition = register_job_definition("stack_thumbnails", vcpu="1", memory="2048")
     register(
         boto3.client("ssm"),
         "thumbnails",

@@ -32,7 +32,7 @@ from batch_dispatch.settings import ConfigurationError, FailureNotifySettings, f
 from batch_dispatch.slack.blocks import MAX_SECTION_TEXT
 from emulator.slack_stub import SlackStandIn
 from functions.failure_notify import app
-from tests.conftest import FakeLambdaContext, load_event
+from tests.conftest import FakeLambdaContext, create_id_table, load_event
 
 OOM_EVENT = "batch/job-failed-out-of-memory.json"
 GROUP = "/aws/batch/batch-dispatch-dev"
@@ -435,12 +435,7 @@ class Alerting:
 def alerting(logs, monkeypatch) -> Iterator[Alerting]:
     with SlackStandIn() as slack:
         boto3.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=slack.url)
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        )
+        create_id_table(TABLE)
         for name, value in {
             "SLACK_WEBHOOK_SECRET_NAME": SECRET_NAME,
             "IDEMPOTENCY_TABLE_NAME": TABLE,

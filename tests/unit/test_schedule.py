@@ -16,7 +16,7 @@ from batch_dispatch.aws import clients
 from batch_dispatch.aws.batch_jobs import find_job_by_name
 from batch_dispatch.settings import ConfigurationError, ScheduleSubmitSettings
 from batch_dispatch.submit.schedule import InvalidScheduleEventError, parse_tick, submit_tick, tick_job_spec
-from tests.conftest import load_event
+from tests.conftest import create_id_table, load_event
 
 VALID_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
@@ -173,12 +173,7 @@ def test_a_job_submitted_before_a_crash_is_adopted_not_resubmitted(moto_batch, l
     import boto3
 
     boto3.client("dynamodb").delete_table(TableName=moto_batch.table_name)  # the record is lost
-    boto3.client("dynamodb").create_table(
-        TableName=moto_batch.table_name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-    )
+    create_id_table(moto_batch.table_name)
 
     retried = submit_tick(tick, settings, lambda_context)
 

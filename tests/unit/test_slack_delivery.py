@@ -30,7 +30,7 @@ from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 from batch_dispatch.slack.webhook import SlackPermanentError, SlackTransientError, post_message
 from emulator.slack_stub import Reply, SlackStandIn
 from functions.failure_notify import app
-from tests.conftest import FakeLambdaContext, load_event
+from tests.conftest import FakeLambdaContext, create_id_table, load_event
 
 SECRET_NAME = "batch-dispatch/test/slack-webhook"
 TABLE = "batch-dispatch-idempotency"
@@ -75,12 +75,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         secretsmanager = CountingSecrets(boto3.client("secretsmanager"))
         secretsmanager.inner.create_secret(Name=SECRET_NAME, SecretString=stand_in.url)
         dynamodb = boto3.client("dynamodb")
-        dynamodb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        )
+        create_id_table(TABLE)
         for name, value in {
             "SLACK_WEBHOOK_SECRET_NAME": SECRET_NAME,
             "IDEMPOTENCY_TABLE_NAME": TABLE,
