@@ -275,28 +275,24 @@ def _definition_containers(job: JobDetail) -> list[ContainerDetail]:
     return found
 
 
-def _memory(job: JobDetail, container: ContainerDetail | None) -> int | None:
-    """The memory the failed container had: its own, its definition's, or the job's."""
+def _container_sources(job: JobDetail, container: ContainerDetail | None) -> list[ContainerDetail]:
+    """Where a setting of the failed container may be found: itself, its definition, then the job's."""
     candidates: list[ContainerDetail | None] = [container]
     if container is not None and container.name:
         candidates += [c for c in _definition_containers(job) if c.name == container.name]
     candidates.append(job.container)
     if job.node_properties:
         candidates += [r.container for r in job.node_properties.node_range_properties]
-    return next((c.memory_mib for c in candidates if c is not None and c.memory_mib), None)
+    return [c for c in candidates if c is not None]
+
+
+def _memory(job: JobDetail, container: ContainerDetail | None) -> int | None:
+    """The memory the failed container had: its own, its definition's, or the job's."""
+    return next((c.memory_mib for c in _container_sources(job, container) if c.memory_mib), None)
 
 
 def _log_group(job: JobDetail, container: ContainerDetail | None, default: str) -> str:
-    candidates: list[ContainerDetail | None] = [container]
-    if container is not None and container.name:
-        candidates += [c for c in _definition_containers(job) if c.name == container.name]
-    candidates.append(job.container)
-    if job.node_properties:
-        candidates += [r.container for r in job.node_properties.node_range_properties]
-    for candidate in candidates:
-        if candidate is not None and candidate.log_group:
-            return candidate.log_group
-    return default
+    return next((c.log_group for c in _container_sources(job, container) if c.log_group), default)
 
 
 def _duration(job: JobDetail, attempt: Attempt | None) -> tuple[float | None, str]:
