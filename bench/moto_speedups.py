@@ -1,25 +1,23 @@
-"""Fixes for moto 5.2.5's cost and thread-safety in the two services a burst hammers: SQS and DynamoDB.
+"""Opt-in speedups of moto 5.2.5 for `bench/burst.py --fast-moto`: SQS and DynamoDB at burst depth.
 
-moto models AWS for tests of a few dozen items; a burst puts 10,000 messages on one queue and 10,000
-idempotency records in one table, from several threads at once. Two kinds of problem show up:
+The emulator, the tests and the demo run on moto as released. A burst of 10,000 objects is another
+matter: moto models AWS for tests of a few dozen items, and some of its costs grow with the depth of
+a queue or the size of a table where AWS's do not (whole-queue scans per SQS call, a deep copy of the
+whole table per item of a DynamoDB transaction), so a figure measured on top of it would be a
+measurement of moto. Each patch below keeps moto's own data (the same Queue, Message and Table
+objects, the same checks and error answers) and changes only how it is found or computed; what our
+code can observe through the API stays the same: at-least-once delivery, visibility timeouts,
+receive counts and the redrive to the DLQ after maxReceiveCount, DelaySeconds, deletion by any
+receipt handle a message has had, the approximate counts, conditional writes and all-or-nothing
+transactions. What they drop is moto's incidental ordering of a standard queue (real SQS gives none)
+and its quadratic time. tests/unit/test_moto_speedups.py pins those answers.
 
-- cost that real AWS does not have (whole-queue scans per SQS call, a deep copy of the whole table per
-  item of a DynamoDB transaction), which would make any figure measured on top of moto a measurement
-  of moto;
-- races between the server's request threads (moto's SQS rebuilds its message list on delete, so a
-  concurrent delete or send can be undone; a failed transaction restores a copy of the whole table,
-  erasing other threads' writes), which real AWS does not have either.
+Thread safety is not theirs to give: the emulator's server answers one request at a time
+(emulator/moto_server.py).
 
-Each patch below keeps moto's own data (the same Queue, Message and Table objects, the same checks
-and error answers) and changes only how it is found or guarded. None of them changes what our code
-can observe through the API: at-least-once delivery, visibility timeouts, receive counts and the
-redrive to the DLQ after maxReceiveCount, DelaySeconds, deletion by any receipt handle a message has
-had, the approximate counts, conditional writes and all-or-nothing transactions. What they drop is
-moto's incidental ordering of a standard queue (real SQS gives none) and its quadratic time.
-
-`apply()` installs all of them; each function is idempotent and process-wide (moto's backends are
-module globals). `bench/burst.py` applies them unless `--plain-moto`; the emulator applies them at
-start (`Emulator.start`), so the test suite runs on them too.
+    with installed():   # undone at the end of the block (tests)
+        ...
+    apply()             # for the life of the process (the benchmark)
 """
 
 from __future__ import annotations
@@ -29,65 +27,95 @@ import random
 import string
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = [
-    "SQS_LOCK",
-    "apply",
-    "fast_moto_conditions",
-    "fast_moto_json_requests",
-    "fast_moto_server",
-    "fast_moto_sqs",
-    "fast_moto_transactions",
-    "sqs_is_thread_safe",
-]
+__all__ = ["SPEEDUPS", "apply", "installed", "installed_speedups"]
 
-SQS_LOCK = threading.RLock()
-"""Held by every patched SQS operation: one queue mutation at a time, as SQS itself guarantees."""
-
-_DYNAMODB_WRITES = threading.RLock()
-_sending = threading.local()
+_MISSING = object()
+_sending = threading.local()  # set while SendMessage runs (fast_moto_sqs)
 
 
-def sqs_is_thread_safe() -> bool:
-    """Whether fast_moto_sqs() is installed (every SQS message operation under SQS_LOCK)."""
-    from moto.sqs import models
+class _Patches:
+    """Attributes set on moto's modules and classes, each with the value it replaced."""
 
-    return bool(getattr(models.SQSBackend.receive_message, "_fast", False))
+    def __init__(self) -> None:
+        self.active: dict[str, list[tuple[Any, str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def install(self, name: str, speedup: Callable[[Callable[[Any, str, Any], None]], None]) -> None:
+        with self._lock:
+            if name in self.active:
+                return
+            replaced: list[tuple[Any, str, Any]] = []
+
+            def set_attribute(owner: Any, attribute: str, value: Any) -> None:
+                replaced.append((owner, attribute, owner.__dict__.get(attribute, _MISSING)))
+                setattr(owner, attribute, value)
+
+            speedup(set_attribute)
+            self.active[name] = replaced
+
+    def uninstall(self, name: str) -> None:
+        with self._lock:
+            for owner, attribute, value in reversed(self.active.pop(name, [])):
+                if value is _MISSING:
+                    delattr(owner, attribute)
+                else:
+                    setattr(owner, attribute, value)
+
+
+_patches = _Patches()
+Setter = Callable[[Any, str, Any], None]
+
+
+def installed_speedups() -> list[str]:
+    """The names of the speedups installed right now (empty: moto as released)."""
+    return sorted(_patches.active)
 
 
 def apply() -> None:
-    """Install every patch of this module (idempotent)."""
-    fast_moto_server()
-    fast_moto_sqs()
-    fast_moto_transactions()
-    fast_moto_conditions()
-    fast_moto_json_requests()
+    """Install every speedup for the life of the process (idempotent)."""
+    for name, speedup in SPEEDUPS.items():
+        _patches.install(name, speedup)
+
+
+@contextmanager
+def installed(*names: str) -> Iterator[None]:
+    """Every speedup (or those named) installed while the block runs, then moto as it was.
+
+    Objects moto creates inside the block belong to it: end moto's mock (or server) first.
+    """
+    chosen = names or tuple(SPEEDUPS)
+    for name in chosen:
+        _patches.install(name, SPEEDUPS[name])
+    try:
+        yield
+    finally:
+        for name in reversed(chosen):
+            _patches.uninstall(name)
 
 
 # -- the server's request routing -----------------------------------------------------------------
 
 
-def fast_moto_server() -> None:
+def fast_moto_server(patch: Setter) -> None:
     """Route each request to its service without listing moto's package directory every time.
 
     moto 5.2.5's server finds the service of every request under one process-wide lock, and on the
     way lists and stats moto's ~150 package directories (`list_of_moto_modules`, os.listdir + isdir)
     and matches the host against every service's URL patterns: a few ms per request, serialised,
-    so with several threads calling it most of the time is spent waiting for that lock (29 % of the
-    running samples of a 10,000-object burst). The directory listing is read once and the
-    host -> service answer is remembered per host; both are fixed for the life of the process, so
-    every request goes to the same service as before.
+    so with several threads calling it most of the time is spent waiting for that lock. The directory
+    listing is read once and the host -> service answer is remembered per host; both are fixed for
+    the life of the process, so every request goes to the same service as before.
     """
     from moto import backends
     from moto.moto_server import werkzeug_app
 
     dispatcher = werkzeug_app.DomainDispatcherApplication
-    if getattr(dispatcher.get_backend_for_host, "_fast", False):
-        return
     modules = tuple(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: modules
+    patch(backends, "list_of_moto_modules", lambda: modules)
     original = dispatcher.get_backend_for_host
     answers: dict[str | None, Any] = {}
 
@@ -96,8 +124,7 @@ def fast_moto_server() -> None:
             answers[host] = original(self, host)
         return answers[host]
 
-    get_backend_for_host._fast = True  # type: ignore[attr-defined]
-    dispatcher.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+    patch(dispatcher, "get_backend_for_host", get_backend_for_host)
 
 
 # -- SQS ---------------------------------------------------------------------------------------------
@@ -108,8 +135,8 @@ class _MessageList:
 
     It answers the list operations moto uses (append, remove, iteration, len, truth, `in`) with the
     same results, but remove and membership are O(1) instead of O(N), and a received message can be
-    moved to the back in O(1). Iteration walks a snapshot, so code iterating without the lock (moto's
-    `Queue.messages`, the emulator's `release_delayed`) never sees the dict change under it.
+    moved to the back in O(1). Iteration walks a snapshot, so code iterating it (moto's
+    `Queue.messages`) never sees the dict change under it.
     """
 
     __slots__ = ("_items",)
@@ -176,30 +203,18 @@ def _find(queue: Any, receipt_handle: str) -> Any:
     return next((m for m in messages if m.had_receipt_handle(receipt_handle)), None)
 
 
-def _locked(function: Any) -> Any:
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with SQS_LOCK:
-            return function(*args, **kwargs)
-
-    locked._fast = True  # type: ignore[attr-defined]
-    return locked
-
-
-def fast_moto_sqs() -> None:
-    """O(1) SQS receive, delete and visibility change on deep queues, and thread-safe queues.
+def fast_moto_sqs(patch: Setter) -> None:
+    """O(1) SQS receive, delete and visibility change on deep queues.
 
     What moto 5.2.5 does, per call, with N messages on the queue (in flight or not):
     - ReceiveMessage builds the list of all visible messages (two datetime clock reads per message),
       copies the set of in-flight message groups, and per message it returns checks the retention
       period through GetQueueAttributes, which counts the queue three times: O(N) per receive, ~0.8 s
-      per call with 1,000 messages before the retention fix, ~10 ms with 5,000 after it.
+      per call.
     - DeleteMessage scans the queue twice, building each message's list of receipt handles, and
-      rebuilds the list (~17 ms per batch of 10 with 5,000 queued); ChangeMessageVisibility scans it.
+      rebuilds the list; ChangeMessageVisibility scans it.
     - GetQueueAttributes with named attributes recomputes every attribute (three counts) per name.
-    - None of it is locked, while the server answers each request on its own thread: a delete
-      rebuilding the list drops a message another thread appended or deleted meanwhile (deleted
-      messages came back after their visibility timeout), and two receives can hand out the same
-      message.
+    - SendMessage builds Queue.attributes (three counts of the whole queue) to read one flag.
 
     The replacements:
     - `Queue._messages` becomes an insertion-ordered dict (`_MessageList`) plus an index from every
@@ -211,31 +226,25 @@ def fast_moto_sqs() -> None:
       retention), then moves the received messages to the back: in-flight messages no longer sit in
       front of visible ones, so a receive costs O(count + messages skipped), not O(N). The returned
       copy is shallow (moto deep-copies; the copy only has its attributes filtered, by reassignment).
-      FIFO queues keep moto's receive (group ordering), under the lock. Long polling waits outside
-      the lock, as moto's does, and retries.
+      FIFO queues keep moto's receive (group ordering). Long polling waits and retries, as moto's
+      does.
     - Delete and ChangeMessageVisibility find the message through the index (moto's linear search if
       the handle is not indexed), with moto's answers: an already deleted handle is fine, an unknown
       one is ReceiptHandleIsInvalid, the 12-hour visibility limit is checked.
     - Retention and visibility read the clock once (time.time(), the same clock moto reads through
       datetime), the retention period from the queue object rather than through GetQueueAttributes.
-    - Every SQS backend operation that reads or changes messages, and Queue.add_message (also used by
-      the redrive), holds one process-wide lock: each call is atomic, as in SQS.
-
-    With every message read and write under SQS_LOCK, concurrent callers cannot undo each other, so
-    clients (the emulator's pollers) need no lock of their own.
+    - SendMessage skips the counts while it reads that flag.
     """
     from moto.sqs import models
     from moto.sqs.exceptions import InvalidAttributeName, InvalidParameterValue, ReceiptHandleIsInvalid
 
     backend = models.SQSBackend
-    if getattr(backend.receive_message, "_fast", False):
-        return
     queue_class = models.Queue
     message_class = models.Message
 
-    queue_class._messages = property(_messages_of, _set_messages)  # type: ignore[assignment]
-    message_class.visible = property(lambda self: time.time() * 1000 > self.visible_at)  # type: ignore[method-assign,assignment]
-    message_class.delayed = property(lambda self: time.time() * 1000 < self.delayed_until)  # type: ignore[method-assign,assignment]
+    patch(queue_class, "_messages", property(_messages_of, _set_messages))
+    patch(message_class, "visible", property(lambda self: time.time() * 1000 > self.visible_at))
+    patch(message_class, "delayed", property(lambda self: time.time() * 1000 < self.delayed_until))
 
     def is_valid(self: Any, queue_name: str, message: Any) -> bool:
         retention = int(self.get_queue(queue_name).message_retention_period)
@@ -256,18 +265,18 @@ def fast_moto_sqs() -> None:
         return property(counted)
 
     # GetQueueAttributes' three counts: one clock read per count instead of two per message
-    queue_class.approximate_number_of_messages_delayed = count(None, True)  # type: ignore[method-assign]
-    queue_class.approximate_number_of_messages_not_visible = count(False, None)  # type: ignore[method-assign]
-    queue_class.approximate_number_of_messages = count(True, False)  # type: ignore[method-assign]
+    patch(queue_class, "approximate_number_of_messages_delayed", count(None, True))
+    patch(queue_class, "approximate_number_of_messages_not_visible", count(False, None))
+    patch(queue_class, "approximate_number_of_messages", count(True, False))
 
-    backend.is_message_valid_based_on_retention_period = is_valid  # type: ignore[method-assign]
+    patch(backend, "is_message_valid_based_on_retention_period", is_valid)
 
     # moto draws each of a receipt handle's 185 letters with its own random.choice call (~0.1 ms a
     # handle, once per message received); one random.choices call draws the same kind of string.
     def generate_receipt_handle() -> str:
-        return "".join(random.choices(string.ascii_lowercase, k=185))  # noqa: S311 - as moto, not a secret
+        return "".join(random.choices(string.ascii_lowercase, k=185))  # as moto, not a secret
 
-    models.generate_receipt_handle = generate_receipt_handle
+    patch(models, "generate_receipt_handle", generate_receipt_handle)
 
     def receive_standard(
         self: Any, queue: Any, count: int, visibility_timeout: int, names: list[str]
@@ -283,7 +292,7 @@ def fast_moto_sqs() -> None:
         result: list[Any] = []
         received: list[Any] = []
         to_dlq: list[Any] = []
-        for message in messages._items:  # under SQS_LOCK: nothing else changes it
+        for message in messages._items:  # one request at a time: nothing else changes it
             if not (now_ms > message.visible_at and now_ms >= message.delayed_until):
                 continue
             pending.discard(message)  # visible again: its consumer timed out
@@ -323,89 +332,70 @@ def fast_moto_sqs() -> None:
         names = message_attribute_names or []
         polling_end = time.time() + (wait_seconds_timeout or 0)
         while True:
-            with SQS_LOCK:
-                queue = self.get_queue(queue_name)
-                if queue.fifo_queue:
-                    result: list[Any] = original_receive(
-                        self, queue_name, count, 0, visibility_timeout, names
-                    )
-                else:
-                    result = receive_standard(self, queue, count, visibility_timeout, names)
+            queue = self.get_queue(queue_name)
+            if queue.fifo_queue:
+                result: list[Any] = original_receive(self, queue_name, count, 0, visibility_timeout, names)
+            else:
+                result = receive_standard(self, queue, count, visibility_timeout, names)
             remaining = polling_end - time.time()
             if result or not wait_seconds_timeout or remaining <= 0:
                 return result
             queue.wait_for_messages(min(1.0, remaining))
 
-    receive_message._fast = True  # type: ignore[attr-defined]
-    backend.receive_message = receive_message  # type: ignore[method-assign]
+    patch(backend, "receive_message", receive_message)
 
     def delete_message(self: Any, receipt_handle: str) -> None:
-        with SQS_LOCK:
-            if receipt_handle in self.deleted_messages:
-                return  # already deleted: moto (and SQS) accept it again
-            message = _find(self, receipt_handle)
-            if message is None:
-                raise ReceiptHandleIsInvalid()
-            _messages_of(self).remove(message)
-            self.pending_messages.discard(message)
-            self.deleted_messages.update(message.all_receipt_handles)
-            handles = _handles_of(self)
-            for handle in message.all_receipt_handles:
-                handles.pop(handle, None)
+        if receipt_handle in self.deleted_messages:
+            return  # already deleted: moto (and SQS) accept it again
+        message = _find(self, receipt_handle)
+        if message is None:
+            raise ReceiptHandleIsInvalid()
+        _messages_of(self).remove(message)
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+        handles = _handles_of(self)
+        for handle in message.all_receipt_handles:
+            handles.pop(handle, None)
 
-    queue_class.delete_message = delete_message  # type: ignore[method-assign]
+    patch(queue_class, "delete_message", delete_message)
 
     def change_message_visibility(
         self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
     ) -> None:
-        with SQS_LOCK:
-            queue = self.get_queue(queue_name)
-            message = _find(queue, receipt_handle)
-            if message is None:
-                raise ReceiptHandleIsInvalid
-            given = time.time() * 1000 + int(visibility_timeout) * 1000
-            if given - message.sent_timestamp > 43200 * 1000:
-                raise InvalidParameterValue(
-                    f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
-                    "VisibilityTimeout for the message is beyond the limit [43200 seconds]"
-                )
-            message.change_visibility(visibility_timeout)
-            if message.visible:
-                queue.pending_messages.discard(message)
+        queue = self.get_queue(queue_name)
+        message = _find(queue, receipt_handle)
+        if message is None:
+            raise ReceiptHandleIsInvalid
+        given = time.time() * 1000 + int(visibility_timeout) * 1000
+        if given - message.sent_timestamp > 43200 * 1000:
+            raise InvalidParameterValue(
+                f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
+                "VisibilityTimeout for the message is beyond the limit [43200 seconds]"
+            )
+        message.change_visibility(visibility_timeout)
+        if message.visible:
+            queue.pending_messages.discard(message)
 
-    backend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
+    patch(backend, "change_message_visibility", change_message_visibility)
 
     original_attributes = backend.get_queue_attributes
 
     def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
-        with SQS_LOCK:
-            if not attribute_names or "All" in attribute_names:
-                return original_attributes(self, queue_name, attribute_names)
-            # moto recomputes every attribute (three counts of the queue) once or twice per name
-            queue = self.get_queue(queue_name)
-            valid = ["All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES]
-            invalid = next((name for name in attribute_names if name not in valid), None)
-            if invalid is not None:
-                raise InvalidAttributeName(invalid)
-            everything = queue.attributes
-            return {name: everything[name] for name in attribute_names if everything.get(name) is not None}
+        if not attribute_names or "All" in attribute_names:
+            return original_attributes(self, queue_name, attribute_names)
+        # moto recomputes every attribute (three counts of the queue) once or twice per name
+        queue = self.get_queue(queue_name)
+        valid = ["All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES]
+        invalid = next((name for name in attribute_names if name not in valid), None)
+        if invalid is not None:
+            raise InvalidAttributeName(invalid)
+        everything = queue.attributes
+        return {name: everything[name] for name in attribute_names if everything.get(name) is not None}
 
-    backend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
-
-    for name in (
-        "send_message",
-        "send_message_batch",
-        "delete_message",
-        "delete_message_batch",
-        "change_message_visibility_batch",
-        "purge_queue",
-        "delete_queue",
-    ):
-        setattr(backend, name, _locked(getattr(backend, name)))
-    queue_class.add_message = _locked(queue_class.add_message)  # type: ignore[method-assign]
+    patch(backend, "get_queue_attributes", get_queue_attributes)
 
     # SendMessage builds Queue.attributes (three counts of the whole queue) to read one flag: O(N) per
-    # message, 12 ms per batch of 10 on a 10,000-message queue. The counts are skipped inside it.
+    # message. The counts are skipped inside it.
     send_message = backend.send_message
 
     def send_without_counting(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -415,23 +405,21 @@ def fast_moto_sqs() -> None:
         finally:
             _sending.active = False
 
-    backend.send_message = send_without_counting  # type: ignore[method-assign]
+    patch(backend, "send_message", send_without_counting)
 
 
 # -- DynamoDB ----------------------------------------------------------------------------------------
 
 
-def fast_moto_transactions() -> None:
-    """Make moto 5.2.5's TransactWriteItems cost what it costs in DynamoDB, and atomic under threads.
+def fast_moto_transactions(patch: Setter) -> None:
+    """Make moto 5.2.5's TransactWriteItems cost what it costs in DynamoDB.
 
-    To roll back, moto deep-copies the whole table once per item of the transaction (O(items x table):
-    a 100-Put call takes 2.6 s on a 1,000-item table, 17 s on 10,000; DynamoDB: milliseconds), and a
-    rollback puts that copy back, erasing whatever other threads wrote meanwhile (a concurrent claim
-    could vanish). The replacement keeps moto's own checks and writes, snapshots only the items the
-    transaction touches, restores only them, and holds one lock around each transaction and each
-    single-item write, so every write is atomic as in DynamoDB. What our code can observe is
-    unchanged: the same condition checks, the same TransactionCanceledException with its
-    cancellation reasons, all-or-nothing writes. Idempotent; process-wide.
+    To roll back, moto deep-copies the whole table once per item of the transaction (O(items x table),
+    seconds per 100-item call on a table of thousands; DynamoDB: milliseconds), and a rollback puts
+    that copy back. The replacement keeps moto's own checks and writes, snapshots only the items the
+    transaction touches and restores only them. What our code can observe is unchanged: the same
+    condition checks, the same TransactionCanceledException with its cancellation reasons,
+    all-or-nothing writes.
     """
     from types import SimpleNamespace
 
@@ -440,62 +428,48 @@ def fast_moto_transactions() -> None:
     from moto.dynamodb.models.table import Table
 
     backend = models.DynamoDBBackend
-    if getattr(backend.transact_write_items, "_fast", False):
-        return
 
     def deepcopy(value: Any, memo: Any = None) -> Any:
         return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
-    models.copy = SimpleNamespace(deepcopy=deepcopy)  # type: ignore[assignment]
+    patch(models, "copy", SimpleNamespace(deepcopy=deepcopy))
     original = backend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        with _DYNAMODB_WRITES:
-            saved: list[tuple[Any, Any, Any]] = []
-            for entry in transact_items:
-                for op in entry.values():
-                    table = self.tables.get(op.get("TableName"))
-                    key = op.get("Item") or op.get("Key") or {}
-                    if table is None or table.hash_key_attr not in key:
-                        continue  # moto's own validation answers
-                    hash_value = DynamoType(key[table.hash_key_attr])
-                    saved.append((table, hash_value, copy.deepcopy(table.items.get(hash_value))))
-            try:
-                original(self, transact_items)
-            except Exception:
-                for table, hash_value, before in reversed(saved):
-                    if before is None:
-                        table.items.pop(hash_value, None)
-                    else:
-                        table.items[hash_value] = before
-                raise
+        saved: list[tuple[Any, Any, Any]] = []
+        for entry in transact_items:
+            for op in entry.values():
+                table = self.tables.get(op.get("TableName"))
+                key = op.get("Item") or op.get("Key") or {}
+                if table is None or table.hash_key_attr not in key:
+                    continue  # moto's own validation answers
+                hash_value = DynamoType(key[table.hash_key_attr])
+                saved.append((table, hash_value, copy.deepcopy(table.items.get(hash_value))))
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_value, before in reversed(saved):
+                if before is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = before
+            raise
 
-    transact_write_items._fast = True  # type: ignore[attr-defined]
-    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    for name in ("put_item", "update_item", "delete_item"):
-        single = getattr(backend, name)
-
-        def locked(self: Any, *args: Any, _single: Any = single, **kwargs: Any) -> Any:
-            with _DYNAMODB_WRITES:
-                return _single(self, *args, **kwargs)
-
-        setattr(backend, name, locked)
+    patch(backend, "transact_write_items", transact_write_items)
 
 
-def fast_moto_conditions() -> None:
+def fast_moto_conditions(patch: Setter) -> None:
     """Parse each DynamoDB condition expression once, not twice per item of every request.
 
     moto 5.2.5 lexes and parses a ConditionExpression from scratch every time it checks one, twice per
-    item of a TransactWriteItems (once to validate the names, once to evaluate): 78 % of the time of a
-    100-claim transaction (~0.4 ms per parse), where DynamoDB takes milliseconds for the whole call. A
+    item of a TransactWriteItems (once to validate the names, once to evaluate): most of the time of a
+    100-claim transaction, where DynamoDB takes milliseconds for the whole call. A
     parse depends only on the expression and its attribute names and values, and the tree it returns
     is only read (`Op.expr(item)`), so the parser of an identical (expression, names, values) is
     reused: the same tree, the same names found, the same errors (a failed parse is not kept).
     """
     from moto.dynamodb import comparisons, responses
 
-    if getattr(comparisons.create_condition_expression_parser, "_fast", False):
-        return
     original = comparisons.create_condition_expression_parser
 
     class _ParsedOnce:
@@ -527,26 +501,23 @@ def fast_moto_conditions() -> None:
             parser = parsers[key] = _ParsedOnce(original(expression, names, values))
         return parser
 
-    create_condition_expression_parser._fast = True  # type: ignore[attr-defined]
-    comparisons.create_condition_expression_parser = create_condition_expression_parser  # type: ignore[assignment]
-    responses.create_condition_expression_parser = create_condition_expression_parser  # type: ignore[assignment]
+    patch(comparisons, "create_condition_expression_parser", create_condition_expression_parser)
+    patch(responses, "create_condition_expression_parser", create_condition_expression_parser)
 
 
-def fast_moto_json_requests() -> None:
+def fast_moto_json_requests(patch: Setter) -> None:
     """Parse JSON request members by the keys a request has, not by every member its model declares.
 
     moto 5.2.5 parses every JSON-protocol request (DynamoDB, Batch, ...) against the botocore model,
     visiting each member of each structure, present or not: a DynamoDB AttributeValue declares ten
-    members (S, N, B, ...) and has one, so a 100-Put TransactWriteItems costs ~20 ms of parsing, as
-    much as moto's whole transaction. This parses the members present, each with moto's own member
+    members (S, N, B, ...) and has one, so parsing a 100-Put TransactWriteItems costs as much as
+    moto's whole transaction. This parses the members present, each with moto's own member
     parser, and returns the same dict in the model's member order (same keys, same values, None and
     unknown keys dropped as before). The map from wire name to member is kept on the shape.
     """
     from moto.core import parse
 
     parser_class = parse.BaseJSONParser
-    if getattr(parser_class._parse_structure, "_fast", False):
-        return
 
     def members_by_wire_name(shape: Any) -> dict[str, tuple[int, str, Any]]:
         index = shape.__dict__.get("_fast_wire_names")
@@ -572,6 +543,13 @@ def fast_moto_json_requests() -> None:
             parsed[name] = self._parse_shape(member, raw)
         return parsed
 
-    _parse_structure._fast = True  # type: ignore[attr-defined]
-    _parse_structure._moto = parser_class._parse_structure  # type: ignore[attr-defined]  # tests compare
-    parser_class._parse_structure = _parse_structure  # type: ignore[method-assign]
+    patch(parser_class, "_parse_structure", _parse_structure)
+
+
+SPEEDUPS: dict[str, Callable[[Setter], None]] = {
+    "server": fast_moto_server,
+    "sqs": fast_moto_sqs,
+    "transactions": fast_moto_transactions,
+    "conditions": fast_moto_conditions,
+    "json_requests": fast_moto_json_requests,
+}
