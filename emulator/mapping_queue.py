@@ -8,16 +8,30 @@ pollers can share a queue. They never long-poll: a long poll would hold that loc
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
 
 
+class PollerQueue(Protocol):
+    """What the event source mapping's pollers do with their queue."""
+
+    def receive(self, max_messages: int) -> list[dict[str, Any]]: ...
+    def delete(self, receipt_handles: list[str]) -> None: ...
+    def change_visibility(self, receipt_handle: str, visibility_timeout: int) -> None: ...
+    def is_empty(self) -> bool: ...
+
+
+# (queue URL, concurrent pollers) -> the pollers' queue
+PollerQueueFactory = Callable[[str, int], PollerQueue]
+
+
 class MappingQueue:
     """Receive, delete and return messages of one queue (ReceiveMessage's response shape)."""
 
-    def __init__(self, queue_url: str, *, max_connections: int = 10) -> None:
+    def __init__(self, queue_url: str, max_connections: int = 10) -> None:
         self.queue_url = queue_url
         # one connection per concurrent poller, so none waits for another's socket
         self._sqs: Any = boto3.client("sqs", config=Config(max_pool_connections=max(10, max_connections)))

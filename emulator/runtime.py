@@ -24,7 +24,7 @@ from emulator.handlers import (
     layer_python_dirs,
     load_handler,
 )
-from emulator.mapping_queue import MappingQueue
+from emulator.mapping_queue import MappingQueue, PollerQueueFactory
 from emulator.moto_server import REGION
 from emulator.shim import SqsEventSource
 from emulator.stack import FunctionInfo, Stack
@@ -154,6 +154,7 @@ class LambdaRuntime:
         retry_visibility_seconds: int | None = None,
         idle_timeout: float = 30.0,
         environments: ExecutionEnvironments | None = None,
+        queue_factory: PollerQueueFactory = MappingQueue,
     ) -> int:
         """Poll the function's real queue until it is empty, as its event source mapping would.
 
@@ -171,12 +172,13 @@ class LambdaRuntime:
         failed to this many seconds instead (tests that redeliver failures on a 420 s queue use 0).
         Stops when the queue has nothing visible or in flight, or after `idle_timeout` seconds.
         Returns the number of invocations. The handler runs on the poller's thread, or in one of
-        `environments` (worker processes, emulator/environments.py) when given.
+        `environments` (worker processes, emulator/environments.py) when given. The pollers reach the
+        queue through `queue_factory(queue URL, pollers)`: SQS over HTTP unless told otherwise.
         """
         source = self.event_source(logical_id)
         if not source.enabled:
             return 0
-        queue = MappingQueue(self.stack.queue_url(source.queue), max_connections=source.max_concurrency)
+        queue = queue_factory(self.stack.queue_url(source.queue), source.max_concurrency)
         queue_arn = self.stack.queue_arn(source.queue)
         batch_size = max(1, source.batch_size)
         window = source.batching_window_seconds

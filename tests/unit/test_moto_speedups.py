@@ -3,7 +3,8 @@
 The burst benchmark can run on these speedups (`--fast-moto`); the rest of the suite never does.
 Each test runs on moto as released and again with the speedups installed (undone afterwards), and
 pins the answers they could get wrong: parsed requests, condition checks with changing values, queue
-counts, receipt handles, and what the event source mapping's poller relies on.
+counts, receipt handles, and what the event source mapping's pollers rely on (over HTTP, and the
+in-process `DirectQueue` the benchmark's pollers use with the speedups).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +23,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from bench import moto_speedups
-from emulator.mapping_queue import MappingQueue
+from bench.moto_speedups import DirectQueue
+from emulator.mapping_queue import MappingQueue, PollerQueue
+from emulator.moto_server import ACCOUNT_ID, REGION
 
 
 @pytest.fixture(params=["moto as released", "with speedups"])
@@ -147,7 +151,8 @@ def test_queue_counts_stay_right_while_sends_skip_them(aws: None):
     assert all(len(h) == 185 and h.isalpha() and h.islower() for h in handles)
 
 
-def test_the_mapping_queue_receives_deletes_returns_and_redrives_like_the_api(aws: None):
+@pytest.mark.parametrize("pollers", ["over HTTP", "in-process"])
+def test_the_pollers_queue_receives_deletes_returns_and_redrives_like_the_api(aws: None, pollers: str):
     sqs: Any = boto3.client("sqs", region_name="us-east-1")
     dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
     dlq_attributes = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]
@@ -165,7 +170,11 @@ def test_the_mapping_queue_receives_deletes_returns_and_redrives_like_the_api(aw
             MessageBody=body,
             MessageAttributes={"kind": {"DataType": "String", "StringValue": body}},
         )
-    queue = MappingQueue(url)
+    queue: PollerQueue = (
+        MappingQueue(url)
+        if pollers == "over HTTP"
+        else DirectQueue(url, threading.Lock(), ACCOUNT_ID, REGION)
+    )
 
     first = {m["Body"]: m for m in queue.receive(10)}
     assert set(first) == {"keep", "poison"}
