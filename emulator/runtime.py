@@ -155,6 +155,7 @@ class LambdaRuntime:
         idle_timeout: float = 30.0,
         environments: ExecutionEnvironments | None = None,
         queue_factory: PollerQueueFactory = MappingQueue,
+        wait_out_window: bool = True,
     ) -> int:
         """Poll the function's real queue until it is empty, as its event source mapping would.
 
@@ -170,6 +171,8 @@ class LambdaRuntime:
 
         `retry_visibility_seconds` fast-forwards that wait: the pollers set the visibility of what
         failed to this many seconds instead (tests that redeliver failures on a 420 s queue use 0).
+        `wait_out_window=False` fast-forwards the batching window: a batch is invoked as soon as the
+        queue has nothing more to give (the demo, where nothing else is on its way).
         Stops when the queue has nothing visible or in flight, or after `idle_timeout` seconds.
         Returns the number of invocations. The handler runs on the poller's thread, or in one of
         `environments` (worker processes, emulator/environments.py) when given. The pollers reach the
@@ -199,7 +202,7 @@ class LambdaRuntime:
                         records.append(sqs_record(message, queue_arn))
                         size = len(json.dumps(records[-1]))
                         payload, largest = payload + size, max(largest, size)
-                elif not window or not records:
+                elif not window or not records or not wait_out_window:
                     break  # nothing (more) to give, and no window to wait out
                 else:
                     time.sleep(0.05)
