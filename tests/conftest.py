@@ -185,7 +185,9 @@ def emulator_parameters() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def _emulator_process(emulator_parameters: dict[str, str]) -> Iterator[Emulator]:
+def module_emulator(emulator_parameters: dict[str, str]) -> Iterator[Emulator]:
+    """The test module's emulator: one moto server, started once. Tests take `local` (a fresh account
+    with template.yaml deployed); a test that deploys in its own steps may take this one."""
     from bench.moto_speedups import installed_speedups
     from emulator.core import Emulator
 
@@ -196,23 +198,24 @@ def _emulator_process(emulator_parameters: dict[str, str]) -> Iterator[Emulator]
         yield local
 
 
-def _fresh_account(emulator: Emulator, template_path: Path | None = None) -> Emulator:
+def fresh_account(emulator: Emulator) -> Emulator:
+    """Drop every resource in the emulator's moto server and every message its Slack stand-in got."""
     emulator.server.reset()
     if emulator.slack is not None:
         emulator.slack.reset()
-    emulator.deploy(template_path)
     return emulator
 
 
 @pytest.fixture
-def local(_emulator_process: Emulator) -> Emulator:
+def local(module_emulator: Emulator) -> Emulator:
     """A fresh account with template.yaml deployed into it (about a second)."""
-    return _fresh_account(_emulator_process)
+    fresh_account(module_emulator).deploy()
+    return module_emulator
 
 
 @pytest.fixture
 def deploy_edited_template(
-    _emulator_process: Emulator, tmp_path: Path
+    module_emulator: Emulator, tmp_path: Path
 ) -> Callable[[Callable[[dict[str, Any]], None]], Emulator]:
     """`deploy_edited_template(edit)`: a fresh account with a copy of template.yaml, changed by
     `edit(template)`, deployed into it. The copy lives in a temporary directory; its code paths still
@@ -224,6 +227,7 @@ def deploy_edited_template(
         edit(template)
         path = tmp_path / "template.yaml"
         path.write_text(json.dumps(template), encoding="utf-8")  # JSON is YAML
-        return _fresh_account(_emulator_process, path)
+        fresh_account(module_emulator).deploy(path)
+        return module_emulator
 
     return deploy

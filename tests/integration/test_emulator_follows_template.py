@@ -162,10 +162,12 @@ def test_function_response_types_decide_whether_a_partial_failure_is_retried(
 
 
 def test_a_failed_message_comes_back_when_the_queues_visibility_timeout_ends(deploy_edited_template: Deploy):
-    # Given the intake queue hides a received message for 1 s and parks it after 2 receives
+    # Given the intake queue hides a received message for 1 s and parks it after 2 receives (and no
+    # batching window, which would outlast the timeout and gather the message twice in one batch)
     def edit(template: Template) -> None:
         intake_queue(template)["VisibilityTimeout"] = 1
         template["Parameters"]["IntakeMaxReceiveCount"]["Default"] = 2
+        sqs_mapping(template)["MaximumBatchingWindowInSeconds"] = 0
 
     local = deploy_edited_template(edit)
     send_to_intake(local, ["not json {"])
