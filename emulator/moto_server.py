@@ -120,8 +120,9 @@ class OneRequestAtATime:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = WireRequest(environ)
-        if request.target and self.listeners:
-            request.body()  # read (JSON-protocol requests are small) before moto consumes the stream
+        # Read the body off the socket before taking the lock (a slow sender must not hold moto), and
+        # so listeners can read it after moto has.
+        request.body()
         for interceptor in list(self.interceptors):
             answer = interceptor(request)
             if answer is not None:
