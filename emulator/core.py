@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
 import boto3
-from moto.batch.models import batch_backends
 from moto.events.models import EventPattern
 
-from emulator import moto_patches
+from emulator.handlers import Invocation
+from emulator.job_objects import ObjectId, manifest_objects, objects_run
 from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer, failing_batch_jobs
-from emulator.runtime import Invocation, LambdaRuntime
-from emulator.shim import Schedule, Shim
-from emulator.stack import Stack, _referenced_logical_id, deploy
+from emulator.runtime import LambdaRuntime
+from emulator.sam import TEMPLATE_PATH
+from emulator.shim import Rule, Schedule, Shim
+from emulator.stack import Stack, deploy, referenced_logical_id
 
 _ASYNC_TRIGGERS = {"ScheduleV2", "Schedule", "EventBridgeRule", "CloudWatchEvent", "SNS", "S3"}
 WEBHOOK_SECRET_ENV = "SLACK_WEBHOOK_SECRET_NAME"  # noqa: S105 - an env var name, not a secret
@@ -42,10 +45,10 @@ class Emulator:
         parameter_overrides: dict[str, str] | None = None,
         *,
         with_slack: bool = True,
-        patch_moto: bool = True,
+        template_path: Path = TEMPLATE_PATH,
     ) -> None:
         self.parameter_overrides = parameter_overrides or {}
-        self.patch_moto = patch_moto
+        self.template_path = template_path
         self.with_slack = with_slack
         self.server = MotoServer()
         self.slack: Any = None
@@ -53,11 +56,10 @@ class Emulator:
         self.shim: Shim
         self.runtime: LambdaRuntime
         self._published: set[tuple[str, str]] = set()
+        self._exits: dict[str, tuple[int, str]] = {}  # job id -> (exit code, reason), see jobs_fail
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Emulator:
-        if self.patch_moto:  # moto's deep-queue and transaction costs and races (emulator/moto_patches.py)
-            moto_patches.apply()
         self.server.start()
         # moto's backends are process-wide: a stack left by an earlier Emulator in this process (another
         # test module) would make this deploy fail with "stack already exists".
@@ -70,14 +72,16 @@ class Emulator:
         self.deploy()
         return self
 
-    def deploy(self) -> None:
+    def deploy(self, template_path: Path | None = None) -> None:
+        """Deploy template.yaml (or `template_path`, whose code paths are relative to the repository)."""
         reset_process_state()
-        self.stack = deploy(self.parameter_overrides)
+        self.stack = deploy(self.parameter_overrides, template_path=template_path or self.template_path)
         self.shim = Shim(self.stack)
         self.shim.apply()
         self._store_webhook_secret()
-        self.runtime = LambdaRuntime(self.stack)
+        self.runtime = LambdaRuntime(self.stack, self.shim.sqs_event_sources(), self.shim.redrive_policy)
         self._published.clear()
+        self._exits.clear()
 
     def stop(self) -> None:
         if self.slack is not None:
@@ -115,8 +119,8 @@ class Emulator:
         types = {str(t.get("Type")) for t in self.stack.functions[logical_id].triggers.values()}
         # A function may read a queue through an AWS::Lambda::EventSourceMapping of its own, not a SAM event.
         for mapping in self.stack.event_source_mappings:
-            source = _referenced_logical_id(mapping.get("EventSourceArn")) or ""
-            if _referenced_logical_id(mapping.get("FunctionName")) == logical_id:
+            source = referenced_logical_id(mapping.get("EventSourceArn")) or ""
+            if referenced_logical_id(mapping.get("FunctionName")) == logical_id:
                 from_queue = self.stack.resource_type(source) == "AWS::SQS::Queue"
                 types.add("SQS" if from_queue else "EventSourceMapping")
         return types
@@ -124,7 +128,7 @@ class Emulator:
     def invoke(self, logical_id: str, event: Any) -> Invocation:
         """Deliver `event` to the function with the semantics of its trigger in the template."""
         triggers = self.trigger_types(logical_id)
-        if "SQS" in triggers:
+        if logical_id in self.runtime.event_sources:  # SQS, from the template's event source mappings
             return self.runtime.invoke_sqs_event(logical_id, event)
         if triggers & _ASYNC_TRIGGERS:
             return self.runtime.invoke_async(logical_id, event, self.shim.async_retry_attempts(logical_id))
@@ -133,10 +137,16 @@ class Emulator:
     def schedules(self) -> list[Schedule]:
         return self.shim.schedules()
 
-    def tick(self, scheduled_time: str | None = None, schedule: Schedule | None = None) -> Invocation:
-        """Fire a schedule as EventBridge Scheduler would (async invoke of its target)."""
+    def tick(self, scheduled_time: str | None = None, schedule: Schedule | None = None) -> Invocation | None:
+        """Fire a schedule as EventBridge Scheduler would (async invoke of its target).
+
+        A schedule whose State is DISABLED does not fire: nothing is invoked and None is returned.
+        """
         schedule = schedule or self.schedules()[0]
         when = scheduled_time or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if not schedule.enabled:
+            print(f"[emulator] schedule {schedule.logical_id} is DISABLED: not fired", file=sys.stderr)
+            return None
         if schedule.target_function is None:
             raise RuntimeError(f"schedule {schedule.logical_id} does not target a function of this stack")
         return self.invoke(schedule.target_function, schedule.input_for(when))
@@ -156,19 +166,31 @@ class Emulator:
     ) -> Iterator[None]:
         """Jobs submitted inside this block FAIL, as if their container exited with `exit_code`.
 
-        moto's no-Docker Batch has no container to produce an exit code, so the emulator writes
-        the one a real container would have reported onto each attempt.
+        moto's no-Docker Batch fails them (MOTO_SIMPLE_BATCH_FAIL_AFTER) but has no container to
+        report an exit code: the emulator notes the jobs that appeared in the block (ListJobs before
+        and after) and shows the exit code and reason on them wherever it describes jobs.
         """
-        backend = batch_backends[ACCOUNT_ID][REGION]
-        before = set(backend._jobs)
+        before = {job["jobId"] for job in self._job_summaries()}
         with failing_batch_jobs():
             yield
-        for job_id in set(backend._jobs) - before:
-            job = backend._jobs[job_id]
-            job.job_stopped_reason = reason
-            for attempt in job.attempts:
-                attempt.setdefault("container", {}).update(exitCode=exit_code, reason=reason)
-                attempt["statusReason"] = reason
+        for job in self._job_summaries():
+            if job["jobId"] not in before:
+                self.job_exited(job["jobId"], exit_code, reason)
+
+    def job_exited(self, job_id: str, exit_code: int, reason: str) -> None:
+        """Show job `job_id`'s last attempt as exited with `exit_code` for `reason` (a FAILED job)."""
+        self._exits[job_id] = (exit_code, reason)
+
+    def _with_exit(self, job: dict[str, Any]) -> dict[str, Any]:
+        exited = self._exits.get(job["jobId"])
+        if exited is None or job.get("status") != "FAILED":
+            return job
+        exit_code, reason = exited
+        attempts = [dict(attempt) for attempt in job.get("attempts", [])]
+        for attempt in attempts:
+            attempt["container"] = {**attempt.get("container", {}), "exitCode": exit_code, "reason": reason}
+            attempt["statusReason"] = reason
+        return {**job, "statusReason": reason, "attempts": attempts}
 
     # -- Batch state changes -----------------------------------------------------------------------
     def batch_event(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -187,10 +209,7 @@ class Emulator:
             if job["status"] not in {"SUCCEEDED", "FAILED"} or marker in self._published:
                 continue
             self._published.add(marker)
-            event = self.batch_event(job)
-            for rule in rules:
-                if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
-                    invocations.extend(self.invoke(target, event) for target in rule.target_functions)
+            invocations.extend(self.publish_event(self.batch_event(job), rules))
         return invocations
 
     def submit_array_job(self, name: str, size: int) -> str:
@@ -205,10 +224,15 @@ class Emulator:
             )["jobId"]
         )
 
-    def publish_event(self, event: dict[str, Any]) -> list[Invocation]:
-        """Put one event on the default bus: every rule of the template whose pattern matches delivers it."""
+    def publish_event(self, event: dict[str, Any], rules: list[Rule] | None = None) -> list[Invocation]:
+        """Put one event on the default bus: every enabled rule of the template whose pattern matches
+        delivers it to its target functions.
+
+        moto's EventBridge does not implement TestEventPattern, so the pattern is matched with moto's
+        own matcher (the one its PutEvents uses).
+        """
         invocations: list[Invocation] = []
-        for rule in self.shim.rules():
+        for rule in self.shim.rules() if rules is None else rules:
             if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
                 invocations.extend(self.invoke(target, event) for target in rule.target_functions)
         return invocations
@@ -241,21 +265,18 @@ class Emulator:
         return self.publish_event(self.queue_blocked_event(status_reason, job))
 
     def release_delayed(self, function_logical_id: str) -> int:
-        """Make the delayed messages of the function's queue visible now (fast-forward SQS DelaySeconds)."""
-        from moto.sqs.models import sqs_backends
+        """Deliver the delayed messages of the function's queue now (fast-forward SQS DelaySeconds).
 
-        queue_id = self.runtime.mapping_for(function_logical_id).get("EventSourceArn")
-        logical_id = _referenced_logical_id(queue_id)
-        if logical_id is None:
-            raise KeyError(f"cannot resolve the queue of {function_logical_id}")
-        name = self.stack.queue_url(logical_id).rsplit("/", 1)[-1]
-        queue = sqs_backends[ACCOUNT_ID][REGION].queues[name]
-        released = 0
-        for message in list(queue._messages):
-            if message.delayed:
-                message.delayed_until = 0
-                released += 1
-        return released
+        Each message sent to the queue with a delay still running is sent again without one (the
+        server noted it from the wire: emulator/moto_server.py `DelayedMessages`).
+        """
+        queue = self.runtime.event_source(function_logical_id).queue
+        url = self.stack.queue_url(queue)
+        sqs: Any = boto3.client("sqs")
+        pending = self.server.delayed_messages.take_pending(url.rsplit("/", 1)[-1])
+        for message in pending:
+            sqs.send_message(QueueUrl=url, **message.send_parameters())
+        return len(pending)
 
     def close_storm_windows(self, function_logical_id: str = "StormDigestFunction") -> int:
         """Let time pass until every open failure window closes: release the delayed closes, run them."""
@@ -266,60 +287,88 @@ class Emulator:
     def job_queue_arns(self) -> list[str]:
         return [self.stack.physical_ids[q] for q in self.stack.resources_of_type("AWS::Batch::JobQueue")]
 
-    def describe_jobs(self) -> list[dict[str, Any]]:
-        batch = boto3.client("batch")
-        ids: list[str] = []
+    def _job_summaries(self) -> list[dict[str, Any]]:
+        """ListJobs of our queues, every status (array children included, as moto lists them)."""
+        batch: Any = boto3.client("batch")
+        summaries: list[dict[str, Any]] = []
         for queue in self.job_queue_arns():
-            summaries = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["*"]}])
-            ids.extend(s["jobId"] for s in summaries.get("jobSummaryList", []))
+            for page in batch.get_paginator("list_jobs").paginate(
+                jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["*"]}]
+            ):
+                summaries.extend(page.get("jobSummaryList", []))
+        return summaries
+
+    def describe_jobs(self) -> list[dict[str, Any]]:
+        """Every job in our queues (array children included), described, oldest first."""
+        batch: Any = boto3.client("batch")
+        ids = [job["jobId"] for job in self._job_summaries()]
         jobs: list[dict[str, Any]] = []
         for start in range(0, len(ids), 100):
             jobs.extend(batch.describe_jobs(jobs=ids[start : start + 100])["jobs"])
-        return sorted(jobs, key=lambda j: j.get("createdAt", 0))
+        return sorted((self._with_exit(job) for job in jobs), key=lambda j: j.get("createdAt", 0))
 
     def jobs_submitted(self) -> list[dict[str, Any]]:
-        """Every top-level job in our queues, in submission order, with what it was submitted with."""
-        backend = batch_backends[ACCOUNT_ID][REGION]
-        queues = set(self.job_queue_arns())
+        """Every top-level job in our queues, in submission order, with what it was submitted with.
+
+        DescribeJobs shows the job definition's parameter defaults and container merged with what the
+        submit gave: the parameters and environment entries the job definition does not have (or has
+        with another value) are the `parameters` and `containerOverrides` the job was submitted with.
+        """
+        batch: Any = boto3.client("batch")
+        definitions: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         jobs = []
-        for job in list(backend._jobs.values()):
-            if job.job_queue.arn not in queues or ":" in job.job_id:  # array children carry id:index
+        for job in self.describe_jobs():
+            if ":" in job["jobId"]:  # array children carry <parent id>:<index>
                 continue
+            arn = job["jobDefinition"]
+            if arn not in definitions:
+                (definition,) = batch.describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"]
+                environment = definition.get("containerProperties", {}).get("environment", [])
+                definitions[arn] = (
+                    dict(definition.get("parameters") or {}),
+                    {e["name"]: e["value"] for e in environment},
+                )
+            default_parameters, default_environment = definitions[arn]
             jobs.append(
                 {
-                    "jobName": job.job_name,
-                    "jobId": job.job_id,
-                    "jobQueue": job.job_queue.arn,
-                    "jobDefinition": job.job_definition.arn,
-                    "parameters": dict(job.parameters or {}),
-                    "containerOverrides": dict(job.container_overrides or {}),
-                    "status": getattr(job.status, "value", str(job.status)),
-                    "createdAt": job.job_created_at.isoformat() if job.job_created_at else None,
+                    "jobName": job["jobName"],
+                    "jobId": job["jobId"],
+                    "jobQueue": job["jobQueue"],
+                    "jobDefinition": arn,
+                    "parameters": {
+                        name: value
+                        for name, value in (job.get("parameters") or {}).items()
+                        if default_parameters.get(name) != value
+                    },
+                    "containerOverrides": _overrides(job, default_environment),
+                    "status": job["status"],
+                    "createdAt": job.get("createdAt"),
+                    "arrayProperties": job.get("arrayProperties", {}),
                 }
             )
-        return sorted(jobs, key=lambda j: j["createdAt"] or "")
+        return jobs
 
-    def jobs_per_object(self) -> tuple[Counter[tuple[str, str]], int]:
-        """How many jobs each (bucket, key) got, and the number of SubmitJob calls that created them.
+    def jobs_per_object(self) -> tuple[Counter[ObjectId], int]:
+        """How many job runs each (bucket, key) got, and the number of SubmitJob calls that created jobs.
 
-        An array job counts once per child, each child being the object on its line of the manifest.
+        An array job counts once per child that ran, each child being the object on its line of the
+        manifest (emulator/job_objects.py).
         """
         s3: Any = boto3.client("s3")
-        per_object: Counter[tuple[str, str]] = Counter()
+        batch: Any = boto3.client("batch")
         jobs = self.jobs_submitted()
-        for job in jobs:
-            params = job["parameters"]
-            # moto fills parameters the job left out with the job definition's defaults ("none")
-            if params.get("manifestKey", "none") != "none":
-                body = s3.get_object(Bucket=params["manifestBucket"], Key=params["manifestKey"])[
-                    "Body"
-                ].read()
-                for line in body.decode("utf-8").splitlines():
-                    entry = json.loads(line)
-                    per_object[(entry["bucket"], entry["key"])] += 1
-            elif params.get("key", "none") != "none":
-                per_object[(params["bucket"], params["key"])] += 1
-        return per_object, len(jobs)
+
+        def children_of(job_id: str) -> list[dict[str, Any]]:
+            return [
+                summary
+                for page in batch.get_paginator("list_jobs").paginate(arrayJobId=job_id)
+                for summary in page.get("jobSummaryList", [])
+            ]
+
+        def manifest_of(bucket: str, key: str) -> list[ObjectId]:
+            return manifest_objects(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+        return objects_run(jobs, children_of, manifest_of), len(jobs)
 
     def dlq_messages(self) -> dict[str, list[str]]:
         sqs: Any = boto3.client("sqs")
@@ -354,6 +403,19 @@ class Emulator:
             "slack_messages": self.slack_messages(),
             "dlq_messages": self.dlq_messages(),
         }
+
+
+def _overrides(job: dict[str, Any], definition_environment: dict[str, str]) -> dict[str, Any]:
+    """The container environment a described job has beyond its job definition's."""
+    environment: dict[str, str] = {}
+    for entry in job.get("container", {}).get("environment", []):
+        name, value = entry["name"], entry["value"]
+        if name == "AWS_BATCH_JOB_ID" or definition_environment.get(name) == value:
+            continue  # Batch's own, or the job definition's
+        environment.setdefault(name, value)
+    if not environment:
+        return {}
+    return {"environment": [{"name": k, "value": v} for k, v in environment.items()]}
 
 
 def aws_batch_event(detail_type: str, detail: dict[str, Any], resources: list[str]) -> dict[str, Any]:

@@ -3,13 +3,13 @@
 `LambdaRuntime.invoke` runs a handler on the caller's thread: simple, and what the tests use (they
 patch handler internals and read in-process state). But every concurrent invocation then shares one
 interpreter lock with moto's server, so a burst measures one core, where Lambda gives each
-concurrent invocation its own execution environment. `ExecutionEnvironments(runtime, id, count)`
+concurrent invocation its own execution environment. `ExecutionEnvironments(stack, id, count)`
 starts `count` worker processes (spawned, so none inherits the server's threads or locks), loads the
 handler in each, and waits until all are warm; `invoke(event)` then runs the handler in an idle one,
 talking to moto over HTTP like any AWS client. Each process runs one invocation at a time, with the
 function's deployed environment variables, as Lambda does.
 
-    with ExecutionEnvironments(local.runtime, "S3SubmitFunction", 5) as environments:
+    with ExecutionEnvironments(local.stack, "S3SubmitFunction", 5) as environments:
         local.drain("S3SubmitFunction", environments=environments)
 
 Anything installed on the parent's clients (emulator.throttle's client hook, test fakes) does not
@@ -18,7 +18,6 @@ reach the workers: throttle in the server instead (`SubmitJobThrottle.in_front_o
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -26,10 +25,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from emulator.runtime import Invocation, LambdaRuntime
+from emulator.handlers import (
+    Invocation,
+    LocalContext,
+    environment_values,
+    handler_error,
+    layer_python_dirs,
+    load_handler,
+)
+from emulator.stack import Stack
 
 # -- in the worker process -------------------------------------------------------------------------
 
@@ -48,25 +54,6 @@ def _start_worker(layer_dirs: list[str], output_path: str | None, all_warm: Any)
     _all_warm = all_warm
 
 
-def load_handler(logical_id: str, code_dir: Path, handler: str) -> Callable[[Any, Any], Any]:
-    """Import a function's handler (`module.attribute`) from its CodeUri, as Lambda's init does."""
-    module_file, _, attribute = handler.rpartition(".")
-    path = code_dir / f"{module_file.replace('.', '/')}.py"
-    spec = importlib.util.spec_from_file_location(f"_fn_{logical_id}", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load handler {handler} from {code_dir}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    loaded: Callable[[Any, Any], Any] = getattr(module, attribute)
-    return loaded
-
-
-def handler_error(logical_id: str, exc: BaseException) -> dict[str, str]:
-    """What Lambda reports for a handler that raised (errorType, errorMessage), also on stderr."""
-    print(f"[emulator] {logical_id} raised {type(exc).__name__}: {exc}", file=sys.stderr)
-    return {"type": type(exc).__name__, "message": str(exc)}
-
-
 def _handler(request: dict[str, Any]) -> Callable[[Any, Any], Any]:
     os.environ.update(request["environment"])  # one invocation at a time in this process
     logical_id = request["logical_id"]
@@ -83,8 +70,6 @@ def _warm_up(request: dict[str, Any]) -> int:
 
 
 def _invoke(request: dict[str, Any]) -> dict[str, Any]:
-    from emulator.runtime import LocalContext
-
     handler = _handler(request)
     context = LocalContext(function_name=request["function_name"], timeout_seconds=request["timeout"])
     try:
@@ -99,10 +84,8 @@ def _invoke(request: dict[str, Any]) -> dict[str, Any]:
 class ExecutionEnvironments:
     """`count` warm execution environments of `logical_id`, one process each."""
 
-    def __init__(
-        self, runtime: LambdaRuntime, logical_id: str, count: int, *, output_path: str | None = None
-    ) -> None:
-        self.runtime = runtime
+    def __init__(self, stack: Stack, logical_id: str, count: int, *, output_path: str | None = None) -> None:
+        self.stack = stack
         self.logical_id = logical_id
         self.count = max(1, count)
         context = multiprocessing.get_context("spawn")
@@ -110,26 +93,24 @@ class ExecutionEnvironments:
         self._pool = context.Pool(
             self.count,
             initializer=_start_worker,
-            initargs=(runtime.layer_python_dirs(), output_path, all_warm),
+            initargs=(layer_python_dirs(stack), output_path, all_warm),
         )
         # One warm-up per process: each waits at the barrier until all `count` are loaded.
         self.pids = self._pool.map(_warm_up, [self._request(None)] * self.count, chunksize=1)
 
     def _request(self, event: Any) -> dict[str, Any]:
-        info = self.runtime.stack.functions[self.logical_id]
+        info = self.stack.functions[self.logical_id]
         return {
             "logical_id": self.logical_id,
             "code_dir": str(info.code_dir),
             "handler": info.handler,
-            "environment": self.runtime.environment_values(info),
+            "environment": environment_values(info),
             "function_name": info.physical_name,
             "timeout": info.timeout,
             "event": json.dumps(event),
         }
 
     def invoke(self, event: Any) -> Invocation:
-        from emulator.runtime import Invocation
-
         answer = self._pool.apply(_invoke, (self._request(event),))
         return Invocation(result=answer["result"], error=answer["error"])
 

@@ -16,7 +16,7 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.cloudformation.parsing import clean_json
 
 from emulator.moto_server import ACCOUNT_ID, REGION
-from emulator.stack import Stack, _referenced_logical_id
+from emulator.stack import Stack, referenced_logical_id
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,33 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Rule:
-    """An EventBridge rule with its pattern and the functions it targets."""
+    """An enabled EventBridge rule with its pattern and the functions it targets."""
 
     logical_id: str
     pattern: dict[str, Any]
     target_functions: list[str]
+
+
+# What Lambda's SQS poller does when the mapping sets no ScalingConfig.MaximumConcurrency: it starts
+# with five concurrent batches (and scales up from there, which the emulator does not model).
+DEFAULT_SQS_CONCURRENCY = 5
+
+
+@dataclass(frozen=True)
+class SqsEventSource:
+    """An SQS event source mapping of the template (moto's Lambda would run Docker; the emulator polls).
+
+    Every setting is the mapping's own, with Lambda's defaults where the template sets none.
+    """
+
+    logical_id: str
+    function: str  # logical id
+    queue: str  # logical id
+    batch_size: int
+    batching_window_seconds: float
+    max_concurrency: int
+    report_batch_item_failures: bool  # FunctionResponseTypes has ReportBatchItemFailures
+    enabled: bool
 
 
 class Resolver:
@@ -68,7 +90,8 @@ class Resolver:
         return not condition or bool(self._resource_map.lazy_condition_map[condition])
 
     def __call__(self, node: Any) -> Any:
-        return clean_json(node, self._resource_map)
+        """`node` with its intrinsic functions resolved; AWS::NoValue entries dropped."""
+        return _strip_no_value(clean_json(node, self._resource_map))
 
 
 def _strip_no_value(node: Any) -> Any:
@@ -102,7 +125,7 @@ class Shim:
             config = resource.get("Properties", {}).get("NotificationConfiguration")
             if not config:
                 continue
-            resolved = _strip_no_value(self.resolve(config))
+            resolved = self.resolve(config)
             api_config: dict[str, Any] = {}
             for cfn_key, api_key, arn_key, target_key in (
                 ("QueueConfigurations", "QueueConfigurations", "QueueArn", "Queue"),
@@ -141,7 +164,7 @@ class Shim:
     def schedules(self) -> list[Schedule]:
         found = []
         for logical_id, resource in self._created("AWS::Scheduler::Schedule").items():
-            props = _strip_no_value(self.resolve(resource["Properties"]))
+            props = self.resolve(resource["Properties"])
             raw_target = resource["Properties"]["Target"]
             target = props["Target"]
             dlq = raw_target.get("DeadLetterConfig", {}).get("Arn")
@@ -151,10 +174,10 @@ class Shim:
                     name=props.get("Name") or logical_id,
                     expression=props["ScheduleExpression"],
                     enabled=props.get("State", "ENABLED") == "ENABLED",
-                    target_function=_referenced_logical_id(raw_target.get("Arn")),
+                    target_function=referenced_logical_id(raw_target.get("Arn")),
                     input_template=target.get("Input", "{}"),
                     max_retry_attempts=target.get("RetryPolicy", {}).get("MaximumRetryAttempts"),
-                    dead_letter_queue=_referenced_logical_id(dlq) if dlq else None,
+                    dead_letter_queue=referenced_logical_id(dlq) if dlq else None,
                 )
             )
         return found
@@ -164,13 +187,13 @@ class Shim:
         for logical_id, resource in self._created("AWS::Events::Rule").items():
             props = resource["Properties"]
             pattern = props.get("EventPattern")
-            if not pattern:
+            if not pattern or self.resolve(props.get("State", "ENABLED")) != "ENABLED":
                 continue
-            targets = [_referenced_logical_id(t.get("Arn")) for t in props.get("Targets", [])]
+            targets = [referenced_logical_id(t.get("Arn")) for t in props.get("Targets", [])]
             found.append(
                 Rule(
                     logical_id=logical_id,
-                    pattern=_strip_no_value(self.resolve(pattern)),
+                    pattern=self.resolve(pattern),
                     target_functions=[t for t in targets if t in self.stack.functions],
                 )
             )
@@ -180,6 +203,44 @@ class Shim:
         """Lambda's async retries for a function (EventInvokeConfig, default 2)."""
         for resource in self._created("AWS::Lambda::EventInvokeConfig").values():
             props = resource["Properties"]
-            if _referenced_logical_id(props.get("FunctionName")) == function_logical_id:
+            if referenced_logical_id(props.get("FunctionName")) == function_logical_id:
                 return int(props.get("MaximumRetryAttempts", 2))
         return 2
+
+    def sqs_event_sources(self) -> dict[str, SqsEventSource]:
+        """The template's SQS event source mappings, by function logical id (the first, if several)."""
+        found: dict[str, SqsEventSource] = {}
+        for raw in self.stack.event_source_mappings:
+            function = referenced_logical_id(raw.get("FunctionName"))
+            queue = referenced_logical_id(raw.get("EventSourceArn"))
+            if function is None or queue is None or self.stack.resource_type(queue) != "AWS::SQS::Queue":
+                continue
+            props = self.resolve(
+                {k: v for k, v in raw.items() if k not in {"FunctionName", "EventSourceArn"}}
+            )
+            scaling = props.get("ScalingConfig") or {}
+            found.setdefault(
+                function,
+                SqsEventSource(
+                    logical_id=str(raw.get("LogicalId", "")),
+                    function=function,
+                    queue=queue,
+                    batch_size=int(props.get("BatchSize", 10)),
+                    batching_window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+                    max_concurrency=int(scaling.get("MaximumConcurrency", DEFAULT_SQS_CONCURRENCY)),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in (props.get("FunctionResponseTypes") or []),
+                    enabled=str(props.get("Enabled", True)).lower() != "false",
+                ),
+            )
+        return found
+
+    def redrive_policy(self, queue_logical_id: str) -> tuple[int, str | None]:
+        """(maxReceiveCount, DLQ logical id) of a queue, from its RedrivePolicy (0, None without one)."""
+        raw = (
+            self.stack.cfn_template["Resources"][queue_logical_id].get("Properties", {}).get("RedrivePolicy")
+        )
+        if not raw:
+            return 0, None
+        policy = self.resolve(raw)
+        return int(policy.get("maxReceiveCount", 0)), referenced_logical_id(raw.get("deadLetterTargetArn"))

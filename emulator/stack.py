@@ -89,7 +89,7 @@ class Stack:
                 for child in node:
                     visit(child, key)
             if key in {"deadLetterTargetArn", "TargetArn", "Arn", "Destination"} and isinstance(node, dict):
-                ref = _referenced_logical_id(node)
+                ref = referenced_logical_id(node)
                 if ref and self.resource_type(ref) == "AWS::SQS::Queue" and ref not in found:
                     found.append(ref)
 
@@ -101,7 +101,7 @@ class Stack:
         return found
 
 
-def _referenced_logical_id(node: Any) -> str | None:
+def referenced_logical_id(node: Any) -> str | None:
     """`{"Ref": X}` or `{"Fn::GetAtt": [X, ...]}` -> X."""
     if isinstance(node, dict):
         if "Ref" in node:
@@ -256,7 +256,7 @@ def _describe_functions(stack: Stack) -> dict[str, FunctionInfo]:
         dlq = None
         cfn_dlq = stack.cfn_template["Resources"][logical_id]["Properties"].get("DeadLetterConfig", {})
         if cfn_dlq:
-            dlq = _referenced_logical_id(cfn_dlq.get("TargetArn"))
+            dlq = referenced_logical_id(cfn_dlq.get("TargetArn"))
         functions[logical_id] = FunctionInfo(
             logical_id=logical_id,
             code_dir=code_dir,

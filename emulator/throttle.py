@@ -10,9 +10,9 @@ parse the real service's answer.
     client = throttle.install(boto3.client("batch"))   # or throttle.throttled_client()
     clients.use_client("batch", client)
 
-Or in the server itself, for every caller in any process (emulator/environments.py workers):
+Or in the emulator's server itself, for every caller in any process (emulator/environments.py workers):
 
-    with throttle.in_front_of_moto():
+    with throttle.in_front_of_moto(local.server):
         ...
 """
 
@@ -29,11 +29,14 @@ from typing import Any
 import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from emulator.moto_server import MotoServer, WireAnswer, WireRequest
+
 THROTTLED_OPERATION = "SubmitJob"
+SUBMIT_JOB_PATH = "/v1/submitjob"  # Batch's REST path for SubmitJob
 ERROR_CODE = "TooManyRequestsException"
 
 
-class _Body:
+class ResponseBody:
     """The `raw` of an AWSResponse: botocore reads it through `stream()`."""
 
     def __init__(self, data: bytes) -> None:
@@ -100,31 +103,20 @@ class SubmitJobThrottle:
         return self.install(boto3.client("batch", **kwargs))
 
     @contextmanager
-    def in_front_of_moto(self) -> Iterator[SubmitJobThrottle]:
-        """Throttle SubmitJob inside the in-process moto server: one bucket for every caller.
+    def in_front_of_moto(self, server: MotoServer) -> Iterator[SubmitJobThrottle]:
+        """Throttle SubmitJob in the emulator's moto server: one bucket for every caller, in any process.
 
-        moto's Batch answers a call without a token with HTTP 429 TooManyRequestsException, the
-        error the real service returns, so any client (in any process) parses and retries it.
+        A call without a token is answered, before moto sees it, with the HTTP 429
+        TooManyRequestsException the real service returns, so any client parses and retries it.
         """
-        from moto.batch.responses import BatchResponse
-        from moto.core.exceptions import AWSError
 
-        class TooManyRequests(AWSError):
-            TYPE = ERROR_CODE
-            STATUS = 429
+        def answer(request: WireRequest) -> WireAnswer | None:
+            if request.method != "POST" or request.path.rstrip("/") != SUBMIT_JOB_PATH or self._admit():
+                return None
+            return WireAnswer.aws_json_error(429, ERROR_CODE, "Too Many Requests")
 
-        original = BatchResponse.submitjob
-
-        def submitjob(response: Any) -> Any:
-            if not self._admit():
-                raise TooManyRequests("Too Many Requests")
-            return original(response)
-
-        BatchResponse.submitjob = submitjob  # type: ignore[method-assign,assignment]
-        try:
+        with server.intercepting(answer):
             yield self
-        finally:
-            BatchResponse.submitjob = original  # type: ignore[method-assign]
 
     def _admit(self) -> bool:
         """Take a token (always, when disabled) and count the answer."""
@@ -153,4 +145,4 @@ def too_many_requests(url: str) -> AWSResponse:
     headers["x-amzn-ErrorType"] = f"{ERROR_CODE}:http://internal.amazon.com/coral/com.amazonaws.batch/"
     headers["x-amzn-RequestId"] = "00000000-0000-0000-0000-000000000429"
     headers["Content-Length"] = str(len(body))
-    return AWSResponse(url, 429, headers, _Body(body))
+    return AWSResponse(url, 429, headers, ResponseBody(body))

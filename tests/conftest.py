@@ -1,4 +1,5 @@
-"""Shared test fixtures: loopback-only network, fake AWS credentials, event files, Lambda context."""
+"""Shared test fixtures: loopback-only network, fake AWS credentials, event files, Lambda context, and
+the emulator (template.yaml deployed into moto as released)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import json
 import socket
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from emulator.core import Emulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = REPO_ROOT / "events"
@@ -184,3 +189,61 @@ def moto_batch(monkeypatch: pytest.MonkeyPatch) -> Any:
         execution_environment.reset()
         yield MotoBatch(job_queue_arn=queue, job_definition_arn=definition, table_name="idempotency")
         execution_environment.reset()
+
+
+# --- the emulator: one moto server per test module, a freshly deployed stack per test ----------------
+
+
+@pytest.fixture(scope="module")
+def emulator_parameters() -> dict[str, str]:
+    """Template parameters of the module's stack; a test module overrides this fixture to set some."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def module_emulator(emulator_parameters: dict[str, str]) -> Iterator[Emulator]:
+    """The test module's emulator: one moto server, started once. Tests take `local` (a fresh account
+    with template.yaml deployed); a test that deploys in its own steps may take this one."""
+    from bench.moto_speedups import installed_speedups
+    from emulator.core import Emulator
+
+    # The suite runs on moto as users get it: nothing may have left the benchmark's speedups installed.
+    assert installed_speedups() == [], "moto is patched; tests must run on moto as released"
+    # The module-scoped fixture runs outside the per-test loopback guard; moto only binds 127.0.0.1.
+    with Emulator(emulator_parameters) as local:
+        yield local
+
+
+def fresh_account(emulator: Emulator) -> Emulator:
+    """Drop every resource in the emulator's moto server and every message its Slack stand-in got."""
+    emulator.server.reset()
+    if emulator.slack is not None:
+        emulator.slack.reset()
+    return emulator
+
+
+@pytest.fixture
+def local(module_emulator: Emulator) -> Emulator:
+    """A fresh account with template.yaml deployed into it (about a second)."""
+    fresh_account(module_emulator).deploy()
+    return module_emulator
+
+
+@pytest.fixture
+def deploy_edited_template(
+    module_emulator: Emulator, tmp_path: Path
+) -> Callable[[Callable[[dict[str, Any]], None]], Emulator]:
+    """`deploy_edited_template(edit)`: a fresh account with a copy of template.yaml, changed by
+    `edit(template)`, deployed into it. The copy lives in a temporary directory; its code paths still
+    resolve from the repository."""
+    from emulator.sam import load_template
+
+    def deploy(edit: Callable[[dict[str, Any]], None]) -> Emulator:
+        template = load_template()
+        edit(template)
+        path = tmp_path / "template.yaml"
+        path.write_text(json.dumps(template), encoding="utf-8")  # JSON is YAML
+        fresh_account(module_emulator).deploy(path)
+        return module_emulator
+
+    return deploy

@@ -1,6 +1,6 @@
 """Fault injection: the emulator (template.yaml in moto, handlers in-process) with faults put in its way.
 
-Each test gets a freshly deployed stack (one moto server per module) and asserts on real outcomes:
+Each test gets a freshly deployed stack (`local`, tests/conftest.py) and asserts on real outcomes:
 jobs in moto Batch, messages in the Slack stand-in, bodies in the DLQs, and the constant log lines
 the functions write (Powertools JSON on stdout, read back with caplog).
 """
@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -19,27 +19,9 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from emulator.core import Emulator
-from emulator.throttle import _Body
+from emulator.throttle import ResponseBody
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def _emulator_process() -> Iterator[Emulator]:
-    # The module-scoped fixture runs outside the per-test loopback guard; moto only binds 127.0.0.1.
-    with Emulator() as local:
-        yield local
-
-
-@pytest.fixture
-def local(_emulator_process: Emulator) -> Iterator[Emulator]:
-    """A fresh account with template.yaml deployed into it; Lambda's retries come back at once."""
-    _emulator_process.server.reset()
-    if _emulator_process.slack is not None:
-        _emulator_process.slack.reset()
-    _emulator_process.deploy()
-    yield _emulator_process
-    _emulator_process.runtime.retry_delay_seconds = 0.0
 
 
 # --- what the functions logged --------------------------------------------------------------------
@@ -67,7 +49,7 @@ def error_response(url: str, status: int, code: str, message: str, *, json_10: b
         headers["x-amzn-ErrorType"] = f"{code}:http://internal.amazon.com/coral/com.amazonaws.batch/"
     headers["x-amzn-RequestId"] = str(uuid.uuid4())
     headers["Content-Length"] = str(len(body))
-    return AWSResponse(url, status, headers, _Body(body))
+    return AWSResponse(url, status, headers, ResponseBody(body))
 
 
 class FirstCallsFail:

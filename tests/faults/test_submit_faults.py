@@ -99,7 +99,7 @@ def test_the_throttle_in_front_of_moto_answers_429_too_many_requests_like_batch(
     definition = local.stack.physical_ids["JobDefinition"]
     throttle = SubmitJobThrottle(rate_per_second=0.01, burst=1)  # one call, then none for 100 s
 
-    with throttle.in_front_of_moto():
+    with throttle.in_front_of_moto(local.server):
         batch.submit_job(jobName="first", jobQueue=queue, jobDefinition=definition)
         with pytest.raises(ClientError) as refused:
             batch.submit_job(jobName="second", jobQueue=queue, jobDefinition=definition)
@@ -123,8 +123,8 @@ def test_invocations_in_their_own_processes_through_a_throttle_in_moto_submit_ea
     throttle = SubmitJobThrottle(rate_per_second=8, burst=1)
 
     # When the pollers drain the intake queue into those environments
-    environments = ExecutionEnvironments(local.runtime, "S3SubmitFunction", 2)
-    with environments, throttle.in_front_of_moto():
+    environments = ExecutionEnvironments(local.stack, "S3SubmitFunction", 2)
+    with environments, throttle.in_front_of_moto(local.server):
         assert len(set(environments.pids)) == 2
         local.drain(retry_visibility_seconds=0, environments=environments)
 

@@ -11,7 +11,6 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -35,18 +34,8 @@ PREFIX = "_batch-dispatch/manifests/"
 
 
 @pytest.fixture(scope="module")
-def _array_emulator() -> Iterator[Emulator]:
-    # Emulator.start applies emulator/moto_patches.py: moto's TransactWriteItems atomic under threads,
-    # no whole-table copies; SQS thread-safe
-    with Emulator({"SubmitMode": "ARRAY", "IntakeBatchSize": "100"}, with_slack=False) as local:
-        yield local
-
-
-@pytest.fixture
-def local(_array_emulator: Emulator) -> Emulator:
-    _array_emulator.server.reset()
-    _array_emulator.deploy()
-    return _array_emulator
+def emulator_parameters() -> dict[str, str]:
+    return {"SubmitMode": "ARRAY", "IntakeBatchSize": "100"}
 
 
 class Uploads:
@@ -336,7 +325,7 @@ def test_a_burst_drained_into_worker_process_environments_submits_each_object_on
         sqs.send_message(QueueUrl=queue_url, MessageBody=uploads.body(key))
 
     # When the pollers drain it in batches of 100 into those processes
-    with ExecutionEnvironments(local.runtime, FUNCTION, 2) as environments:
+    with ExecutionEnvironments(local.stack, FUNCTION, 2) as environments:
         local.drain(retry_visibility_seconds=0, environments=environments)
 
     # Then every object is in exactly one array job, and nothing is parked

@@ -9,10 +9,8 @@ import re
 
 import boto3
 import pytest
-from moto.batch.models import batch_backends
 
 from emulator.core import Emulator
-from emulator.moto_server import ACCOUNT_ID, REGION
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.integration
@@ -134,10 +132,8 @@ def test_a_burst_of_array_child_failures_becomes_one_digest_and_loses_none(local
             jobDefinition=local.stack.outputs["JobDefinitionArn"],
             arrayProperties={"size": 40},
         )["jobId"]
-    backend = batch_backends[ACCOUNT_ID][REGION]
     for index in (5, 15, 25, 35):
-        attempt = backend._jobs[f"{parent}:{index}"].attempts[-1]
-        attempt["container"].update(exitCode=137, reason=OOM)
+        local.job_exited(f"{parent}:{index}", exit_code=137, reason=OOM)
 
     # When their state changes reach the notifier (each delivered twice), and the window closes
     invocations = local.publish_batch_events()

@@ -9,13 +9,13 @@ scheduled tick must submit one job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import cycle
 
 import boto3
 import pytest
 
 from emulator.core import Emulator
+from tests.conftest import fresh_account
 from tests.template.cfn import COMPUTE_TYPES, VPC_MODES, combination, rules_refusing
 
 pytestmark = pytest.mark.integration
@@ -51,13 +51,6 @@ def _sample() -> list[dict[str, str]]:
 SAMPLE = _sample()
 
 
-@pytest.fixture(scope="module")
-def one_emulator() -> Iterator[Emulator]:
-    # The module-scoped fixture runs outside the per-test loopback guard; moto only binds 127.0.0.1.
-    with Emulator(with_slack=False) as local:
-        yield local
-
-
 def _existing_network() -> dict[str, str]:
     """A VPC of the user's: two subnets and a security group, created in the fresh moto account."""
     ec2 = boto3.client("ec2")
@@ -70,7 +63,7 @@ def _existing_network() -> dict[str, str]:
 
 
 def deployed(local: Emulator, chosen: dict[str, str]) -> Emulator:
-    local.server.reset()
+    fresh_account(local)
     network = _existing_network() if chosen["VpcMode"] == "Existing" else {}
     local.parameter_overrides = {**chosen, **network}
     local.deploy()
@@ -82,12 +75,12 @@ def deployed(local: Emulator, chosen: dict[str, str]) -> Emulator:
     SAMPLE,
     ids=lambda c: f"{c['ComputeType']}-{c['VpcMode']}-{c['JobVcpu']}vcpu-{c['IntakeBatchSize']}",
 )
-def test_an_accepted_combination_deploys_and_runs_a_job(one_emulator, chosen):
+def test_an_accepted_combination_deploys_and_runs_a_job(module_emulator, chosen):
     # Given a combination the Rules accept
     assert rules_refusing(**combination(chosen["ComputeType"], chosen["VpcMode"], **chosen)) == []
 
     # When it is deployed into the emulator
-    local = deployed(one_emulator, chosen)
+    local = deployed(module_emulator, chosen)
     batch = boto3.client("batch")
 
     # Then the compute environment, job definition and intake mapping are the ones chosen
@@ -102,10 +95,9 @@ def test_an_accepted_combination_deploys_and_runs_a_job(one_emulator, chosen):
         for r in definition["jobDefinitions"][0]["containerProperties"]["resourceRequirements"]
     }
     assert requirements == {"VCPU": chosen["JobVcpu"], "MEMORY": chosen["JobMemory"]}
-    mapping = local.runtime.mapping_for("S3SubmitFunction")
-    assert local.stack.parameters[mapping["BatchSize"]["Ref"]] == chosen["IntakeBatchSize"]
-    window = mapping["MaximumBatchingWindowInSeconds"]["Ref"]
-    assert local.stack.parameters[window] == chosen["IntakeBatchingWindowSeconds"]
+    intake = local.runtime.event_source("S3SubmitFunction")
+    assert intake.batch_size == int(chosen["IntakeBatchSize"])
+    assert intake.batching_window_seconds == float(chosen["IntakeBatchingWindowSeconds"])
     concurrency = boto3.client("lambda").get_function_concurrency(
         FunctionName=local.stack.physical_ids["FailureNotifyFunction"]
     )
@@ -117,7 +109,7 @@ def test_an_accepted_combination_deploys_and_runs_a_job(one_emulator, chosen):
     assert len(local.jobs_submitted()) == 1
 
 
-def test_the_longest_accepted_alert_queue_list_deploys(one_emulator):
+def test_the_longest_accepted_alert_queue_list_deploys(module_emulator):
     # Given as many extra alert queues as AdditionalAlertQueueArns accepts
     arns, index = [], 0
     while len(",".join(arns)) < 950 - 60:
@@ -127,7 +119,7 @@ def test_the_longest_accepted_alert_queue_list_deploys(one_emulator):
     assert rules_refusing(**chosen) == []
 
     # When it is deployed
-    local = deployed(one_emulator, chosen)
+    local = deployed(module_emulator, chosen)
 
     # Then the notifier's rule watches our three queues and every one of them
     (rule,) = local.shim.rules()

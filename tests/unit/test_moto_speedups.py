@@ -1,14 +1,18 @@
-"""emulator/moto_patches.py changes moto's cost, not its answers: the same results through the API.
+"""bench/moto_speedups.py changes moto's cost, not its answers: the same results through the API.
 
-Every Emulator (so every integration test) runs on these patches; these tests pin the answers that
-the patches could get wrong: parsed requests, condition checks with changing values, queue counts,
-receipt handles, and the event source mapping's direct queue access.
+The burst benchmark can run on these speedups (`--fast-moto`); the rest of the suite never does.
+Each test runs on moto as released and again with the speedups installed (undone afterwards), and
+pins the answers they could get wrong: parsed requests, condition checks with changing values, queue
+counts, receipt handles, and what the event source mapping's pollers rely on (over HTTP, and the
+in-process `DirectQueue` the benchmark's pollers use with the speedups).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,15 +22,18 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from emulator import moto_patches
-from emulator.mapping_queue import MappingQueue
+from bench import moto_speedups
+from bench.moto_speedups import DirectQueue
+from emulator.mapping_queue import MappingQueue, PollerQueue
+from emulator.moto_server import ACCOUNT_ID, REGION
 
 
-@pytest.fixture
-def aws() -> Iterator[None]:
-    moto_patches.apply()
-    with mock_aws():
+@pytest.fixture(params=["moto as released", "with speedups"])
+def aws(request: pytest.FixtureRequest) -> Iterator[None]:
+    speedups = moto_speedups.installed() if request.param == "with speedups" else contextlib.nullcontext()
+    with speedups, mock_aws():
         yield
+    assert moto_speedups.installed_speedups() == []
 
 
 @pytest.fixture
@@ -42,20 +49,14 @@ def dynamodb(aws: None) -> Any:
     return client
 
 
-def _parse(operation: str, service: str, body: dict[str, Any], *, patched: bool) -> Any:
+def _parse(operation: str, service: str, body: dict[str, Any]) -> Any:
     from moto.core import parse
     from moto.core.responses import get_service_model
 
-    patched_method = parse.BaseJSONParser._parse_structure
     model = get_service_model(service).operation_model(operation)
     parser_class = parse.RestJSONParser if service == "batch" else parse.JSONParser
-    if not patched:
-        parse.BaseJSONParser._parse_structure = patched_method._moto  # type: ignore[attr-defined,method-assign]
-    try:
-        request = {"method": "POST", "values": {}, "headers": {}, "url_path": "/", "url_params": {}}
-        return parser_class(model).parse({**request, "body": json.dumps(body).encode()})
-    finally:
-        parse.BaseJSONParser._parse_structure = patched_method  # type: ignore[method-assign]
+    request = {"method": "POST", "values": {}, "headers": {}, "url_path": "/", "url_params": {}}
+    return parser_class(model).parse({**request, "body": json.dumps(body).encode()})
 
 
 REQUESTS = [
@@ -93,9 +94,9 @@ REQUESTS = [
 
 @pytest.mark.parametrize(("operation", "service", "body"), REQUESTS, ids=[r[0] for r in REQUESTS])
 def test_json_requests_parse_to_the_same_dict_in_the_same_order(operation: str, service: str, body: dict):
-    moto_patches.fast_moto_json_requests()
-
-    fast, plain = (_parse(operation, service, body, patched=p) for p in (True, False))
+    with moto_speedups.installed("json_requests"):
+        fast = _parse(operation, service, body)
+    plain = _parse(operation, service, body)
 
     assert fast == plain
     assert json.dumps(fast, default=repr) == json.dumps(plain, default=repr)  # key order too
@@ -150,14 +151,18 @@ def test_queue_counts_stay_right_while_sends_skip_them(aws: None):
     assert all(len(h) == 185 and h.isalpha() and h.islower() for h in handles)
 
 
-def test_the_mapping_queue_receives_deletes_returns_and_redrives_like_the_api(aws: None):
+@pytest.mark.parametrize("pollers", ["over HTTP", "in-process"])
+def test_the_pollers_queue_receives_deletes_returns_and_redrives_like_the_api(aws: None, pollers: str):
     sqs: Any = boto3.client("sqs", region_name="us-east-1")
     dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
     dlq_attributes = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]
     dlq_arn = dlq_attributes["QueueArn"]
     url = sqs.create_queue(
         QueueName="intake",
-        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})},
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}),
+            "VisibilityTimeout": "30",
+        },
     )["QueueUrl"]
     for body in ("keep", "poison"):
         sqs.send_message(
@@ -165,26 +170,30 @@ def test_the_mapping_queue_receives_deletes_returns_and_redrives_like_the_api(aw
             MessageBody=body,
             MessageAttributes={"kind": {"DataType": "String", "StringValue": body}},
         )
-    queue = MappingQueue(url)
+    queue: PollerQueue = (
+        MappingQueue(url)
+        if pollers == "over HTTP"
+        else DirectQueue(url, threading.Lock(), ACCOUNT_ID, REGION)
+    )
 
-    first = {m["Body"]: m for m in queue.receive(10, 30)}
+    first = {m["Body"]: m for m in queue.receive(10)}
     assert set(first) == {"keep", "poison"}
     assert first["keep"]["Attributes"]["ApproximateReceiveCount"] == "1"
     assert first["keep"]["MessageAttributes"]["kind"]["StringValue"] == "keep"
     system = {"SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"}
     assert system <= set(first["keep"]["Attributes"])
-    assert queue.receive(10, 30) == []  # in flight
+    assert queue.receive(10) == []  # in flight
     assert not queue.is_empty()
 
     queue.delete([first["keep"]["ReceiptHandle"]])
     queue.change_visibility(first["poison"]["ReceiptHandle"], 0)  # failed: back at once
     time.sleep(0.01)
-    (again,) = queue.receive(10, 30)
+    (again,) = queue.receive(10)
     assert (again["Body"], again["Attributes"]["ApproximateReceiveCount"]) == ("poison", "2")
     queue.change_visibility(again["ReceiptHandle"], 0)
     time.sleep(0.01)
 
-    assert queue.receive(10, 30) == []  # its third receive moved it to the DLQ instead
+    assert queue.receive(10) == []  # its third receive moved it to the DLQ instead
     assert queue.is_empty()
     parked = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10)["Messages"]
     assert [m["Body"] for m in parked] == ["poison"]
