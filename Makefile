@@ -86,9 +86,9 @@ deploy-guided: build ## First deploy: sam deploy --guided (writes your answers t
 
 bench: $(BIN)/.installed ## Benchmarks (print result tables): cold start, burst (both modes; array also in worker processes), Slack outage
 	$(BIN)/python bench/cold_start.py
-	$(BIN)/python bench/burst.py
-	$(BIN)/python bench/burst.py --mode array --objects 10000
-	$(BIN)/python bench/burst.py --mode array --objects 10000 --processes
+	$(BIN)/python bench/burst.py --fast-moto
+	$(BIN)/python bench/burst.py --mode array --objects 10000 --fast-moto
+	$(BIN)/python bench/burst.py --mode array --objects 10000 --fast-moto --processes
 	$(BIN)/python bench/slack_outage.py
 
 clean: ## Remove build output and caches (keeps .venv)

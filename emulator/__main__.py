@@ -1,4 +1,10 @@
-"""`python -m emulator invoke FUNCTION EVENT.json ...` and `python -m emulator demo`."""
+"""The local stack from the command line (each verb deploys a fresh one and prints one JSON document).
+
+python -m emulator invoke FUNCTION EVENT.json [EVENT.json ...]
+python -m emulator upload KEY [KEY ...]
+python -m emulator tick JOB_TYPE [--time ISO8601]
+python -m emulator demo
+"""
 
 from __future__ import annotations
 
@@ -21,18 +27,31 @@ else:
     sys.stdout = sys.stderr
 
 
-def _invoke(function: str, event_files: list[str], parameters: dict[str, str]) -> dict[str, Any]:
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     from emulator.core import Emulator
 
-    with Emulator(parameters) as local:
-        if function not in local.stack.functions:
-            raise SystemExit(
-                f"unknown function {function!r}; template.yaml has: {', '.join(local.stack.functions)}"
-            )
-        invocations = []
-        for name in event_files:
-            event = json.loads(Path(name).read_text(encoding="utf-8"))
-            invocations.append((name, local.invoke(function, event)))
+    job_types = Path(args.job_types) if args.job_types else None
+    with Emulator(_parse_parameters(args.parameter), job_types=job_types) as local:
+        invocations: list[tuple[str, Any]] = []
+        if args.command == "invoke":
+            if args.function not in local.stack.functions:
+                known = ", ".join(local.stack.functions)
+                raise SystemExit(f"unknown function {args.function!r}; template.yaml has: {known}")
+            for name in args.events:
+                event = json.loads(Path(name).read_text(encoding="utf-8"))
+                invocations.append((name, local.invoke(args.function, event)))
+        elif args.command == "upload":
+            for key in args.keys:
+                local.upload(key)
+            local.drain()
+        else:
+            try:
+                schedule = local.schedule_of(args.job_type)
+            except KeyError as error:
+                raise SystemExit(str(error.args[0])) from None
+            tick = local.tick(args.time, schedule=schedule)
+            if tick is not None:
+                invocations.append((schedule.name, tick))
         return local.report(invocations)
 
 
@@ -47,17 +66,33 @@ def _parse_parameters(items: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m emulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    invoke = commands.add_parser("invoke", help="deploy a fresh local stack and feed events to one function")
+    invoke = commands.add_parser("invoke", help="feed events to one function, as Lambda would")
     invoke.add_argument("function", help="logical id in template.yaml, e.g. ScheduleSubmitFunction")
     invoke.add_argument("events", nargs="+", help="event JSON files, delivered in order")
-    invoke.add_argument("--parameter", action="append", default=[], help="template parameter NAME=VALUE")
+    upload = commands.add_parser(
+        "upload", help="put objects into the intake bucket; notification -> queue -> function until empty"
+    )
+    upload.add_argument("keys", nargs="+", metavar="KEY", help="object keys, as stored")
+    tick = commands.add_parser("tick", help="fire a job type's schedule with the Input it really sends")
+    tick.add_argument(
+        "job_type", metavar="JOB_TYPE", help='a job type with a schedule ("default": the stack\'s)'
+    )
+    tick.add_argument("--time", help="the scheduled time, ISO 8601 (default: now)")
+    for command in (invoke, upload, tick):
+        command.add_argument("--parameter", action="append", default=[], help="template parameter NAME=VALUE")
+        command.add_argument(
+            "--job-types",
+            help="YAML of job types added to template.yaml's resources (job-types/examples.yaml)",
+        )
     commands.add_parser("demo", help="run the whole story locally and explain what happened")
     args = parser.parse_args(argv)
 
-    if args.command == "invoke":
-        document = _invoke(args.function, args.events, _parse_parameters(args.parameter))
+    if args.command != "demo":
+        document = _run(args)
         _REAL_STDOUT.write(json.dumps(document, indent=2, default=str) + "\n")
         return 0
     from emulator.demo import run_demo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -46,15 +47,20 @@ class Emulator:
         *,
         with_slack: bool = True,
         template_path: Path = TEMPLATE_PATH,
+        job_types: Path | None = None,
     ) -> None:
         self.parameter_overrides = parameter_overrides or {}
         self.template_path = template_path
+        self.job_types = job_types
+        self._workdir = tempfile.TemporaryDirectory(prefix="batch-dispatch-emulator-")
         self.with_slack = with_slack
         self.server = MotoServer()
         self.slack: Any = None
         self.stack: Stack
         self.shim: Shim
+        self.nested_shims: list[Shim] = []
         self.runtime: LambdaRuntime
+        self.webhook_secrets: dict[str, str] = {}  # stand-in URL path -> webhook secret name
         self._published: set[tuple[str, str]] = set()
         self._exits: dict[str, tuple[int, str]] = {}  # job id -> (exit code, reason), see jobs_fail
 
@@ -73,12 +79,18 @@ class Emulator:
         return self
 
     def deploy(self, template_path: Path | None = None) -> None:
-        """Deploy template.yaml (or `template_path`, whose code paths are relative to the repository)."""
+        """Deploy template.yaml (or `template_path`, whose code paths are relative to the repository),
+        with the job types of `job_types` added to its resources, as a user adds them to template.yaml."""
         reset_process_state()
-        self.stack = deploy(self.parameter_overrides, template_path=template_path or self.template_path)
+        path = template_path or self.template_path
+        if self.job_types is not None:
+            path = with_job_types(path, self.job_types, Path(self._workdir.name))
+        self.stack = deploy(self.parameter_overrides, template_path=path)
         self.shim = Shim(self.stack)
-        self.shim.apply()
-        self._store_webhook_secret()
+        self.nested_shims = [Shim(child, root=self.stack) for child in self.stack.nested]
+        for shim in (self.shim, *self.nested_shims):
+            shim.apply()
+        self._store_webhook_secrets()
         self.runtime = LambdaRuntime(self.stack, self.shim.sqs_event_sources(), self.shim.redrive_policy)
         self._published.clear()
         self._exits.clear()
@@ -87,6 +99,7 @@ class Emulator:
         if self.slack is not None:
             self.slack.stop()
         self.server.stop()
+        self._workdir.cleanup()
         reset_process_state()
 
     def __enter__(self) -> Emulator:
@@ -95,18 +108,37 @@ class Emulator:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
-    def _store_webhook_secret(self) -> None:
-        """The webhook secret a user creates by hand in AWS holds the stand-in's URL here."""
+    def _store_webhook_secrets(self) -> None:
+        """The webhook secrets a user creates by hand in AWS hold stand-in URLs here: the stack's (named
+        in the functions' environment) and each job type's (named in its catalog entry), one URL path
+        each, so every post says which secret's channel it went to."""
+        self.webhook_secrets = {}
         if self.slack is None:
             return
-        names = {
+        names = [
             f.environment[WEBHOOK_SECRET_ENV]
             for f in self.stack.functions.values()
             if WEBHOOK_SECRET_ENV in f.environment
-        }
+        ]
+        names += [entry.get("webhookSecretName", "") for entry in self.job_type_entries().values()]
         secrets = boto3.client("secretsmanager")
-        for name in names:
-            secrets.create_secret(Name=name, SecretString=self.slack.url)
+        base = self.slack.url.split("/services/", 1)[0]
+        for index, name in enumerate(dict.fromkeys(n for n in names if n)):
+            path = f"/services/T000/B{index:03d}/local"
+            self.webhook_secrets[path] = name
+            secrets.create_secret(Name=name, SecretString=base + path)
+
+    def job_type_entries(self) -> dict[str, dict[str, Any]]:
+        """The job catalog's registry as deployed: job type name -> its entry (JSON in SSM)."""
+        path = self.stack.outputs.get("JobTypesPath")
+        if not path:
+            return {}
+        ssm: Any = boto3.client("ssm")
+        entries: dict[str, dict[str, Any]] = {}
+        for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path):
+            for parameter in page["Parameters"]:
+                entries[parameter["Name"].rsplit("/", 1)[-1]] = json.loads(parameter["Value"])
+        return entries
 
     def update_function_environment(self, logical_id: str, **variables: str) -> None:
         """Change a function's environment variables, as UpdateFunctionConfiguration does: later
@@ -135,14 +167,29 @@ class Emulator:
         return self.runtime.invoke(logical_id, event)
 
     def schedules(self) -> list[Schedule]:
-        return self.shim.schedules()
+        """The stack's schedules, then each job type's."""
+        return [schedule for shim in (self.shim, *self.nested_shims) for schedule in shim.schedules()]
 
-    def tick(self, scheduled_time: str | None = None, schedule: Schedule | None = None) -> Invocation | None:
-        """Fire a schedule as EventBridge Scheduler would (async invoke of its target).
+    def rules(self) -> list[Rule]:
+        """The enabled EventBridge rules of the stack and of its job types."""
+        return [rule for shim in (self.shim, *self.nested_shims) for rule in shim.rules()]
+
+    def schedule_of(self, job_type: str) -> Schedule:
+        found = [s for s in self.schedules() if s.job_type == job_type]
+        if not found:
+            known = sorted({s.job_type for s in self.schedules()})
+            raise KeyError(f"no schedule submits job type {job_type!r}; scheduled job types: {known}")
+        return found[0]
+
+    def tick(
+        self, scheduled_time: str | None = None, schedule: Schedule | None = None, job_type: str | None = None
+    ) -> Invocation | None:
+        """Fire a schedule (the first, or `job_type`'s) as EventBridge Scheduler would (async invoke of
+        its target).
 
         A schedule whose State is DISABLED does not fire: nothing is invoked and None is returned.
         """
-        schedule = schedule or self.schedules()[0]
+        schedule = schedule or (self.schedule_of(job_type) if job_type else self.schedules()[0])
         when = scheduled_time or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if not schedule.enabled:
             print(f"[emulator] schedule {schedule.logical_id} is DISABLED: not fired", file=sys.stderr)
@@ -203,7 +250,7 @@ class Emulator:
         moto emits no Batch events, so the emulator builds them from DescribeJobs.
         """
         invocations: list[Invocation] = []
-        rules = self.shim.rules()
+        rules = self.rules()
         for job in self.describe_jobs():
             marker = (job["jobId"], job["status"])
             if job["status"] not in {"SUCCEEDED", "FAILED"} or marker in self._published:
@@ -232,7 +279,7 @@ class Emulator:
         own matcher (the one its PutEvents uses).
         """
         invocations: list[Invocation] = []
-        for rule in self.shim.rules() if rules is None else rules:
+        for rule in self.rules() if rules is None else rules:
             if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
                 invocations.extend(self.invoke(target, event) for target in rule.target_functions)
         return invocations
@@ -344,6 +391,7 @@ class Emulator:
                     "status": job["status"],
                     "createdAt": job.get("createdAt"),
                     "arrayProperties": job.get("arrayProperties", {}),
+                    "job_type": self.job_type_of(arn),
                 }
             )
         return jobs
@@ -387,8 +435,23 @@ class Emulator:
             found[logical_id] = [m["Body"] for m in seen]
         return found
 
+    def job_type_of(self, job_definition_arn: str) -> str:
+        """The job type of a job definition: its name is `<stack>_<job type>`."""
+        name = job_definition_arn.rsplit("/", 1)[-1].split(":", 1)[0]
+        return name.removeprefix(f"{self.stack.name}_")
+
     def slack_messages(self) -> list[Any]:
         return list(self.slack.messages) if self.slack is not None else []
+
+    def slack_posts(self) -> list[dict[str, Any]]:
+        """Each accepted post with the name of the webhook secret whose URL it went to."""
+        if self.slack is None:
+            return []
+        return [
+            {**request.payload, "webhook_secret": self.webhook_secrets.get(request.path, "")}
+            for request in self.slack.requests
+            if request.status == 200 and isinstance(request.payload, dict)
+        ]
 
     def report(self, invocations: list[tuple[str, Invocation]]) -> dict[str, Any]:
         return {
@@ -396,13 +459,45 @@ class Emulator:
             "jobs_submitted": [
                 {
                     k: j[k]
-                    for k in ("jobName", "jobQueue", "jobDefinition", "parameters", "containerOverrides")
+                    for k in (
+                        "jobName",
+                        "jobQueue",
+                        "jobDefinition",
+                        "parameters",
+                        "containerOverrides",
+                        "job_type",
+                    )
                 }
                 for j in self.jobs_submitted()
             ],
-            "slack_messages": self.slack_messages(),
+            "slack_messages": self.slack_posts(),
             "dlq_messages": self.dlq_messages(),
+            "schedules": [
+                {
+                    "job_type": schedule.job_type,
+                    "expression": schedule.expression,
+                    "state": "ENABLED" if schedule.enabled else "DISABLED",
+                    "input": schedule.input_template,
+                }
+                for schedule in self.schedules()
+            ],
         }
+
+
+def with_job_types(template_path: Path, job_types: Path, directory: Path) -> Path:
+    """A copy of the template, written into `directory`, with the resources of `job_types` (YAML:
+    logical id -> nested application, as docs/job-types.md shows) added."""
+    from emulator.sam import read_template
+
+    template = read_template(template_path)
+    added = read_template(job_types)
+    clashes = sorted(set(added) & set(template.get("Resources", {})))
+    if clashes:
+        raise ValueError(f"{job_types} redefines resources of {template_path.name}: {clashes}")
+    template.setdefault("Resources", {}).update(added)
+    path = directory / "template.json"
+    path.write_text(json.dumps(template), encoding="utf-8")  # JSON is YAML
+    return path
 
 
 def _overrides(job: dict[str, Any], definition_environment: dict[str, str]) -> dict[str, Any]:

@@ -29,7 +29,37 @@ from emulator.moto_server import REGION
 from emulator.shim import SqsEventSource
 from emulator.stack import FunctionInfo, Stack
 
-_env_lock = threading.RLock()
+
+class ProcessEnvironment:
+    """os.environ shared by overlapping invocations: saved on the first entry, restored on the last exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._saved: dict[str, str | None] = {}
+
+    @contextmanager
+    def entered(self, values: dict[str, str]) -> Iterator[None]:
+        with self._lock:
+            for name in values:
+                self._saved.setdefault(name, os.environ.get(name))
+            os.environ.update(values)
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside -= 1
+                if self._inside == 0:
+                    for name, value in self._saved.items():
+                        if value is None:
+                            os.environ.pop(name, None)
+                        else:
+                            os.environ[name] = value
+                    self._saved.clear()
+
+
+_process_environment = ProcessEnvironment()
 
 
 class LambdaRuntime:
@@ -66,20 +96,14 @@ class LambdaRuntime:
 
     @contextmanager
     def environment(self, info: FunctionInfo) -> Iterator[None]:
-        """The function's deployed environment variables, as Lambda would set them."""
-        values = environment_values(info)
-        with _env_lock:
-            saved = {name: os.environ.get(name) for name in values}
-            os.environ.update(values)
-        try:
+        """The function's deployed environment variables, as Lambda would set them.
+
+        Invocations on the pollers' threads overlap: the process's own values are saved by the first
+        to enter and put back by the last to leave (restoring per invocation, out of order, would leave
+        one invocation's values behind for whatever runs next in this process).
+        """
+        with _process_environment.entered(environment_values(info)):
             yield
-        finally:
-            with _env_lock:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
 
     def invoke(self, logical_id: str, event: Any) -> Invocation:
         """One synchronous invocation (what `sam local invoke` does)."""

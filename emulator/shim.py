@@ -27,14 +27,24 @@ class Schedule:
     name: str
     expression: str
     enabled: bool
-    target_function: str | None  # logical id
+    target_function: str | None  # logical id (in the root stack)
     input_template: str
     max_retry_attempts: int | None
-    dead_letter_queue: str | None  # logical id
+    dead_letter_queue: str | None  # logical id (in the root stack)
+    timezone: str = "UTC"
 
     @property
     def arn(self) -> str:
         return f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{self.name}"
+
+    @property
+    def job_type(self) -> str:
+        """The job type the schedule submits: its Input's `jobType`, else the stack's default one."""
+        try:
+            declared = json.loads(self.input_template).get("jobType")
+        except (ValueError, AttributeError):
+            declared = None
+        return declared if isinstance(declared, str) and declared else "default"
 
     def input_for(self, scheduled_time: str) -> Any:
         """The event Scheduler sends: its Input with the context placeholders filled in."""
@@ -103,9 +113,28 @@ def _strip_no_value(node: Any) -> Any:
 
 
 class Shim:
-    def __init__(self, stack: Stack) -> None:
+    """What moto skips, for one stack. A nested stack's (a job type's) targets are the root stack's
+    functions and queues, which it names by ARN (through its Platform parameter): `root` finds them."""
+
+    def __init__(self, stack: Stack, root: Stack | None = None) -> None:
         self.stack = stack
+        self.root = root or stack
         self.resolve = Resolver(stack)
+
+    def _root_function(self, raw_arn: Any) -> str | None:
+        """The root stack's function a target names: by reference, or by its resolved ARN."""
+        referenced = referenced_logical_id(raw_arn)
+        if referenced in self.root.functions:
+            return referenced
+        arn = self.resolve(raw_arn) if raw_arn is not None else None
+        name = str(arn).rsplit(":", 1)[-1]
+        return next((f.logical_id for f in self.root.functions.values() if f.physical_name == name), None)
+
+    def _root_queue(self, raw_arn: Any) -> str | None:
+        referenced = referenced_logical_id(raw_arn)
+        if referenced and self.root.resource_type(referenced) == "AWS::SQS::Queue":
+            return referenced
+        return self.root.queue_logical_id(str(self.resolve(raw_arn))) if raw_arn is not None else None
 
     def _created(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {
@@ -168,16 +197,19 @@ class Shim:
             raw_target = resource["Properties"]["Target"]
             target = props["Target"]
             dlq = raw_target.get("DeadLetterConfig", {}).get("Arn")
+            nested = self.root is not self.stack
             found.append(
                 Schedule(
                     logical_id=logical_id,
-                    name=props.get("Name") or logical_id,
+                    # Without a Name, CloudFormation names it after the stack and the logical id.
+                    name=props.get("Name") or (f"{self.stack.name}-{logical_id}" if nested else logical_id),
                     expression=props["ScheduleExpression"],
                     enabled=props.get("State", "ENABLED") == "ENABLED",
-                    target_function=referenced_logical_id(raw_target.get("Arn")),
+                    target_function=self._root_function(raw_target.get("Arn")),
                     input_template=target.get("Input", "{}"),
                     max_retry_attempts=target.get("RetryPolicy", {}).get("MaximumRetryAttempts"),
-                    dead_letter_queue=referenced_logical_id(dlq) if dlq else None,
+                    dead_letter_queue=self._root_queue(dlq) if dlq else None,
+                    timezone=props.get("ScheduleExpressionTimezone") or "UTC",
                 )
             )
         return found
@@ -189,12 +221,12 @@ class Shim:
             pattern = props.get("EventPattern")
             if not pattern or self.resolve(props.get("State", "ENABLED")) != "ENABLED":
                 continue
-            targets = [referenced_logical_id(t.get("Arn")) for t in props.get("Targets", [])]
+            targets = [self._root_function(t.get("Arn")) for t in props.get("Targets", [])]
             found.append(
                 Rule(
                     logical_id=logical_id,
                     pattern=self.resolve(pattern),
-                    target_functions=[t for t in targets if t in self.stack.functions],
+                    target_functions=[t for t in targets if t is not None],
                 )
             )
         return found

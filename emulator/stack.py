@@ -53,6 +53,7 @@ class Stack:
     outputs: dict[str, str]
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
     event_source_mappings: list[dict[str, Any]] = field(default_factory=list)
+    nested: list[Stack] = field(default_factory=list)  # the nested applications' stacks (job types)
 
     def queue_url(self, logical_id: str) -> str:
         return self.physical_ids[logical_id]
@@ -135,8 +136,11 @@ def _prepare_for_moto(cfn: dict[str, Any]) -> tuple[dict[str, Any], list[dict[st
     - Managed compute environments get the service-linked role AWS would use.
     - Event source mappings are removed: moto would try to run the function in Docker on every
       message. The emulator polls those queues itself, with the mapping's own settings.
+    - `Fn::GetAtt [Parameter, Value]` of an AWS::SSM::Parameter (moto has no such attribute) becomes
+      the parameter's own Value expression, which is what CloudFormation returns.
     """
     mappings: list[dict[str, Any]] = []
+    cfn = _ssm_values_inlined(cfn)
     for logical_id, resource in list(cfn["Resources"].items()):
         if resource["Type"] == "AWS::Batch::ComputeEnvironment":
             resource["Properties"].setdefault("ServiceRole", _BATCH_SERVICE_LINKED_ROLE)
@@ -144,6 +148,32 @@ def _prepare_for_moto(cfn: dict[str, Any]) -> tuple[dict[str, Any], list[dict[st
             mappings.append({"LogicalId": logical_id, **resource["Properties"]})
             del cfn["Resources"][logical_id]
     return cfn, mappings
+
+
+def _ssm_values_inlined(cfn: dict[str, Any]) -> dict[str, Any]:
+    values = {
+        logical_id: resource.get("Properties", {}).get("Value")
+        for logical_id, resource in cfn["Resources"].items()
+        if resource.get("Type") == "AWS::SSM::Parameter"
+    }
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            target = node.get("Fn::GetAtt")
+            if (
+                len(node) == 1
+                and isinstance(target, list)
+                and target[1:] == ["Value"]
+                and target[0] in values
+            ):
+                return inline(values[target[0]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(cfn)
+    return inlined
 
 
 def _function_code_dirs(sam_template: dict[str, Any]) -> dict[str, Path]:
@@ -162,12 +192,12 @@ def deploy(
     """Transform and deploy the template into the moto server the environment points at."""
     sam_template = load_template(template_path)
     parameters = {**default_parameters(sam_template), **(parameter_overrides or {})}
-    cfn = transform_template(sam_template, parameters, code_bucket=CODE_BUCKET)
-    cfn, mappings = _prepare_for_moto(cfn)
-
     _ensure_batch_service_linked_role()
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=CODE_BUCKET)
+    nested_templates = _package_nested_applications(sam_template, s3)
+    cfn = transform_template(sam_template, parameters, code_bucket=CODE_BUCKET)
+    cfn, mappings = _prepare_for_moto(cfn)
     for logical_id, path in local_code_paths(sam_template).items():
         s3.put_object(Bucket=CODE_BUCKET, Key=f"{logical_id}.zip", Body=_zip_directory(REPO_ROOT / path))
 
@@ -196,7 +226,51 @@ def deploy(
         event_source_mappings=mappings,
     )
     stack.functions = _describe_functions(stack)
+    stack.nested = [
+        _describe_nested(cloudformation, physical_ids[logical_id], template)
+        for logical_id, template in nested_templates.items()
+        if logical_id in physical_ids
+    ]
     return stack
+
+
+def _package_nested_applications(sam_template: dict[str, Any], s3: Any) -> dict[str, dict[str, Any]]:
+    """Upload each nested application's local template and point its Location at it, as `sam package`
+    does; returns the child templates by the application's logical id.
+
+    A local Location resolves from the repository, like the functions' code paths (so a template copy
+    in a temporary directory still finds job-types/job-type.yaml).
+    """
+    children: dict[str, dict[str, Any]] = {}
+    for logical_id, resource in sam_template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Application":
+            continue
+        location = resource.get("Properties", {}).get("Location")
+        if not isinstance(location, str) or location.startswith(("https://", "s3://")):
+            continue
+        child = load_template(REPO_ROOT / location)
+        key = f"{logical_id}.template.json"
+        s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=json.dumps(child).encode())
+        resource["Properties"]["Location"] = f"https://s3.amazonaws.com/{CODE_BUCKET}/{key}"
+        children[logical_id] = child
+    return children
+
+
+def _describe_nested(cloudformation: Any, stack_name: str, template: dict[str, Any]) -> Stack:
+    described = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    return Stack(
+        name=described["StackName"],
+        sam_template=template,
+        cfn_template=template,
+        parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])},
+        physical_ids={
+            r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in _paginate(
+                cloudformation, "list_stack_resources", "StackResourceSummaries", StackName=stack_name
+            )
+        },
+        outputs={o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])},
+    )
 
 
 def _ensure_batch_service_linked_role() -> None:

@@ -201,7 +201,15 @@ def emulator_parameters() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def module_emulator(emulator_parameters: dict[str, str]) -> Iterator[Emulator]:
+def emulator_job_types() -> Path | None:
+    """Job types added to template.yaml (a YAML of nested applications); a test module may set some."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def module_emulator(
+    emulator_parameters: dict[str, str], emulator_job_types: Path | None
+) -> Iterator[Emulator]:
     """The test module's emulator: one moto server, started once. Tests take `local` (a fresh account
     with template.yaml deployed); a test that deploys in its own steps may take this one."""
     from bench.moto_speedups import installed_speedups
@@ -210,7 +218,7 @@ def module_emulator(emulator_parameters: dict[str, str]) -> Iterator[Emulator]:
     # The suite runs on moto as users get it: nothing may have left the benchmark's speedups installed.
     assert installed_speedups() == [], "moto is patched; tests must run on moto as released"
     # The module-scoped fixture runs outside the per-test loopback guard; moto only binds 127.0.0.1.
-    with Emulator(emulator_parameters) as local:
+    with Emulator(emulator_parameters, job_types=emulator_job_types) as local:
         yield local
 
 

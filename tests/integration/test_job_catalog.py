@@ -1,0 +1,107 @@
+"""The job catalog in the deployed stack: job types added to template.yaml as nested applications.
+
+Scope: template.yaml with job-types/examples.yaml's three job types added (as a user pastes them into
+its Resources), deployed into moto; schedules fired with the Input Scheduler sends, uploads delivered
+notification -> queue -> S3SubmitFunction, Batch events -> FailureNotifyFunction -> the Slack stand-in,
+whose posts carry the webhook secret they were sent to. Also the "Add a job type" block of
+docs/job-types.md pasted into a template copy, as the documentation tells users to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.core import Emulator
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = REPO_ROOT / "job-types" / "examples.yaml"
+STACK_SECRET = "batch-dispatch/slack-webhook"
+THUMBNAILS_SECRET = "batch-dispatch/slack-thumbnails"
+
+
+@pytest.fixture(scope="module")
+def emulator_job_types() -> Path:
+    return EXAMPLES
+
+
+def queue_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def by_key(local: Emulator) -> dict[str, dict[str, Any]]:
+    return {job["parameters"]["key"]: job for job in local.jobs_submitted() if "key" in job["parameters"]}
+
+
+def test_every_job_type_is_in_the_registry_with_its_queue(local: Emulator):
+    entries = local.job_type_entries()
+
+    assert sorted(entries) == ["csv-ingest", "nightly-report", "thumbnails"]
+    assert "HighPriorityJobQueue" in entries["csv-ingest"]["jobQueue"]
+    assert "LowPriorityJobQueue" in entries["nightly-report"]["jobQueue"]
+    assert entries["thumbnails"]["webhookSecretName"] == THUMBNAILS_SECRET
+
+
+def test_each_schedule_submits_its_own_job_type_once_per_tick(local: Emulator):
+    assert {s["job_type"]: s["expression"] for s in local.report([])["schedules"]} == {
+        "default": "rate(3 hours)",
+        "nightly-report": "cron(0 2 * * ? *)",
+    }
+
+    first = local.tick("2026-11-23T01:00:00Z", job_type="nightly-report")
+    again = local.tick("2026-11-23T01:00:00Z", job_type="nightly-report")
+    local.tick("2026-11-23T01:00:00Z", job_type="default")
+
+    assert first is not None
+    assert again is not None
+    assert again.result is not None
+    assert again.result["duplicate"] is True
+    jobs = {job["job_type"]: job for job in local.jobs_submitted()}
+    assert len(local.jobs_submitted()) == 2
+    report = jobs["nightly-report"]
+    assert report["jobDefinition"].rsplit("/", 1)[-1] == f"{local.stack.name}_nightly-report:1"
+    assert queue_name(report["jobQueue"]).startswith(f"{local.stack.name}-LowPriorityJobQueue")
+    assert report["jobName"].startswith("nightly-report-")
+    assert report["parameters"]["report"] == "daily-sales"
+    assert report["parameters"]["scheduledTime"] == "2026-11-23T01:00:00Z"
+    assert jobs["default"]["jobDefinition"].rsplit("/", 1)[-1] == f"{local.stack.name}_default:1"
+
+
+def test_uploads_reach_the_job_type_whose_route_fits_best(local: Emulator):
+    keys = {
+        "incoming/csv/2026/sales.csv": "csv-ingest",
+        "images/cats/tom.png": "thumbnails",
+        "images/cats/tom.jpg": "default",  # the prefix fits, the suffix does not
+        "incoming/csv/README.txt": "default",
+        "exports/report.bin": "default",
+    }
+    for key in keys:
+        local.upload(key)
+    local.drain()
+
+    jobs = by_key(local)
+    assert {key: job["job_type"] for key, job in jobs.items()} == keys
+    assert queue_name(jobs["incoming/csv/2026/sales.csv"]["jobQueue"]).startswith(
+        f"{local.stack.name}-HighPriorityJobQueue"
+    )
+    assert jobs["images/cats/tom.png"]["jobName"].startswith("thumbnails-")
+    assert jobs["exports/report.bin"]["jobName"].startswith(f"{local.stack.name}-")
+
+
+def test_a_failed_job_alerts_in_its_job_types_channel_and_others_in_the_stacks(local: Emulator):
+    with local.jobs_fail(exit_code=137, reason="OutOfMemoryError: Container killed due to memory usage"):
+        local.upload("images/cats/tom.png")
+        local.upload("exports/report.bin")
+        local.drain()
+    local.publish_batch_events()
+
+    posts = {post["webhook_secret"]: post for post in local.slack_posts()}
+    assert sorted(posts) == [THUMBNAILS_SECRET, STACK_SECRET]
+    assert "thumbnails-" in str(posts[THUMBNAILS_SECRET])
+    assert "<!subteam^S0MEDIA>" in str(posts[THUMBNAILS_SECRET])
+    assert "thumbnails-" not in str(posts[STACK_SECRET])
+    assert "S0MEDIA" not in str(posts[STACK_SECRET])
