@@ -55,7 +55,7 @@ lint: venv ## ruff, mypy, sam validate --lint, cfn-lint, checkov (on the expande
 	$(BIN)/mypy
 	$(BIN)/sam validate --lint --template template.yaml
 	$(BIN)/cfn-lint template.yaml job-types/job-type.yaml
-	$(BIN)/python scripts/check_job_types.py
+	$(BIN)/python scripts/check_job_types.py --job-types job-types/examples.yaml
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f job-types/job-type.yaml
 	@expanded_dir=$$(mktemp -d) && trap 'rm -rf "$$expanded_dir"' EXIT && \
 		echo "checkov: template.yaml with its loops expanded" && \

@@ -1,6 +1,6 @@
 """Check the job catalog declared in template.yaml: names, and routes that would fit the same keys.
 
-    .venv/bin/python scripts/check_job_types.py [--template template.yaml]
+    .venv/bin/python scripts/check_job_types.py [--template template.yaml] [--job-types FILE]
 
 Every job type is an AWS::Serverless::Application whose Location is job-types/job-type.yaml. Two job
 types with the same upload prefix and suffix fit exactly the same keys: routing would have to pick one
@@ -19,7 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emulator.sam import load_template  # noqa: E402
+from emulator.sam import load_template, read_template  # noqa: E402
 
 JOB_TYPE_TEMPLATE = "job-types/job-type.yaml"
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -66,8 +66,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--template", type=Path, default=ROOT / "template.yaml")
+    parser.add_argument(
+        "--job-types", type=Path, help="YAML of job types added to the template's resources (examples)"
+    )
     args = parser.parse_args()
     template = load_template(args.template)
+    if args.job_types:
+        template["Resources"].update(read_template(args.job_types))
     found = problems(template)
     for problem in found:
         print(f"job catalog: {problem}", file=sys.stderr)
