@@ -35,6 +35,7 @@ from batch_dispatch.alerts.job_state import Attempt, ContainerDetail, JobDetail,
 from batch_dispatch.alerts.log_tail import OFF, OK, LogTail, read_budget, read_tail
 from batch_dispatch.alerts.redaction import Redactor, redactor_for
 from batch_dispatch.aws.console_links import batch_job_url, log_stream_url
+from batch_dispatch.job_types import DEFAULT, definition_family
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.settings import FailureNotifySettings
 from batch_dispatch.slack.blocks import (
@@ -121,24 +122,32 @@ class FailureSummary(NamedTuple):
 
 def is_our_definition(settings: FailureNotifySettings, job_definition_arn: str | None) -> bool:
     """A job of this stack's job definition (any revision): advice may name the template parameters."""
-    ours = _definition_family(settings.job_definition_arn)
-    return bool(ours) and _definition_family(job_definition_arn) == ours
+    ours = definition_family(settings.job_definition_arn)
+    return bool(ours) and definition_family(job_definition_arn) == ours
 
 
-def default_log_group(settings: FailureNotifySettings, job_definition_arn: str | None) -> str:
-    """Where a job logs when its event does not say: our job definition's log group, else Batch's default.
-
-    Batch events carry `logConfiguration` only when the job definition sets it explicitly in a form
-    the event includes; the stack knows its own definition's group (JOB_LOG_GROUP_NAME).
-    """
-    return (
-        settings.job_log_group_name if is_our_definition(settings, job_definition_arn) else DEFAULT_LOG_GROUP
+def is_catalog_definition(settings: FailureNotifySettings, job_definition_arn: str | None) -> bool:
+    """A job of any of this stack's job types: their definitions are all named `<stack>_<job type>`,
+    the stack's own job type being `<stack>_default`."""
+    ours = definition_family(settings.job_definition_arn)
+    stack_prefix = ours.removesuffix(DEFAULT) if ours.endswith(f"_{DEFAULT}") else ""
+    return is_our_definition(settings, job_definition_arn) or (
+        bool(stack_prefix) and definition_family(job_definition_arn).startswith(stack_prefix)
     )
 
 
-def _definition_family(arn: str | None) -> str:
-    """`arn:...:job-definition/name:3` -> `name`."""
-    return (arn or "").rsplit("/", 1)[-1].split(":", 1)[0]
+def default_log_group(settings: FailureNotifySettings, job_definition_arn: str | None) -> str:
+    """Where a job logs when its event does not say: the stack's job log group for the job types of
+    its catalog (every one logs there), else Batch's default.
+
+    Batch events carry `logConfiguration` only when the job definition sets it explicitly in a form
+    the event includes; the stack knows its own job types' group (JOB_LOG_GROUP_NAME).
+    """
+    return (
+        settings.job_log_group_name
+        if is_catalog_definition(settings, job_definition_arn)
+        else DEFAULT_LOG_GROUP
+    )
 
 
 def summarize(
