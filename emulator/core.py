@@ -7,7 +7,7 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +62,7 @@ class Emulator:
         self.runtime: LambdaRuntime
         self.webhook_secrets: dict[str, str] = {}  # stand-in URL path -> webhook secret name
         self._published: set[tuple[str, str]] = set()
-        self._exits: dict[str, tuple[int, str]] = {}  # job id -> (exit code, reason), see jobs_fail
+        self._exits: dict[str, tuple[int, str, str | None]] = {}  # job id -> (exit code, reason, log stream)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -209,33 +209,64 @@ class Emulator:
 
     @contextmanager
     def jobs_fail(
-        self, exit_code: int = 1, reason: str = "Essential container in task exited"
+        self,
+        exit_code: int = 1,
+        reason: str = "Essential container in task exited",
+        log_lines: Sequence[str] = (),
     ) -> Iterator[None]:
-        """Jobs submitted inside this block FAIL, as if their container exited with `exit_code`.
+        """Jobs submitted inside this block FAIL, as if their container exited with `exit_code` after
+        writing `log_lines` to its CloudWatch log stream.
 
         moto's no-Docker Batch fails them (MOTO_SIMPLE_BATCH_FAIL_AFTER) but has no container to
-        report an exit code: the emulator notes the jobs that appeared in the block (ListJobs before
-        and after) and shows the exit code and reason on them wherever it describes jobs.
+        report an exit code or write logs: the emulator notes the jobs that appeared in the block
+        (ListJobs before and after), writes their lines to the log group and stream Batch would use,
+        and shows the exit code, reason and stream on them wherever it describes jobs.
         """
         before = {job["jobId"] for job in self._job_summaries()}
         with failing_batch_jobs():
             yield
         for job in self._job_summaries():
             if job["jobId"] not in before:
-                self.job_exited(job["jobId"], exit_code, reason)
+                self.job_exited(job["jobId"], exit_code, reason, log_lines)
 
-    def job_exited(self, job_id: str, exit_code: int, reason: str) -> None:
-        """Show job `job_id`'s last attempt as exited with `exit_code` for `reason` (a FAILED job)."""
-        self._exits[job_id] = (exit_code, reason)
+    def job_exited(self, job_id: str, exit_code: int, reason: str, log_lines: Sequence[str] = ()) -> None:
+        """Show job `job_id`'s last attempt as exited with `exit_code` for `reason` (a FAILED job),
+        having logged `log_lines`."""
+        stream = self._write_job_log(job_id, log_lines) if log_lines else None
+        self._exits[job_id] = (exit_code, reason, stream)
+
+    def _write_job_log(self, job_id: str, lines: Sequence[str]) -> str:
+        """Write `lines` where Batch's awslogs driver would: the job definition's group, and a stream
+        `<stream prefix>/default/<task id>`."""
+        batch: Any = boto3.client("batch")
+        logs: Any = boto3.client("logs")
+        (job,) = batch.describe_jobs(jobs=[job_id])["jobs"]
+        (definition,) = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])[
+            "jobDefinitions"
+        ]
+        options = definition.get("containerProperties", {}).get("logConfiguration", {}).get("options", {})
+        group = options.get("awslogs-group") or self.stack.outputs["JobLogGroupName"]
+        stream = f"{options.get('awslogs-stream-prefix', 'batch')}/default/{job_id.replace('-', '')}"
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+        )
+        return stream
 
     def _with_exit(self, job: dict[str, Any]) -> dict[str, Any]:
         exited = self._exits.get(job["jobId"])
         if exited is None or job.get("status") != "FAILED":
             return job
-        exit_code, reason = exited
+        exit_code, reason, stream = exited
         attempts = [dict(attempt) for attempt in job.get("attempts", [])]
         for attempt in attempts:
-            attempt["container"] = {**attempt.get("container", {}), "exitCode": exit_code, "reason": reason}
+            container = {**attempt.get("container", {}), "exitCode": exit_code, "reason": reason}
+            if stream:
+                container["logStreamName"] = stream
+            attempt["container"] = container
             attempt["statusReason"] = reason
         return {**job, "statusReason": reason, "attempts": attempts}
 

@@ -93,7 +93,11 @@ def test_uploads_reach_the_job_type_whose_route_fits_best(local: Emulator):
 
 
 def test_a_failed_job_alerts_in_its_job_types_channel_and_others_in_the_stacks(local: Emulator):
-    with local.jobs_fail(exit_code=137, reason="OutOfMemoryError: Container killed due to memory usage"):
+    with local.jobs_fail(
+        exit_code=137,
+        reason="OutOfMemoryError: Container killed due to memory usage",
+        log_lines=["resizing tom.png to 256x256", "decoded 48000x32000 pixels"],
+    ):
         local.upload("images/cats/tom.png")
         local.upload("exports/report.bin")
         local.drain()
@@ -103,5 +107,6 @@ def test_a_failed_job_alerts_in_its_job_types_channel_and_others_in_the_stacks(l
     assert sorted(posts) == [THUMBNAILS_SECRET, STACK_SECRET]
     assert "thumbnails-" in str(posts[THUMBNAILS_SECRET])
     assert "<!subteam^S0MEDIA>" in str(posts[THUMBNAILS_SECRET])
+    assert "decoded 48000x32000 pixels" in str(posts[THUMBNAILS_SECRET])  # the job's last log lines
     assert "thumbnails-" not in str(posts[STACK_SECRET])
     assert "S0MEDIA" not in str(posts[STACK_SECRET])
