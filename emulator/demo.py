@@ -8,11 +8,14 @@ from typing import Any, TextIO
 
 from emulator.core import Emulator
 from emulator.handlers import Invocation
+from emulator.sam import REPO_ROOT
 
+# The demo's catalog: three job types added to template.yaml the way docs/job-types.md shows.
+DEMO_JOB_TYPES = REPO_ROOT / "job-types" / "examples.yaml"
 DEMO_FILES = [
-    "incoming/daily report 2026-11-23.csv",
+    "incoming/csv/daily report 2026-11-23.csv",
+    "images/café/résumé.png",
     "incoming/sales+returns/q4 (final).parquet",
-    "incoming/café/résumé.pdf",
 ]
 
 
@@ -37,6 +40,11 @@ class Story:
 def _job_line(job: dict[str, Any], *keys: str) -> str:
     shown = ", ".join(f"{k}={job['parameters'].get(k)!r}" for k in keys if k in job["parameters"])
     return f"{job['jobName']}  [{job['status']}]  {shown}"
+
+
+def _queue(job: dict[str, Any]) -> str:
+    """`...:job-queue/<stack>-HighPriorityJobQueue-XYZ` -> `HighPriorityJobQueue`."""
+    return str(job["jobQueue"].rsplit("/", 1)[-1].split("-")[-2])
 
 
 def _outcome(invocation: Invocation | None) -> str:
@@ -73,7 +81,8 @@ def _slack_text(message: dict[str, Any]) -> list[str]:
 
 
 def _show(story: Story, message: dict[str, Any]) -> None:
-    story.say("   Slack message:")
+    channel = message.get("webhook_secret")
+    story.say(f"   Slack message (webhook secret {channel}):" if channel else "   Slack message:")
     story.say("   +" + "-" * 76)
     for line in _slack_text(message):
         story.say(f"   | {line}")
@@ -83,33 +92,59 @@ def _show(story: Story, message: dict[str, Any]) -> None:
 def run_demo(out: TextIO) -> int:
     story = Story(out)
     story.say(
-        "batch-dispatch local demo: template.yaml deployed into moto on 127.0.0.1 (no AWS account, no Docker)"
+        "batch-dispatch local demo: template.yaml with three example job types, deployed into moto on "
+        "127.0.0.1 (no AWS account, no Docker)"
     )
-    with Emulator() as local:
+    with Emulator(job_types=DEMO_JOB_TYPES) as local:
         stack = local.stack
         story.say(
             f"   stack '{stack.name}': {len(stack.physical_ids)} resources, functions "
             f"{', '.join(stack.functions)}; Slack stand-in at {local.slack.url.split('/services')[0]}"
         )
 
-        # 1. Schedule ------------------------------------------------------------------------------
-        schedule = local.schedules()[0]
+        # 1. The catalog ---------------------------------------------------------------------------
+        entries = local.job_type_entries()
         story.step(
-            1, "A scheduled tick", f"EventBridge Scheduler '{schedule.expression}' -> ScheduleSubmitFunction"
+            1,
+            f"The job catalog: {len(entries)} job types added to template.yaml, plus the stack's default",
+            f"{DEMO_JOB_TYPES.relative_to(REPO_ROOT)}: one nested application each; the registry in SSM",
         )
-        tick_time = "2026-11-23T12:00:00Z"
-        first = local.tick(tick_time)
+        for name, entry in entries.items():
+            route = " + ".join(
+                f"{part} {entry[key]!r}"
+                for part, key in (("prefix", "routePrefix"), ("suffix", "routeSuffix"))
+                if entry[key]
+            )
+            story.say(
+                f"   {name:<15} schedule {entry['scheduleExpression'] or '-':<20} "
+                f"route {route or '-':<38} {entry['priority']} priority"
+                + (f", alerts to {entry['webhookSecretName']}" if entry["webhookSecretName"] else "")
+            )
+
+        # 2. Schedule ------------------------------------------------------------------------------
+        schedule = local.schedule_of("nightly-report")
+        story.step(
+            2,
+            "A scheduled tick",
+            f"nightly-report's '{schedule.expression}' ({schedule.timezone}) -> ScheduleSubmitFunction",
+        )
+        tick_time = "2026-11-23T01:00:00Z"
+        first = local.tick(tick_time, schedule=schedule)
         story.say(f"   tick {tick_time}: {_outcome(first)}")
-        again = local.tick(tick_time)
+        again = local.tick(tick_time, schedule=schedule)
         duplicate = bool(again and again.result and again.result.get("duplicate"))
         story.say(f"   the same tick delivered again (at-least-once): duplicate={duplicate}")
         scheduled = [j for j in local.jobs_submitted() if "scheduledTime" in j["parameters"]]
         for job in scheduled:
-            story.say(f"   job in Batch: {_job_line(job, 'scheduledTime')}")
-        story.say(f"   -> {len(scheduled)} job for 2 deliveries")
+            story.say(f"   job in Batch: {_job_line(job, 'scheduledTime', 'report')}")
+        story.say(f"   -> {len(scheduled)} job for 2 deliveries, in {_queue(scheduled[0])}")
 
-        # 2. S3 drops ------------------------------------------------------------------------------
-        story.step(2, "Files land in S3", f"s3://{local.bucket()} -> IntakeQueue (SQS) -> S3SubmitFunction")
+        # 3. S3 drops ------------------------------------------------------------------------------
+        story.step(
+            3,
+            "Files land in S3",
+            f"s3://{local.bucket()} -> IntakeQueue (SQS) -> S3SubmitFunction -> the job type of the route",
+        )
         for key in DEMO_FILES:
             local.upload(key)
             story.say(f"   uploaded {key!r}")
@@ -118,7 +153,7 @@ def run_demo(out: TextIO) -> int:
         uploads = [j for j in local.jobs_submitted() if "key" in j["parameters"]]
         story.say(f"   S3SubmitFunction ran {invocations} time(s); jobs in Batch:")
         for job in uploads:
-            story.say(f"     {_job_line(job, 'key')}")
+            story.say(f"     {job['job_type']:<11} {_job_line(job, 'key')}  ({_queue(job)})")
         local.upload(DEMO_FILES[0])  # a re-upload is a new object version: a new job, by design
         local.drain(wait_out_window=False)
         story.say(
@@ -126,22 +161,32 @@ def run_demo(out: TextIO) -> int:
             f"{len([j for j in local.jobs_submitted() if 'key' in j['parameters']])} jobs"
         )
 
-        # 3. A failing job -------------------------------------------------------------------------
+        # 4. A failing job -------------------------------------------------------------------------
         story.step(
-            3, "A job fails", "Batch 'Job State Change' FAILED -> rule -> FailureNotifyFunction -> Slack"
+            4,
+            "A thumbnails job runs out of memory",
+            "Batch 'Job State Change' FAILED -> rule -> FailureNotifyFunction -> the job type's channel",
         )
-        with local.jobs_fail(exit_code=137, reason="OutOfMemoryError: Container killed due to memory usage"):
-            failed_tick = local.tick("2026-11-23T15:00:00Z")
-        story.say(f"   tick 2026-11-23T15:00:00Z: {_outcome(failed_tick)}")
+        with local.jobs_fail(
+            exit_code=137,
+            reason="OutOfMemoryError: Container killed due to memory usage",
+            log_lines=[
+                "loading images/2026/panorama.png (48000x32000)",
+                "decoding 1.5 gigapixels into RGBA",
+                "MemoryError: cannot allocate 6.1 GiB for the decoded image",
+            ],
+        ):
+            local.upload("images/2026/panorama.png")
+            local.drain(wait_out_window=False)
         notified = local.publish_batch_events()
         story.say(f"   state-change events delivered to FailureNotifyFunction: {len(notified)}")
         local.publish_batch_events()  # nothing new: no second alert
-        for message in local.slack_messages():
+        for message in local.slack_posts():
             _show(story, message)
 
-        # 4. A blocked queue ------------------------------------------------------------------------
+        # 5. A blocked queue ------------------------------------------------------------------------
         story.step(
-            4,
+            5,
             "The queue is blocked",
             "Batch 'Job Queue Blocked' -> same rule -> FailureNotifyFunction -> one message per queue+reason",
         )
@@ -149,28 +194,28 @@ def run_demo(out: TextIO) -> int:
             "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity requested for "
             "instance type m6i.2xlarge"
         )
-        before = len(local.slack_messages())
+        before = len(local.slack_posts())
         blocked = local.publish_queue_blocked(reason) + local.publish_queue_blocked(reason)
         story.say(f"   the same blocked reason reported twice: {[i.result for i in blocked]}")
-        for message in local.slack_messages()[before:]:
+        for message in local.slack_posts()[before:]:
             _show(story, message)
 
-        # 5. A failure storm -----------------------------------------------------------------------
+        # 6. A failure storm -----------------------------------------------------------------------
         story.step(
-            5,
+            6,
             "A bad image fails an array job of 40 children",
             "children -> one digest per window (StormQueue delay fast-forwarded) -> StormDigestFunction",
         )
-        before = len(local.slack_messages())
+        before = len(local.slack_posts())
         with local.jobs_fail(exit_code=1):
             parent = local.submit_array_job("demo-fanout", size=40)
         storm = local.publish_batch_events()
         story.say(f"   {len(storm)} FAILED events delivered (parent + 40 children)")
         local.close_storm_windows()
-        for message in local.slack_messages()[before:]:
+        for message in local.slack_posts()[before:]:
             if parent in message.get("text", "") and "digest" not in message.get("text", "").lower():
                 story.say(f"   Slack: {message['text'][:110]}")
-        for message in local.slack_messages()[before:]:
+        for message in local.slack_posts()[before:]:
             if message.get("text", "").startswith("Failure digest"):
                 _show(story, message)
 
@@ -179,7 +224,7 @@ def run_demo(out: TextIO) -> int:
         story.say()
         story.say(
             f"Summary: {len(local.jobs_submitted())} jobs submitted, "
-            f"{len(local.slack_messages())} Slack message(s), "
+            f"{len(local.slack_posts())} Slack message(s), "
             f"DLQs: {', '.join(f'{k}={len(v)}' for k, v in dlqs.items()) or 'none'}; "
             f"{story.elapsed():.1f} s"
         )

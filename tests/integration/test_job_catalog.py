@@ -9,6 +9,7 @@ docs/job-types.md pasted into a template copy, as the documentation tells users 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def test_each_schedule_submits_its_own_job_type_once_per_tick(local: Emulator):
     report = jobs["nightly-report"]
     assert report["jobDefinition"].rsplit("/", 1)[-1] == f"{local.stack.name}_nightly-report:1"
     assert queue_name(report["jobQueue"]).startswith(f"{local.stack.name}-LowPriorityJobQueue")
-    assert report["jobName"].startswith("nightly-report-")
+    assert re.fullmatch(r"nightly-report-20261123T010000Z-[0-9a-f]{12}", report["jobName"])
     assert report["parameters"]["report"] == "daily-sales"
     assert report["parameters"]["scheduledTime"] == "2026-11-23T01:00:00Z"
     assert jobs["default"]["jobDefinition"].rsplit("/", 1)[-1] == f"{local.stack.name}_default:1"

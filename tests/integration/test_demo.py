@@ -1,0 +1,38 @@
+"""`make demo` (python -m emulator demo) tells the whole story and ends well."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_runs_the_whole_story_and_says_what_happened():
+    completed = subprocess.run(
+        [sys.executable, "-m", "emulator", "demo"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    story = completed.stdout
+    for expected in (
+        "The job catalog: 3 job types",
+        "duplicate=True",  # the tick delivered twice made one job
+        "-> 1 job for 2 deliveries, in LowPriorityJobQueue",
+        "csv-ingest  csv-ingest-incoming-csv-daily-report",
+        "(HighPriorityJobQueue)",
+        "Slack message (webhook secret batch-dispatch/slack-thumbnails)",
+        "MemoryError: cannot allocate 6.1 GiB",  # the log tail in the alert
+        "Failure digest: 40 children",
+        "FailureNotifyDLQ=0",
+    ):
+        assert expected in story, f"{expected!r} missing from the demo's story:\n{story[-3000:]}"
