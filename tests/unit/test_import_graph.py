@@ -1,0 +1,120 @@
+"""The code's import graph: no cycles, and no private name imported from another module.
+
+Reads every first-party Python file as text (ast), including imports made inside functions, so a cycle
+hidden behind a function-level import counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = ROOT / "layers" / "common" / "python"
+# (directory, the import root its modules are named from)
+CODE = [
+    (PACKAGE_ROOT / "batch_dispatch", PACKAGE_ROOT),
+    (ROOT / "emulator", ROOT),
+    (ROOT / "bench", ROOT),
+    (ROOT / "functions", ROOT),
+    (ROOT / "scripts", ROOT),
+]
+TESTS = (ROOT / "tests", ROOT)
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules(places: list[tuple[Path, Path]]) -> dict[str, Path]:
+    return {
+        module_name(path, root): path
+        for directory, root in places
+        if directory.exists()
+        for path in sorted(directory.rglob("*.py"))
+    }
+
+
+def imports(path: Path, name: str) -> list[tuple[str, list[str]]]:
+    """(imported module, names taken from it) for every import statement in the file."""
+    found: list[tuple[str, list[str]]] = []
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, []) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.append((base, [alias.name for alias in node.names]))
+    return found
+
+
+def edges(known: dict[str, Path]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {name: set() for name in known}
+    for name, path in known.items():
+        for target, names in imports(path, name):
+            for candidate in [f"{target}.{n}" for n in names] or [target]:
+                resolved = candidate if candidate in known else target if target in known else None
+                if resolved and resolved != name:
+                    graph[name].add(resolved)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles_in_the_package_the_emulator_or_the_benchmarks():
+    assert cycles(edges(modules(CODE))) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_private_name_is_imported_from_another_module():
+    known = modules([*CODE, TESTS])
+    offenders = [
+        f"{name} imports {target}.{imported}"
+        for name, path in known.items()
+        for target, names in imports(path, name)
+        if target.split(".")[0] in {"batch_dispatch", "emulator", "bench", "functions", "scripts", "tests"}
+        for imported in names
+        if imported.startswith("_") and not imported.startswith("__")
+    ]
+    assert offenders == []
