@@ -159,3 +159,20 @@ def test_a_broken_link_or_anchor_is_reported(tmp_path: Path):
         "README.md:1: docs/real.md#no-such-section (no heading with anchor #no-such-section)",
         "README.md:5: docs/wrapped.md (no such file)",
     ]
+
+
+def test_the_readme_layout_names_every_module_of_the_shared_package():
+    text = README.read_text(encoding="utf-8")
+    layout = text[text.index("## Project layout") :]
+    package = REPO / "layers" / "common" / "python" / "batch_dispatch"
+
+    def named_as(path: Path) -> str:
+        """A module of the package or of a subpackage by its name; anything deeper by its folder."""
+        return path.stem if len(path.relative_to(package).parts) <= 2 else f"{path.parent.name}/"
+
+    missing = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "__init__.py" and not re.search(rf"\b{re.escape(named_as(path))}", layout)
+    ]
+    assert missing == [], f"README's project layout does not name {missing}"
