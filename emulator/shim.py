@@ -147,6 +147,7 @@ class Shim:
         self.apply_bucket_notifications()
         self.apply_queue_policies()
         self.apply_secrets()
+        self.apply_schedules()
 
     def apply_bucket_notifications(self) -> None:
         s3: Any = boto3.client("s3")
@@ -213,6 +214,21 @@ class Shim:
                 )
             )
         return found
+
+    def apply_schedules(self) -> None:
+        """Create each schedule in moto's EventBridge Scheduler as the template defines it, so what reads
+        schedules through the API (`batch-dispatch status`, `backfill`) finds them. moto never fires
+        them: the emulator does (`Emulator.tick`)."""
+        scheduler = boto3.client("scheduler")
+        for logical_id, resource in self._created("AWS::Scheduler::Schedule").items():
+            props = _strip_no_value(self.resolve(resource["Properties"]))
+            kept = ("ScheduleExpression", "ScheduleExpressionTimezone", "State", "Description", "Target")
+            request = {key: props[key] for key in kept if key in props}
+            scheduler.create_schedule(
+                Name=props.get("Name") or logical_id,
+                FlexibleTimeWindow=props.get("FlexibleTimeWindow", {"Mode": "OFF"}),
+                **request,
+            )
 
     def rules(self) -> list[Rule]:
         found = []

@@ -8,6 +8,7 @@ document and nothing else; notes go to stderr.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 Advance = Callable[[int], None]
+PIPED_WIDTH = 200
 
 
 class Output:
@@ -26,6 +28,9 @@ class Output:
         self.as_json = as_json
         # Created per command, on the streams of the moment (a test runner swaps them).
         self.console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        if not self.console.is_terminal and not os.environ.get("COLUMNS"):
+            # Piped into a file or another program: whole table rows, not folded to 80 columns.
+            self.console.width = PIPED_WIDTH
         self.errors = Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
     @property
