@@ -89,14 +89,14 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def when(moment: datetime | None, now: datetime | None = None) -> str:
-    """A UTC instant for people: `2026-11-23 12:00 UTC (3h ago)`."""
+    """A UTC instant for people: `2026-11-23 12:00 (3h ago)` (headings say the times are UTC)."""
     if moment is None:
         return "-"
     now = now or datetime.now(UTC)
     seconds = (moment - now).total_seconds()
     relative = duration(abs(seconds))
     hint = f"in {relative}" if seconds > 0 else f"{relative} ago"
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({hint})"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} ({hint})"
 
 
 def duration(seconds: float) -> str:

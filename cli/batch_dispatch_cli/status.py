@@ -150,7 +150,7 @@ def status(operator: Operator) -> int:
             "attention": attention,
         }
     )
-    out.line(f"batch-dispatch stack {stack.name} ({stack.region}) at {now:%Y-%m-%d %H:%M} UTC")
+    out.line(f"batch-dispatch stack {stack.name} ({stack.region}) at {now:%Y-%m-%d %H:%M} (all times UTC)")
     out.table(
         "Job types",
         (
