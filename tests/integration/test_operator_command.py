@@ -46,9 +46,9 @@ JOB_TYPE_KEYS = {
 
 
 @pytest.fixture
-def deployed(_emulator_process: Emulator) -> Emulator:
+def deployed(module_emulator: Emulator) -> Emulator:
     """The module's stack, not redeployed (the emulator deployed it when it started)."""
-    return _emulator_process
+    return module_emulator
 
 
 def command(local: Emulator, *args: str, env: dict[str, str] | None = None) -> Result:
