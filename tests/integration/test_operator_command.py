@@ -51,10 +51,12 @@ def deployed(module_emulator: Emulator) -> Emulator:
     return module_emulator
 
 
-def command(local: Emulator, *args: str, env: dict[str, str] | None = None) -> Result:
+def command(local: Emulator, *args: str, env: dict[str, str | None] | None = None) -> Result:
     """`batch-dispatch --stack <the local stack> ARGS`, in-process; stdout and stderr kept apart."""
     runner = CliRunner(mix_stderr=False)
-    return runner.invoke(cli, ["--stack", local.stack.name, *args], env=env, catch_exceptions=False)
+    # Piped output has whole table rows unless COLUMNS says otherwise (test runners' workers set it).
+    environment: dict[str, str | None] = {"COLUMNS": None, **(env or {})}
+    return runner.invoke(cli, ["--stack", local.stack.name, *args], env=environment, catch_exceptions=False)
 
 
 def document(result: Result) -> Any:
@@ -206,7 +208,7 @@ def test_status_of_a_fresh_stack_is_all_clear(local: Emulator):
 
     assert result.exit_code == 0, result.output
     assert "default" in result.stdout
-    assert "rate(3 hours)" in result.stdout
+    assert "rate(3 hours)" in result.stdout, result.stdout
     assert "All clear." in result.stdout
 
 
