@@ -202,8 +202,7 @@ class Shim:
             found.append(
                 Schedule(
                     logical_id=logical_id,
-                    # Without a Name, CloudFormation names it after the stack and the logical id.
-                    name=props.get("Name") or (f"{self.stack.name}-{logical_id}" if nested else logical_id),
+                    name=self._schedule_name(logical_id, props, nested),
                     expression=props["ScheduleExpression"],
                     enabled=props.get("State", "ENABLED") == "ENABLED",
                     target_function=self._root_function(raw_target.get("Arn")),
@@ -215,6 +214,10 @@ class Shim:
             )
         return found
 
+    def _schedule_name(self, logical_id: str, props: dict[str, Any], nested: bool) -> str:
+        # Without a Name, CloudFormation names it after the stack and the logical id.
+        return str(props.get("Name") or (f"{self.stack.name}-{logical_id}" if nested else logical_id))
+
     def apply_schedules(self) -> None:
         """Create each schedule in moto's EventBridge Scheduler as the template defines it, so what reads
         schedules through the API (`batch-dispatch status`, `backfill`) finds them. moto never fires
@@ -225,7 +228,7 @@ class Shim:
             kept = ("ScheduleExpression", "ScheduleExpressionTimezone", "State", "Description", "Target")
             request = {key: props[key] for key in kept if key in props}
             scheduler.create_schedule(
-                Name=props.get("Name") or logical_id,
+                Name=self._schedule_name(logical_id, props, self.root is not self.stack),
                 FlexibleTimeWindow=props.get("FlexibleTimeWindow", {"Mode": "OFF"}),
                 **request,
             )
