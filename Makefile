@@ -17,11 +17,14 @@ export SAM_CLI_TELEMETRY := 0
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements-dev.txt
+# The project itself is installed editable last (no dependencies: the pins above are the versions), so
+# $(BIN)/batch-dispatch, the operator command, runs the working tree's code.
+$(BIN)/.installed: requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "batch-dispatch needs Python 3.11+; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 # checkov pins versions that conflict with aws-sam-cli, so it lives in a virtualenv of its own.
@@ -98,19 +101,25 @@ clean: ## Remove build output and caches (keeps .venv)
 # Operations
 # These talk to the deployed stack, so they need AWS credentials for its account (AWS_PROFILE or the
 # usual environment variables) and REGION. STACK defaults to the samconfig.toml name for ENV.
+# `$(BIN)/batch-dispatch --help` lists what else the operator command does (status, run, backfill...).
 STACK ?= batch-dispatch-$(ENV)
 FN ?= FailureNotifyFunction
+OPERATE := $(BIN)/batch-dispatch --stack $(STACK) --region $(REGION)
 .PHONY: logs dlq redrive delete
 
-logs: $(BIN)/.installed ## Tail a function's logs: make logs FN=S3SubmitFunction [ENV=prod]
-	$(BIN)/sam logs --stack-name $(STACK) --name $(FN) --tail --region $(REGION)
+logs: $(BIN)/.installed ## A job's log stream: make logs JOB=<job id> [ATTEMPT=N] [FOLLOW=1]; a function's: make logs FN=S3SubmitFunction
+	@if [ -n "$(JOB)" ]; then \
+		$(OPERATE) logs $(JOB) $(if $(ATTEMPT),--attempt $(ATTEMPT)) $(if $(FOLLOW),--follow); \
+	else \
+		$(BIN)/sam logs --stack-name $(STACK) --name $(FN) --tail --region $(REGION); \
+	fi
 
 dlq: $(BIN)/.installed ## Show what is in the DLQs, without consuming it: make dlq [DLQ=IntakeDLQ]
-	$(BIN)/python scripts/dlq.py show --stack-name $(STACK) --region $(REGION) $(if $(DLQ),--dlq $(DLQ))
+	$(OPERATE) dlq show $(if $(DLQ),--queue $(DLQ))
 
 redrive: $(BIN)/.installed ## After a fix, replay a DLQ: make redrive DLQ=FailureNotifyDLQ [DRY_RUN=1]
 	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=IntakeDLQ|ScheduleDLQ|FailureNotifyDLQ|StormDLQ [DRY_RUN=1]"; exit 2; }
-	$(BIN)/python scripts/dlq.py redrive --stack-name $(STACK) --region $(REGION) --dlq $(DLQ) $(if $(DRY_RUN),--dry-run)
+	$(OPERATE) dlq redrive --queue $(DLQ) $(if $(DRY_RUN),--dry-run)
 
 delete: $(BIN)/.installed ## Delete the stack (the intake bucket is kept unless EMPTY_BUCKET=1)
 	@if [ -n "$(EMPTY_BUCKET)" ]; then \

@@ -147,6 +147,7 @@ class Shim:
         self.apply_bucket_notifications()
         self.apply_queue_policies()
         self.apply_secrets()
+        self.apply_schedules()
 
     def apply_bucket_notifications(self) -> None:
         s3: Any = boto3.client("s3")
@@ -201,8 +202,7 @@ class Shim:
             found.append(
                 Schedule(
                     logical_id=logical_id,
-                    # Without a Name, CloudFormation names it after the stack and the logical id.
-                    name=props.get("Name") or (f"{self.stack.name}-{logical_id}" if nested else logical_id),
+                    name=self._schedule_name(logical_id, props, nested),
                     expression=props["ScheduleExpression"],
                     enabled=props.get("State", "ENABLED") == "ENABLED",
                     target_function=self._root_function(raw_target.get("Arn")),
@@ -213,6 +213,25 @@ class Shim:
                 )
             )
         return found
+
+    def _schedule_name(self, logical_id: str, props: dict[str, Any], nested: bool) -> str:
+        # Without a Name, CloudFormation names it after the stack and the logical id.
+        return str(props.get("Name") or (f"{self.stack.name}-{logical_id}" if nested else logical_id))
+
+    def apply_schedules(self) -> None:
+        """Create each schedule in moto's EventBridge Scheduler as the template defines it, so what reads
+        schedules through the API (`batch-dispatch status`, `backfill`) finds them. moto never fires
+        them: the emulator does (`Emulator.tick`)."""
+        scheduler = boto3.client("scheduler")
+        for logical_id, resource in self._created("AWS::Scheduler::Schedule").items():
+            props = _strip_no_value(self.resolve(resource["Properties"]))
+            kept = ("ScheduleExpression", "ScheduleExpressionTimezone", "State", "Description", "Target")
+            request = {key: props[key] for key in kept if key in props}
+            scheduler.create_schedule(
+                Name=self._schedule_name(logical_id, props, self.root is not self.stack),
+                FlexibleTimeWindow=props.get("FlexibleTimeWindow", {"Mode": "OFF"}),
+                **request,
+            )
 
     def rules(self) -> list[Rule]:
         found = []
