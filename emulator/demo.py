@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any, TextIO
 
@@ -87,6 +90,21 @@ def _show(story: Story, message: dict[str, Any]) -> None:
     for line in _slack_text(message):
         story.say(f"   | {line}")
     story.say("   +" + "-" * 76)
+
+
+def _operator_status(stack_name: str) -> str:
+    """`batch-dispatch status` against the local stack, as a separate process (the moto server's
+    endpoint is in this process's environment, which the command inherits)."""
+    completed = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "batch_dispatch_cli", "--stack", stack_name, "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "160", "NO_COLOR": "1"},
+    )
+    # Exit code 1 means "needs attention" (the demo's failures), which is what the story shows.
+    return completed.stdout if completed.returncode in (0, 1) else completed.stderr
 
 
 def run_demo(out: TextIO) -> int:
@@ -218,6 +236,15 @@ def run_demo(out: TextIO) -> int:
         for message in local.slack_posts()[before:]:
             if message.get("text", "").startswith("Failure digest"):
                 _show(story, message)
+
+        # 7. The operator's view -------------------------------------------------------------------
+        story.step(
+            7,
+            "One command for operators",
+            f"batch-dispatch --stack {stack.name} status (the same command runs against AWS)",
+        )
+        for line in _operator_status(stack.name).splitlines():
+            story.say(f"   {line}")
 
         # Summary ----------------------------------------------------------------------------------
         dlqs = local.dlq_messages()

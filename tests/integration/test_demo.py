@@ -34,5 +34,7 @@ def test_the_demo_runs_the_whole_story_and_says_what_happened():
         "MemoryError: cannot allocate 6.1 GiB",  # the log tail in the alert
         "Failure digest: 40 children",
         "FailureNotifyDLQ=0",
+        "batch-dispatch --stack batch-dispatch-local status",
+        "thumbnails: 1 failed in the last 24 h",  # the operator command saw the failure
     ):
         assert expected in story, f"{expected!r} missing from the demo's story:\n{story[-3000:]}"
