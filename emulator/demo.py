@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from typing import Any, TextIO
 
@@ -93,18 +90,21 @@ def _show(story: Story, message: dict[str, Any]) -> None:
 
 
 def _operator_status(stack_name: str) -> str:
-    """`batch-dispatch status` against the local stack, as a separate process (the moto server's
-    endpoint is in this process's environment, which the command inherits)."""
-    completed = subprocess.run(  # noqa: S603 - our own module, fixed arguments
-        [sys.executable, "-m", "batch_dispatch_cli", "--stack", stack_name, "status"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "COLUMNS": "160", "NO_COLOR": "1"},
+    """`batch-dispatch status` against the local stack, run in this process (its AWS clients reach the
+    moto server like every other client here) with its output captured for the story."""
+    from click.testing import CliRunner
+
+    from batch_dispatch_cli.app import cli
+
+    runner = CliRunner(mix_stderr=False)
+    result = runner.invoke(
+        cli,
+        ["--stack", stack_name, "status"],
+        env={"COLUMNS": "160", "NO_COLOR": "1"},
+        catch_exceptions=False,
     )
     # Exit code 1 means "needs attention" (the demo's failures), which is what the story shows.
-    return completed.stdout if completed.returncode in (0, 1) else completed.stderr
+    return result.stdout if result.exit_code in (0, 1) else result.stderr
 
 
 def run_demo(out: TextIO) -> int:
