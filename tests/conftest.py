@@ -255,3 +255,13 @@ def deploy_edited_template(
         return module_emulator
 
     return deploy
+
+
+def set_batch_status(job_id: str, status: str) -> None:
+    """Set a job's status in moto's Batch (running in this process): its no-Docker backend ends every job,
+    and every child of an array job, alike, where real children each end their own way and a job may
+    still be running. Written on moto's job model, as emulator.core.Emulator.jobs_fail writes exit codes."""
+    from moto.batch.models import batch_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    batch_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_job_by_id(job_id).status = status
