@@ -90,6 +90,8 @@ def test_a_flood_on_the_public_url_cannot_take_the_accounts_concurrency():
 
     assert function["ReservedConcurrentExecutions"] == 3
     assert function["Timeout"] <= 15  # Slack waits 3 s; the timeout only bounds a stuck call
+    # And without the URL nothing can call it: nothing is taken from the account's pool
+    assert "ReservedConcurrentExecutions" not in props(deploy(), FUNCTION)
 
 
 def test_the_role_may_do_what_a_rerun_needs_and_nothing_more():
