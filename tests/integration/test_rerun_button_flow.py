@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 from emulator.core import Emulator
-from tests.conftest import set_batch_status
+from tests.conftest import load_event, set_batch_status
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +156,20 @@ def test_a_refused_click_submits_nothing_and_gets_the_right_answer(button: Emula
         (reply,) = button.slack.responses
         assert reply["response_type"] == "ephemeral"
         assert says in reply["text"]
+
+
+def test_a_job_of_another_stack_gets_no_button(button: Emulator):
+    # Given a failure of a job whose definition is not this stack's (AdditionalAlertQueueArns alerts those)
+    event = load_event("batch/job-failed-container.json")
+    assert not event["detail"]["jobDefinition"].split("/")[-1].startswith(f"{button.stack.name}_")
+
+    # When it is alerted with the button on
+    assert button.invoke("FailureNotifyFunction", event).error is None
+
+    # Then the alert offers no rerun: this stack could not submit it
+    (alert,) = button.slack_messages()
+    elements = [e for b in alert["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [e.get("action_id") for e in elements if "action_id" in e] == []
 
 
 def test_without_the_button_the_alert_has_none(local: Emulator):
