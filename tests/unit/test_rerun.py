@@ -185,6 +185,7 @@ def test_failed_children_of_an_array_mode_job_get_a_manifest_of_their_own(rerun_
         "batch-dispatch-test-array-abc",
         arrayProperties={"size": 4},
         parameters={"manifestBucket": BUCKET, "manifestKey": f"{PREFIX}abc.jsonl", "objectCount": "4"},
+        tags={"batch-dispatch:manifest": "abc", "batch-dispatch:job-type": "default"},
     )
     set_batch_status(f"{parent}:0", "SUCCEEDED")
     set_batch_status(f"{parent}:2", "SUCCEEDED")
@@ -203,6 +204,7 @@ def test_failed_children_of_an_array_mode_job_get_a_manifest_of_their_own(rerun_
     assert new["parameters"]["objectCount"] == "2"
     assert manifest_lines(new_key) == [lines[1], lines[3]]
     assert outcome.manifest_key == new_key
+    assert new["tags"]["batch-dispatch:manifest"] == new_key.rsplit("/", 1)[-1].removesuffix(".jsonl")
     # And the original manifest is untouched
     assert manifest_lines(f"{PREFIX}abc.jsonl") == lines
 
@@ -215,6 +217,7 @@ def test_one_failed_child_of_an_array_mode_job_is_a_plain_job_for_its_object(rer
         "batch-dispatch-test-array-def",
         arrayProperties={"size": 3},
         parameters={"manifestBucket": BUCKET, "manifestKey": f"{PREFIX}def.jsonl", "objectCount": "3"},
+        tags={"batch-dispatch:manifest": "def", "batch-dispatch:job-type": "default"},
     )
     set_batch_status(f"{parent}:0", "SUCCEEDED")
     set_batch_status(f"{parent}:1", "SUCCEEDED")
@@ -229,6 +232,8 @@ def test_one_failed_child_of_an_array_mode_job_is_a_plain_job_for_its_object(rer
     assert new["parameters"]["key"] == "in/2.csv"
     assert new["parameters"]["manifestKey"] == "none"  # the definition's default: no manifest
     assert "idempotencyId" not in new["parameters"]
+    assert "batch-dispatch:manifest" not in new["tags"]
+    assert new["tags"]["batch-dispatch:job-type"] == "default"
 
 
 def test_failed_children_of_another_array_job_are_one_job_each_with_their_index(rerun_stack: Stack):
@@ -349,3 +354,20 @@ def test_a_rerun_in_progress_elsewhere_is_refused_without_submitting(rerun_stack
     with pytest.raises(RerunInProgressError, match="being submitted right now"):
         rerun(original_id, rerun_stack.policy)
     assert rerun_stack.rerun_jobs() == []
+
+
+def test_a_whole_rerun_of_an_array_mode_job_reads_the_same_manifest(rerun_stack: Stack):
+    write_manifest(f"{PREFIX}ghi.jsonl", [{"bucket": BUCKET, "key": f"in/{i}.csv"} for i in range(2)])
+    parent = rerun_stack.submit(
+        "batch-dispatch-test-array-ghi",
+        arrayProperties={"size": 2},
+        parameters={"manifestBucket": BUCKET, "manifestKey": f"{PREFIX}ghi.jsonl", "objectCount": "2"},
+        tags={"batch-dispatch:manifest": "ghi"},
+    )
+
+    rerun(parent, rerun_stack.policy)
+
+    (new,) = rerun_stack.rerun_jobs()
+    assert new["arrayProperties"]["size"] == 2
+    assert new["parameters"]["manifestKey"] == f"{PREFIX}ghi.jsonl"
+    assert new["tags"]["batch-dispatch:manifest"] == "ghi"

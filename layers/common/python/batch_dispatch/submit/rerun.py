@@ -321,7 +321,9 @@ def manifest_plan(
     if len(chosen) == 1:  # Batch array jobs have 2 children at least: one object is a plain job
         line = {k: str(v) for k, v in json.loads(chosen[0]).items() if k != manifests.LINE_RECORD_ID}
         kept = {k: v for k, v in whole.parameters.items() if k not in _MANIFEST_PARAMETERS}
-        return plan._replace(specs=(whole._replace(parameters={**kept, **line}),), children=indices)
+        tags = {k: v for k, v in whole.tags.items() if k != MANIFEST_TAG}  # no manifest: one object
+        spec = whole._replace(parameters={**kept, **line}, tags=tags)
+        return plan._replace(specs=(spec,), children=indices)
     digest = hashlib.sha256(f"{key}\n{bucket}/{original_key}\n{indices}".encode()).hexdigest()[:40]
     new_key = f"{policy.manifest_prefix}rerun-{digest}.jsonl"
     spec = whole._replace(
@@ -443,6 +445,6 @@ def rerun_tags(job: Mapping[str, Any], requested_by: str) -> dict[str, str]:
     inherited = [
         (str(k), str(v))
         for k, v in (job.get("tags") or {}).items()
-        if not str(k).startswith("aws:") and k not in ours and k not in (MANIFEST_TAG, ARRAY_INDEX_TAG)
+        if not str(k).startswith("aws:") and k not in ours
     ]
-    return {**dict(inherited[: MAX_TAGS - len(ours) - 2]), **ours}
+    return {**dict(inherited[: MAX_TAGS - len(ours) - 1]), **ours}  # room for a manifest or index tag
