@@ -258,9 +258,10 @@ def deploy_edited_template(
 
 
 def set_batch_status(job_id: str, status: str) -> None:
-    """Set a job's status in moto's Batch (running in this process): its no-Docker backend ends every job,
-    and every child of an array job, alike, where real children each end their own way and a job may
-    still be running. Written on moto's job model, as emulator.core.Emulator.jobs_fail writes exit codes."""
+    """Set a job's status in moto's Batch (in this process, the emulator's moto server included). Its
+    no-Docker backend ends every job, and every child of an array job, alike and at once; a real array
+    job's children each end their own way, and a job may still be running. This sets the state on moto's
+    job model (no moto code is changed): no API of moto's can."""
     from moto.batch.models import batch_backends
     from moto.core import DEFAULT_ACCOUNT_ID
 
