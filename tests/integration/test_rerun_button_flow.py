@@ -47,9 +47,10 @@ def button(local: Emulator) -> Emulator:
 
 @pytest.fixture
 def redeployed(local: Emulator) -> Iterator[Emulator]:
-    """The module's emulator, for a test that deploys other parameters; the next test gets the defaults."""
+    """The module's emulator, for a test that deploys other parameters; the next test gets the module's."""
+    parameters = local.parameter_overrides
     yield local
-    local.parameter_overrides = {}
+    local.parameter_overrides = parameters
 
 
 def rerun_button_of(message: dict[str, Any], action_id: str = "rerun") -> dict[str, Any]:
