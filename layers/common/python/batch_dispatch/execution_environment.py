@@ -14,7 +14,7 @@ from batch_dispatch.aws import clients, idempotency
 
 def reset() -> None:
     """A new execution environment: no settings, clients, stores or cached secrets."""
-    from batch_dispatch.slack import webhook  # imports slack_sdk: only the alerting functions load it
+    from batch_dispatch.slack import webhook  # only the functions that alert load the Slack modules
 
     settings.reset()
     clients.reset_clients()
