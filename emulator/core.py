@@ -23,10 +23,12 @@ from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer, failing_batch_j
 from emulator.runtime import LambdaRuntime
 from emulator.sam import TEMPLATE_PATH
 from emulator.shim import Rule, Schedule, Shim
+from emulator.slack_stub import APP_SIGNING_SECRET
 from emulator.stack import Stack, deploy, referenced_logical_id
 
 _ASYNC_TRIGGERS = {"ScheduleV2", "Schedule", "EventBridgeRule", "CloudWatchEvent", "SNS", "S3"}
 WEBHOOK_SECRET_ENV = "SLACK_WEBHOOK_SECRET_NAME"  # noqa: S105 - an env var name, not a secret
+SIGNING_SECRET_ENV = "SLACK_SIGNING_SECRET_NAME"  # noqa: S105 - an env var name, not a secret
 
 
 def reset_process_state() -> None:
@@ -127,6 +129,13 @@ class Emulator:
             path = f"/services/T000/B{index:03d}/local"
             self.webhook_secrets[path] = name
             secrets.create_secret(Name=name, SecretString=base + path)
+        signing_secret_names = {
+            f.environment[SIGNING_SECRET_ENV]
+            for f in self.stack.functions.values()
+            if f.environment.get(SIGNING_SECRET_ENV)
+        }
+        for name in signing_secret_names:  # the Slack app's, for the Rerun button's clicks
+            secrets.create_secret(Name=name, SecretString=APP_SIGNING_SECRET)
 
     def job_type_entries(self) -> dict[str, dict[str, Any]]:
         """The job catalog's registry as deployed: job type name -> its entry (JSON in SSM)."""
@@ -165,6 +174,21 @@ class Emulator:
         if triggers & _ASYNC_TRIGGERS:
             return self.runtime.invoke_async(logical_id, event, self.shim.async_retry_attempts(logical_id))
         return self.runtime.invoke(logical_id, event)
+
+    def click(self, message: dict[str, Any], action_id: str = "rerun", *, user_id: str) -> Invocation:
+        """`user_id` clicks a button of `message` (as the Slack stand-in received it): the stand-in app
+        signs the click as Slack does, and it goes to the stack's function URL."""
+        event = self.slack.click(message, action_id, user_id=user_id, signing_secret=APP_SIGNING_SECRET)
+        return self.deliver_to_function_url(event)
+
+    def deliver_to_function_url(self, event: dict[str, Any]) -> Invocation:
+        """What Lambda does with a request to the stack's function URL: invoke its function."""
+        if not self.stack.function_urls:
+            raise RuntimeError(
+                "the stack has no function URL for Slack's clicks: deploy EnableRerunButton=true"
+            )
+        (function,) = self.stack.function_urls
+        return self.invoke(function, event)
 
     def schedules(self) -> list[Schedule]:
         """The stack's schedules, then each job type's."""

@@ -12,6 +12,9 @@ from emulator.sam import REPO_ROOT
 
 # The demo's catalog: three job types added to template.yaml the way docs/job-types.md shows.
 DEMO_JOB_TYPES = REPO_ROOT / "job-types" / "examples.yaml"
+# The Rerun button is on (a Slack app with Interactivity), and the on-call may click it.
+ONCALL = "U0ONCALL"
+DEMO_PARAMETERS = {"EnableRerunButton": "true", "RerunAllowedSlackUsers": ONCALL}
 DEMO_FILES = [
     "incoming/csv/daily report 2026-11-23.csv",
     "images/café/résumé.png",
@@ -113,7 +116,7 @@ def run_demo(out: TextIO) -> int:
         "batch-dispatch local demo: template.yaml with three example job types, deployed into moto on "
         "127.0.0.1 (no AWS account, no Docker)"
     )
-    with Emulator(job_types=DEMO_JOB_TYPES) as local:
+    with Emulator(DEMO_PARAMETERS, job_types=DEMO_JOB_TYPES) as local:
         stack = local.stack
         story.say(
             f"   stack '{stack.name}': {len(stack.physical_ids)} resources, functions "
@@ -182,7 +185,7 @@ def run_demo(out: TextIO) -> int:
         # 4. A failing job -------------------------------------------------------------------------
         story.step(
             4,
-            "A thumbnails job runs out of memory",
+            "A thumbnails job runs out of memory, and the on-call reruns it",
             "Batch 'Job State Change' FAILED -> rule -> FailureNotifyFunction -> the job type's channel",
         )
         with local.jobs_fail(
@@ -199,8 +202,17 @@ def run_demo(out: TextIO) -> int:
         notified = local.publish_batch_events()
         story.say(f"   state-change events delivered to FailureNotifyFunction: {len(notified)}")
         local.publish_batch_events()  # nothing new: no second alert
-        for message in local.slack_posts():
-            _show(story, message)
+        (alert,) = local.slack_posts()
+        _show(story, alert)
+        clicked = local.click(alert, user_id=ONCALL)
+        (rerun,) = [j for j in local.jobs_submitted() if "-rerun-" in j["jobName"]]
+        story.say(
+            f"   <@{ONCALL}> clicks Rerun -> function URL -> SlackActionsFunction "
+            f"(HTTP {clicked.result['statusCode']}); job in Batch: {rerun['jobName']}"
+        )
+        (update,) = local.slack.responses
+        (rerun_line,) = [line.strip("[]") for line in _slack_text(update) if "Rerun by" in line]
+        story.say(f"   the alert now says: {rerun_line}")
 
         # 5. A blocked queue ------------------------------------------------------------------------
         story.step(

@@ -37,6 +37,9 @@ from urllib.parse import urlencode
 MAX_HANG_SECONDS = 30.0
 WEBHOOK_PATH = "/services/T000/B000/XXXX"
 RESPONSE_PATH = "/actions/T000/"  # response URLs Slack hands out with each interaction
+# The stand-in Slack app's signing secret: the emulator stores it under the stack's signing secret name,
+# as a user stores their app's (docs/alerts.md).
+APP_SIGNING_SECRET = "emulator-signing-secret-0123456789abcdef"  # noqa: S105 - a local stand-in
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class Stack:
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
     event_source_mappings: list[dict[str, Any]] = field(default_factory=list)
     nested: list[Stack] = field(default_factory=list)  # the nested applications' stacks (job types)
+    function_urls: dict[str, str] = field(default_factory=dict)  # function logical id -> its URL
 
     def queue_url(self, logical_id: str) -> str:
         return self.physical_ids[logical_id]
@@ -130,16 +131,32 @@ def default_parameters(sam_template: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _prepare_for_moto(cfn: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Work around moto gaps in the CloudFormation document, returning the event source mappings.
+@dataclass
+class FunctionUrl:
+    """An AWS::Lambda::Url of the template, which the emulator creates itself (moto's CloudFormation
+    cannot), and the outputs that name it."""
+
+    auth_type: str
+    outputs: list[str]
+
+
+def _prepare_for_moto(
+    cfn: dict[str, Any],
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, FunctionUrl]]:
+    """Work around moto gaps in the CloudFormation document, returning the event source mappings and
+    the function URLs.
 
     - Managed compute environments get the service-linked role AWS would use.
     - Event source mappings are removed: moto would try to run the function in Docker on every
       message. The emulator polls those queues itself, with the mapping's own settings.
     - `Fn::GetAtt [Parameter, Value]` of an AWS::SSM::Parameter (moto has no such attribute) becomes
       the parameter's own Value expression, which is what CloudFormation returns.
+    - moto's CloudFormation has no AWS::Lambda::Url: each becomes a String parameter under the same
+      logical id and Condition, holding the target function's ARN, and the outputs naming its URL wait
+      for the emulator to create it through Lambda's API (`_create_function_urls`).
     """
     mappings: list[dict[str, Any]] = []
+    urls: dict[str, FunctionUrl] = {}
     cfn = _ssm_values_inlined(cfn)
     for logical_id, resource in list(cfn["Resources"].items()):
         if resource["Type"] == "AWS::Batch::ComputeEnvironment":
@@ -147,7 +164,34 @@ def _prepare_for_moto(cfn: dict[str, Any]) -> tuple[dict[str, Any], list[dict[st
         elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
             mappings.append({"LogicalId": logical_id, **resource["Properties"]})
             del cfn["Resources"][logical_id]
-    return cfn, mappings
+        elif resource["Type"] == "AWS::Lambda::Url":
+            properties = resource["Properties"]
+            urls[logical_id] = FunctionUrl(auth_type=properties["AuthType"], outputs=[])
+            resource["Type"] = "AWS::SSM::Parameter"
+            resource["Properties"] = {
+                "Name": {"Fn::Sub": f"/emulator/${{AWS::StackName}}/function-urls/{logical_id}"},
+                "Type": "String",
+                "Value": properties["TargetFunctionArn"],
+            }
+    for key, output in list(cfn.get("Outputs", {}).items()):
+        if referenced_logical_id(output.get("Value")) in urls:
+            urls[str(referenced_logical_id(output["Value"]))].outputs.append(key)
+            del cfn["Outputs"][key]
+    return cfn, mappings, urls
+
+
+def _create_function_urls(stack: Stack, urls: dict[str, FunctionUrl]) -> None:
+    """Create each function URL whose stand-in the deploy created (its Condition held) through Lambda's
+    API, and set the outputs that name it, as CloudFormation would."""
+    ssm, lambda_client = boto3.client("ssm"), boto3.client("lambda")
+    for logical_id, url in urls.items():
+        if logical_id not in stack.physical_ids:
+            continue
+        function_arn = ssm.get_parameter(Name=stack.physical_ids[logical_id])["Parameter"]["Value"]
+        created = lambda_client.create_function_url_config(FunctionName=function_arn, AuthType=url.auth_type)
+        (function,) = [f for f in stack.functions.values() if function_arn.endswith(f":{f.physical_name}")]
+        stack.function_urls[function.logical_id] = created["FunctionUrl"]
+        stack.outputs.update(dict.fromkeys(url.outputs, created["FunctionUrl"]))
 
 
 def _ssm_values_inlined(cfn: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +241,7 @@ def deploy(
     s3.create_bucket(Bucket=CODE_BUCKET)
     nested_templates = _package_nested_applications(sam_template, s3)
     cfn = transform_template(sam_template, parameters, code_bucket=CODE_BUCKET)
-    cfn, mappings = _prepare_for_moto(cfn)
+    cfn, mappings, urls = _prepare_for_moto(cfn)
     for logical_id, path in local_code_paths(sam_template).items():
         s3.put_object(Bucket=CODE_BUCKET, Key=f"{logical_id}.zip", Body=_zip_directory(REPO_ROOT / path))
 
@@ -226,6 +270,7 @@ def deploy(
         event_source_mappings=mappings,
     )
     stack.functions = _describe_functions(stack)
+    _create_function_urls(stack, urls)
     stack.nested = [
         _describe_nested(cloudformation, physical_ids[logical_id], template)
         for logical_id, template in nested_templates.items()

@@ -32,6 +32,8 @@ def test_the_demo_runs_the_whole_story_and_says_what_happened():
         "(HighPriorityJobQueue)",
         "Slack message (webhook secret batch-dispatch/slack-thumbnails)",
         "MemoryError: cannot allocate 6.1 GiB",  # the log tail in the alert
+        "clicks Rerun -> function URL -> SlackActionsFunction (HTTP 200); job in Batch: thumbnails-",
+        "the alert now says: :arrows_counterclockwise: Rerun by <@U0ONCALL>",
         "Failure digest: 40 children",
         "FailureNotifyDLQ=0",
         "batch-dispatch --stack batch-dispatch-local status",

@@ -1,13 +1,9 @@
-"""The Rerun button end to end in the emulator: a job FAILS in moto Batch, its alert reaches the Slack
-stand-in with the button, the stand-in signs the click as Slack does and Lambda delivers it through the
-function URL (payload 2.0, base64 form body) to SlackActionsFunction; Batch then holds the rerun, and the
-stand-in the answers posted to the click's response URL.
-
-The emulator cannot deploy EnableRerunButton=true yet: moto's CloudFormation has no AWS::Lambda::Url, and
-the stack's SlackActionsUrl output naming it fails the whole stack (test_the_emulator_deploys_the_button
-below turns green when it can). The functions exist in every stack, so the variables that parameter and
-RerunAllowedSlackUsers set (tests/template/test_rerun_button_template.py pins them) are set on the
-deployed functions instead, as a parameter update would.
+"""The Rerun button end to end in the emulator: the stack deployed with EnableRerunButton=true (its
+function URL created), a job FAILS in moto Batch, its alert reaches the Slack stand-in with the button, the
+stand-in signs the click as Slack does with the app's signing secret (stored by the emulator under the
+stack's SlackSigningSecretName) and Lambda delivers it through the function URL (payload 2.0, base64 form
+body) to SlackActionsFunction; Batch then holds the rerun, and the stand-in the answers posted to the
+click's response URL.
 """
 
 from __future__ import annotations
@@ -21,28 +17,20 @@ import boto3
 import pytest
 
 from emulator.core import Emulator
+from emulator.handlers import Invocation
+from emulator.slack_stub import APP_SIGNING_SECRET
 from tests.conftest import load_event, set_batch_status
 
 pytestmark = pytest.mark.integration
 
-SIGNING_SECRET = "emulator-signing-secret-0123456789abcdef"
 ONCALL = "U0ONCALL"
 FUNCTION = "SlackActionsFunction"
+BUTTON_ON = {"EnableRerunButton": "true", "RerunAllowedSlackUsers": ONCALL}
 
 
-def enable_rerun_button(local: Emulator) -> Emulator:
-    """What EnableRerunButton=true and RerunAllowedSlackUsers=U0ONCALL set, and the signing secret the
-    user stores (docs/alerts.md)."""
-    local.update_function_environment("FailureNotifyFunction", RERUN_BUTTON="true")
-    local.update_function_environment(FUNCTION, ALLOWED_SLACK_USERS=ONCALL)
-    secret_name = local.stack.functions[FUNCTION].environment["SLACK_SIGNING_SECRET_NAME"]
-    boto3.client("secretsmanager").create_secret(Name=secret_name, SecretString=SIGNING_SECRET)
-    return local
-
-
-@pytest.fixture
-def button(local: Emulator) -> Emulator:
-    return enable_rerun_button(local)
+@pytest.fixture(scope="module")
+def emulator_parameters() -> dict[str, str]:
+    return BUTTON_ON
 
 
 @pytest.fixture
@@ -51,6 +39,14 @@ def redeployed(local: Emulator) -> Iterator[Emulator]:
     parameters = local.parameter_overrides
     yield local
     local.parameter_overrides = parameters
+
+
+def redeploy(local: Emulator, **parameters: str) -> Emulator:
+    local.server.reset()
+    local.slack.reset()
+    local.parameter_overrides = parameters
+    local.deploy()
+    return local
 
 
 def rerun_button_of(message: dict[str, Any], action_id: str = "rerun") -> dict[str, Any]:
@@ -64,18 +60,14 @@ def rerun_button_of(message: dict[str, Any], action_id: str = "rerun") -> dict[s
     return found
 
 
-def click(
-    local: Emulator, message: dict[str, Any], action_id: str = "rerun", **options: Any
-) -> dict[str, Any]:
-    """The signed click, as the function URL delivers it (kept, to replay it)."""
-    options = {"user_id": ONCALL, "signing_secret": SIGNING_SECRET, **options}
-    return local.slack.click(message, action_id, **options)
-
-
-def answer(local: Emulator, event: dict[str, Any]) -> dict[str, Any]:
-    invocation = local.invoke(FUNCTION, event)
+def answer(invocation: Invocation) -> dict[str, Any]:
     assert invocation.error is None
     return dict(invocation.result)
+
+
+def forged_click(local: Emulator, message: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """A click the stand-in signs otherwise than Slack would now (another secret, an old timestamp)."""
+    return local.slack.click(message, "rerun", user_id=ONCALL, **options)
 
 
 def reruns(local: Emulator) -> list[dict[str, Any]]:
@@ -92,14 +84,15 @@ def failed_scheduled_job(local: Emulator) -> tuple[dict[str, Any], dict[str, Any
     return job, alert
 
 
-def test_a_click_reruns_the_failed_job_once_and_says_so_in_the_alert(button: Emulator):
+def test_a_click_reruns_the_failed_job_once_and_says_so_in_the_alert(local: Emulator):
+    button = local
     # Given a scheduled job that failed, and its alert with the Rerun button naming it
     original, alert = failed_scheduled_job(button)
     assert rerun_button_of(alert)["value"] == original["jobId"]
 
     # When the on-call clicks Rerun
-    first = click(button, alert)
-    assert answer(button, first)["statusCode"] == 200
+    first = button.slack.click(alert, "rerun", user_id=ONCALL, signing_secret=APP_SIGNING_SECRET)
+    assert answer(button.deliver_to_function_url(first))["statusCode"] == 200
 
     # Then Batch holds one new job: same definition, queue and parameters, tagged with the original
     (rerun,) = reruns(button)
@@ -119,8 +112,8 @@ def test_a_click_reruns_the_failed_job_once_and_says_so_in_the_alert(button: Emu
     assert '"action_id": "rerun"' not in text
 
     # When the button is clicked again (a double click), and the first request is replayed
-    answer(button, click(button, alert))
-    answer(button, first)
+    answer(button.click(alert, user_id=ONCALL))
+    answer(button.deliver_to_function_url(first))
 
     # Then no other job, and each answer says which job it already is
     assert len(reruns(button)) == 1
@@ -139,12 +132,16 @@ def test_a_click_reruns_the_failed_job_once_and_says_so_in_the_alert(button: Emu
     ],
     ids=["bad-signature", "stale", "user-not-allowed"],
 )
-def test_a_refused_click_submits_nothing_and_gets_the_right_answer(button: Emulator, options, status, says):
+def test_a_refused_click_submits_nothing_and_gets_the_right_answer(local: Emulator, options, status, says):
     # Given a failed job's alert
+    button = local
     _, alert = failed_scheduled_job(button)
 
     # When a click arrives signed with another secret, signed 6 minutes ago, or by someone not allowed
-    result = answer(button, click(button, alert, **options))
+    event = local.slack.click(
+        alert, "rerun", **{"user_id": ONCALL, "signing_secret": APP_SIGNING_SECRET, **options}
+    )
+    result = answer(button.deliver_to_function_url(event))
 
     # Then no job is submitted, and the answer says why: HTTP 401 for what Slack did not sign now (its
     # response URL is not trusted), an ephemeral text for a person not allowed
@@ -159,7 +156,8 @@ def test_a_refused_click_submits_nothing_and_gets_the_right_answer(button: Emula
         assert says in reply["text"]
 
 
-def test_a_job_of_another_stack_gets_no_button(button: Emulator):
+def test_a_job_of_another_stack_gets_no_button(local: Emulator):
+    button = local
     # Given a failure of a job whose definition is not this stack's (AdditionalAlertQueueArns alerts those)
     event = load_event("batch/job-failed-container.json")
     assert not event["detail"]["jobDefinition"].split("/")[-1].startswith(f"{button.stack.name}_")
@@ -173,8 +171,11 @@ def test_a_job_of_another_stack_gets_no_button(button: Emulator):
     assert [e.get("action_id") for e in elements if "action_id" in e] == []
 
 
-def test_without_the_button_the_alert_has_none(local: Emulator):
-    # Given the default stack (EnableRerunButton "false")
+def test_without_the_button_the_alert_has_none(redeployed: Emulator):
+    # Given the default stack (EnableRerunButton "false"): no function URL, no signing secret needed
+    local = redeploy(redeployed)
+    assert local.stack.function_urls == {}
+    assert "SlackActionsUrl" not in local.stack.outputs
     _, alert = failed_scheduled_job(local)
 
     # Then its alerts have their links only: the plain incoming-webhook setup needs no Slack app
@@ -184,10 +185,7 @@ def test_without_the_button_the_alert_has_none(local: Emulator):
 
 def test_rerun_failed_children_of_an_array_mode_job_reruns_only_their_objects(redeployed: Emulator):
     # Given an ARRAY-mode stack whose array job of 3 uploads failed in children 1 and 2
-    redeployed.server.reset()
-    redeployed.parameter_overrides = {"SubmitMode": "ARRAY"}
-    redeployed.deploy()
-    button = enable_rerun_button(redeployed)
+    button = redeploy(redeployed, **BUTTON_ON, SubmitMode="ARRAY")
     for index in range(3):
         button.upload(f"incoming/part-{index}.csv")
     with button.jobs_fail(exit_code=2):
@@ -199,7 +197,7 @@ def test_rerun_failed_children_of_an_array_mode_job_reruns_only_their_objects(re
     assert rerun_button_of(alert, "rerun_failed_children")["value"] == parent["jobId"]
 
     # When "Rerun failed children" is clicked
-    answer(button, click(button, alert, "rerun_failed_children"))
+    answer(button.click(alert, "rerun_failed_children", user_id=ONCALL))
 
     # Then one array job of 2 children reads a new manifest of exactly those objects
     (rerun,) = reruns(button)
@@ -221,14 +219,12 @@ def test_rerun_failed_children_of_an_array_mode_job_reruns_only_their_objects(re
     assert len(button.jobs_submitted()) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="moto's CloudFormation cannot create AWS::Lambda::Url, and the SlackActionsUrl output naming it "
-    "fails the stack; when the emulator can, deploy the parameter in the tests above instead",
-)
-def test_the_emulator_deploys_the_button(redeployed: Emulator):
-    redeployed.server.reset()
-    redeployed.parameter_overrides = {"EnableRerunButton": "true"}
-    redeployed.deploy()
-
-    assert redeployed.stack.outputs["SlackActionsUrl"].startswith("https://")
+def test_the_button_s_url_is_the_stack_output_slack_is_given(local: Emulator):
+    # Given the stack deployed with EnableRerunButton=true
+    # Then its SlackActionsUrl output is the function URL Lambda created for SlackActionsFunction
+    url = local.stack.outputs["SlackActionsUrl"]
+    assert url.startswith("https://")
+    assert ".lambda-url." in url
+    assert local.stack.function_urls == {FUNCTION: url}
+    config = boto3.client("lambda").get_function_url_config(FunctionName=local.stack.physical_ids[FUNCTION])
+    assert (config["FunctionUrl"], config["AuthType"]) == (url, "NONE")
