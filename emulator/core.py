@@ -171,7 +171,11 @@ class Emulator:
         return self.runtime.invoke(logical_id, event)
 
     def schedules(self) -> list[Schedule]:
-        """The stack's schedules, then each job type's."""
+        """The stack's schedules that submit jobs, then each job type's (not the watchdog's check)."""
+        return [s for s in self.all_schedules() if s.job_type]
+
+    def all_schedules(self) -> list[Schedule]:
+        """Every schedule of the stack and of its job types."""
         return [schedule for shim in (self.shim, *self.nested_shims) for schedule in shim.schedules()]
 
     def rules(self) -> list[Rule]:

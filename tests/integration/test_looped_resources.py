@@ -12,7 +12,13 @@ from emulator.core import Emulator
 
 pytestmark = pytest.mark.integration
 
-FUNCTIONS = ["ScheduleSubmitFunction", "S3SubmitFunction", "FailureNotifyFunction", "StormDigestFunction"]
+FUNCTIONS = [
+    "ScheduleSubmitFunction",
+    "S3SubmitFunction",
+    "FailureNotifyFunction",
+    "StormDigestFunction",
+    "WatchdogFunction",
+]
 TLS_ONLY_QUEUES = ["IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ", "StormDLQ", "StormQueue"]
 
 

@@ -25,7 +25,13 @@ EXISTING_NETWORK = {
     "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
     "SecurityGroupIds": "sg-0123456789abcdef0",
 }
-FUNCTIONS = ["ScheduleSubmitFunction", "S3SubmitFunction", "FailureNotifyFunction", "StormDigestFunction"]
+FUNCTIONS = [
+    "ScheduleSubmitFunction",
+    "S3SubmitFunction",
+    "FailureNotifyFunction",
+    "StormDigestFunction",
+    "WatchdogFunction",
+]
 
 
 @cache

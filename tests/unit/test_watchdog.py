@@ -18,6 +18,7 @@ import boto3
 import pytest
 
 from batch_dispatch import execution_environment
+from batch_dispatch.alerts.watchdog.job_history import JobSeen
 from batch_dispatch.aws import clients
 from emulator.moto_server import failing_batch_jobs
 from emulator.running_jobs import RunningJobs
@@ -185,6 +186,26 @@ def watch(moto_batch: MotoBatch, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wa
 def started_at(job_id: str) -> datetime:
     (job,) = clients.client("batch").describe_jobs(jobs=[job_id])["jobs"]
     return datetime.fromtimestamp(job["startedAt"] / 1000, UTC)
+
+
+def test_a_failed_jobs_reason_carries_its_exit_code():
+    # Given a ListJobs summary of a FAILED job, as Batch answers it
+    summary = {
+        "jobId": "5f2c1d4e-0000-4f0e-9c7d-2a5b8e1f4d36",
+        "jobName": "nightly-2026",
+        "status": "FAILED",
+        "statusReason": "Essential container in task exited",
+        "createdAt": 1795399200000,
+        "startedAt": 1795399260000,
+        "stoppedAt": 1795399500000,
+        "container": {"exitCode": 137},
+        "jobDefinition": f"arn:aws:batch:us-east-1:123456789012:job-definition/{STACK}_nightly:3",
+    }
+
+    job = JobSeen.from_summary(summary)
+
+    assert job.reason == "Essential container in task exited (exit code 137)"
+    assert job.stopped_at == datetime(2026, 11, 23, 2, 5, tzinfo=UTC)
 
 
 # --- lateness -------------------------------------------------------------------------------------
