@@ -161,8 +161,8 @@ def missed_tick_message(facts: MissedFacts, where: Where, mention: str = "") -> 
         f"*{slack_text(facts.schedule_name, 200)}* at {when(facts.scheduled_time)} submitted no job: "
         f"{slack_text(facts.why, 600)}.\n"
         f"Catch up: `{code_safe(slack_text(command, 400))}` (ticks that already ran are skipped).\n"
-        "The tick stays in ScheduleDLQ until it is redriven (`make redrive DLQ=ScheduleDLQ`, which submits "
-        "nothing twice) or deleted."
+        "The tick stays in ScheduleDLQ until it is redriven (`batch-dispatch dlq redrive --queue "
+        "ScheduleDLQ`, which submits nothing twice) or deleted."
     )
     blocks = [
         header(f"{facts.job_type}: missed run at {when(facts.scheduled_time)}"),
