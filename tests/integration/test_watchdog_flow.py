@@ -175,7 +175,7 @@ def test_a_tick_the_function_failed_on_is_told_with_its_error(local: Emulator):
     (text,) = texts(local)
     assert "ScheduleSubmitFunction failed on it" in text
     assert "not in this stack" in text
-    assert "batch-dispatch backfill reports --from 2026-11-23T12:00:00Z --to 2026-11-23T12:00:00Z" in text
+    assert "batch-dispatch backfill reports --from 2026-11-23T12:00:00Z --to 2026-11-23T12:01:00Z" in text
 
 
 def test_with_the_check_off_nothing_is_told_or_remembered(deploy_with):

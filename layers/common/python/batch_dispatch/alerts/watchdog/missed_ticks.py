@@ -32,6 +32,7 @@ from batch_dispatch.submit.schedule import InvalidScheduleEventError, parse_tick
 
 IDEMPOTENCY_PREFIX = "missed-tick"
 RECORD_LIFETIME = timedelta(days=15)
+UNKNOWN_PERIOD = timedelta(minutes=1)
 _JOB_TYPE_IN_TEXT = re.compile(r'"jobType"\s*:\s*"([a-z0-9-]{1,40})"')
 
 
@@ -88,15 +89,16 @@ def parse_parked(message: dict[str, Any]) -> ParkedTick | None:
 
 
 def backfill_end(tick: ParkedTick, catalog: Catalog) -> datetime:
-    """One period after the tick (the backfill range that covers it), or the tick itself."""
+    """The end of the backfill range [tick, end) that holds the tick: one period later, or a minute
+    later when the period is unknown (a one-time schedule, a job type no longer in the catalog)."""
     job_type = catalog.get(tick.job_type)
-    if job_type is None or not job_type.schedule_expression:
-        return tick.scheduled_time
-    try:
-        period = Schedule(job_type.schedule_expression, job_type.schedule_timezone).period()
-    except (UnsupportedExpressionError, ValueError, KeyError):
-        period = None
-    return tick.scheduled_time + period if period else tick.scheduled_time
+    period: timedelta | None = None
+    if job_type is not None and job_type.schedule_expression:
+        try:
+            period = Schedule(job_type.schedule_expression, job_type.schedule_timezone).period()
+        except (UnsupportedExpressionError, ValueError, KeyError):
+            period = None
+    return tick.scheduled_time + (period or UNKNOWN_PERIOD)
 
 
 def check_missed_ticks(
