@@ -8,13 +8,16 @@ before and after them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
+from click.testing import CliRunner
 
+from batch_dispatch_cli.app import cli
 from emulator.core import Emulator
 from tests.conftest import fresh_account
 
@@ -163,6 +166,30 @@ def test_a_tick_scheduler_gave_up_on_is_told_once_with_the_backfill_command(loca
     (parked,) = local.dlq_messages()["ScheduleDLQ"]
     assert json.loads(parked)["scheduledTime"] == "2026-11-23T12:00:00Z"
     assert state(local, f"missed#{schedule.name}", "2026-11-23T12:00:00Z")["alerted"] == {"BOOL": True}
+
+
+def test_the_alerts_backfill_command_submits_the_missed_tick_once(deploy_with):
+    # Given a nightly schedule whose 02:00 tick Scheduler could not deliver, and the watchdog's alert
+    local = deploy_with(ScheduleExpression="cron(0 2 * * ? *)")
+    local.scheduler_gives_up("2026-11-23T02:00:00Z")
+    check(local, datetime.now(UTC))
+    (text,) = texts(local)
+    found = re.search(r"batch-dispatch (backfill \S+ --from \S+ --to \S+)`", text)
+    assert found is not None, text
+
+    # When the operator runs the command the alert gives, twice
+    arguments = ["--stack", local.stack.name, *found.group(1).split(), "--json"]
+    first = CliRunner(mix_stderr=False).invoke(cli, arguments, catch_exceptions=False)
+    again = CliRunner(mix_stderr=False).invoke(cli, arguments, catch_exceptions=False)
+
+    # Then exactly the missed tick is submitted, once
+    assert first.exit_code == 0, first.stderr
+    assert [(t["scheduledTime"], t["outcome"]) for t in json.loads(first.stdout)["ticks"]] == [
+        ("2026-11-23T02:00:00Z", "submitted")
+    ]
+    assert json.loads(again.stdout)["counts"] == {"submitted": 0, "skipped": 1}
+    (job,) = local.jobs_submitted()
+    assert job["parameters"]["scheduledTime"] == "2026-11-23T02:00:00Z"
 
 
 def test_a_tick_the_function_failed_on_is_told_with_its_error(local: Emulator):
