@@ -7,7 +7,9 @@ layers/common/python on sys.path, the environment template.yaml sets for it (Glo
 variables, references filled with stand-in names), LAMBDA_TASK_ROOT and fake credentials. It imports
 `app`, then calls `app.lambda_handler` with a real sample event from events/. Every AWS call and the
 Slack post are answered at once by a stub on loopback (DynamoDB, Batch, SQS, Secrets Manager, Logs, the
-webhook), so the figure is our code's cost, not the network's.
+webhook, a click's response URL), so the figure is our code's cost, not the network's. The Rerun click
+(events/slack/rerun-click.json) is signed again before each sample, with the stub's signing secret and
+the current time (a signature older than 5 minutes is refused), its response URL pointing at the stub.
 
 The baseline is what any Python function with the same AWS clients pays: `import boto3` and creating
 the boto3 clients this function uses, in the same kind of process. Samples are interleaved (each
@@ -20,16 +22,20 @@ Prints a table, then one JSON line.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -39,6 +45,9 @@ from report import print_report  # noqa: E402
 LAYER = ROOT / "layers" / "common" / "python"
 TARGET_RATIO = 1.15
 WEBHOOK_PATH = "/services/T000/B000/bench"
+RESPONSE_PATH = "/actions/T000/1/bench"
+CLICK_EVENT = "events/slack/rerun-click.json"
+SIGNING_SECRET = "bench-signing-secret"  # noqa: S105 - the stub's, signs the bench's own clicks
 
 # logical id -> (function directory, sample event, the boto3 clients its first invocation uses)
 FUNCTIONS: dict[str, tuple[str, str, list[str]]] = {
@@ -57,6 +66,11 @@ FUNCTIONS: dict[str, tuple[str, str, list[str]]] = {
         "functions/storm_digest",
         "events/storm/sqs-window-close.json",
         ["dynamodb", "sqs", "secretsmanager"],
+    ),
+    "SlackActionsFunction": (
+        "functions/slack_actions",
+        CLICK_EVENT,
+        ["secretsmanager", "dynamodb", "batch"],  # the signing secret, the idempotency record, the rerun
     ),
     "WatchdogFunction": (
         "functions/watchdog",
@@ -108,6 +122,7 @@ COSTS = {
         "import pydantic\nclass M(pydantic.BaseModel):\n    a: int = 1\nM(a=2)"
     ),
     "slack_sdk WebhookClient": "from slack_sdk.webhook import WebhookClient",
+    "slack_sdk SignatureVerifier": "from slack_sdk.signature import SignatureVerifier",
     "Powertools Logger + Metrics": (
         "from aws_lambda_powertools import Logger, Metrics\nLogger(service='x')\nMetrics(namespace='x')"
     ),
@@ -127,6 +142,8 @@ class StubAws(BaseHTTPRequestHandler):
     """Answers every call the functions make with a plausible success, at once."""
 
     webhook_url = ""
+    signing_secret_name = ""
+    stack_name = ""
     protocol_version = "HTTP/1.1"  # keep connections open, as AWS endpoints do
     disable_nagle_algorithm = True  # headers and body go out at once (no delayed-ACK stall)
 
@@ -136,7 +153,7 @@ class StubAws(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target", "")
         answer: Any = {}
         content_type = "application/x-amz-json-1.0"
-        if self.path == WEBHOOK_PATH:
+        if self.path in (WEBHOOK_PATH, RESPONSE_PATH):
             self._reply(b"ok", "text/plain")
             return
         if target.endswith(".UpdateItem"):
@@ -144,10 +161,11 @@ class StubAws(BaseHTTPRequestHandler):
         elif target.endswith(".Query"):
             answer = {"Items": [self._digested_job()], "Count": 1}
         elif target.endswith(".GetSecretValue"):
+            signing = json.loads(body or b"{}").get("SecretId") == self.signing_secret_name
             answer = {
                 "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf",
                 "Name": "bench",
-                "SecretString": self.webhook_url,
+                "SecretString": SIGNING_SECRET if signing else self.webhook_url,
                 "VersionId": "v1",
             }
         elif target.endswith(".GetLogEvents"):
@@ -165,7 +183,24 @@ class StubAws(BaseHTTPRequestHandler):
             content_type = "application/json"
         elif self.path.endswith("/listjobs"):
             answer, content_type = {"jobSummaryList": []}, "application/json"
+        elif self.path.endswith("/describejobs"):
+            (job_id,) = json.loads(body or b"{}").get("jobs", ["job-1"])
+            answer, content_type = {"jobs": [self._failed_job(job_id)]}, "application/json"
         self._reply(json.dumps(answer).encode(), content_type)
+
+    @classmethod
+    def _failed_job(cls, job_id: str) -> dict[str, Any]:
+        """The clicked job as DescribeJobs describes it: a FAILED job of this stack's definition."""
+        detail = json.loads((ROOT / "events/batch/job-failed-container.json").read_text(encoding="utf-8"))[
+            "detail"
+        ]
+        prefix = "arn:aws:batch:us-east-1:123456789012"
+        return {
+            **detail,
+            "jobId": job_id,
+            "jobDefinition": f"{prefix}:job-definition/{cls.stack_name}_default:1",
+            "jobQueue": f"{prefix}:job-queue/{cls.stack_name}-JobQueue",
+        }
 
     @staticmethod
     def _digested_job() -> dict[str, Any]:
@@ -199,7 +234,37 @@ def function_environments(endpoint: str) -> dict[str, dict[str, str]]:
         for name in ("STORM_QUEUE_URL", "SCHEDULE_DLQ_URL"):  # the stub answers any queue URL of its own
             if name in env:
                 env[name] = f"{endpoint}/123456789012/" + env[name].rsplit("/", 1)[-1]
+    # The click's user is allowed (RerunAllowedSlackUsers), so the sample reruns the job.
+    found["SlackActionsFunction"]["ALLOWED_SLACK_USERS"] = clicking_user()
+    StubAws.signing_secret_name = found["SlackActionsFunction"]["SLACK_SIGNING_SECRET_NAME"]
+    StubAws.stack_name = found["SlackActionsFunction"]["JOB_NAME_PREFIX"]
     return found
+
+
+def fresh_click(endpoint: str, directory: Path) -> Path:
+    """events/slack/rerun-click.json signed now with the stub's signing secret, its response URL the
+    stub's: the click as Slack would send it at this moment."""
+    from emulator.slack_stub import slack_signature
+
+    event = json.loads((ROOT / CLICK_EVENT).read_text(encoding="utf-8"))
+    payload = json.loads(parse_qs(base64.b64decode(event["body"]).decode())["payload"][0])
+    payload["response_url"] = endpoint + RESPONSE_PATH
+    body = urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
+    now = int(time.time())
+    event["body"] = base64.b64encode(body).decode()
+    event["headers"] |= {
+        "content-length": str(len(body)),
+        "x-slack-request-timestamp": str(now),
+        "x-slack-signature": slack_signature(SIGNING_SECRET, now, body),
+    }
+    path = directory / f"click-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(event), encoding="utf-8")
+    return path
+
+
+def clicking_user() -> str:
+    event = json.loads((ROOT / CLICK_EVENT).read_text(encoding="utf-8"))
+    return str(json.loads(parse_qs(base64.b64decode(event["body"]).decode())["payload"][0])["user"]["id"])
 
 
 def lambda_environment(function_name: str, extra: dict[str, str], endpoint: str) -> dict[str, str]:
@@ -249,6 +314,7 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     environments = function_environments(endpoint)
 
+    clicks = Path(tempfile.mkdtemp(prefix="bench-clicks-"))
     targets = [(name, kind) for name in FUNCTIONS for kind in ("function", "baseline")]
     samples: dict[tuple[str, str], list[float]] = {t: [] for t in targets}
     cpu_samples: dict[tuple[str, str], list[float]] = {t: [] for t in targets}
@@ -261,14 +327,18 @@ def main() -> None:
             if kind == "baseline":
                 outcome = run_probe(_BASELINE_PROBE.format(services=services), env)
             else:
+                event_path = fresh_click(endpoint, clicks) if event == CLICK_EVENT else ROOT / event
                 code = _FUNCTION_PROBE.format(
-                    paths=[str(ROOT / directory), str(LAYER)], name=name, event=str(ROOT / event)
+                    paths=[str(ROOT / directory), str(LAYER)], name=name, event=str(event_path)
                 )
                 outcome = run_probe(code, env)
                 results[name] = outcome["result"]
             samples[(name, kind)].append(outcome["total_ms"])
             cpu_samples[(name, kind)].append(outcome["cpu_ms"])
     server.shutdown()
+    for path in clicks.iterdir():
+        path.unlink()
+    clicks.rmdir()
 
     figures: dict[str, dict[str, Any]] = {}
     rows: list[tuple[str, Any]] = [("function", "baseline ms  init+first ms  ratio  (CPU: ratio)")]

@@ -34,6 +34,8 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from emulator.process_environment import restore_environment
+
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 
@@ -279,11 +281,7 @@ class MotoServer:
         if self._thread is not None:
             self._thread.join()
         self._server = self._thread = None
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_environment(self._saved_env)
         self._saved_env.clear()
 
     def reset(self) -> None:

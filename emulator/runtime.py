@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 import threading
 import time
@@ -27,38 +26,9 @@ from emulator.handlers import (
 )
 from emulator.mapping_queue import MappingQueue, PollerQueueFactory
 from emulator.moto_server import REGION
+from emulator.process_environment import ProcessEnvironment
 from emulator.shim import SqsEventSource
 from emulator.stack import FunctionInfo, Stack
-
-
-class ProcessEnvironment:
-    """os.environ shared by overlapping invocations: saved on the first entry, restored on the last exit."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._inside = 0
-        self._saved: dict[str, str | None] = {}
-
-    @contextmanager
-    def entered(self, values: dict[str, str]) -> Iterator[None]:
-        with self._lock:
-            for name in values:
-                self._saved.setdefault(name, os.environ.get(name))
-            os.environ.update(values)
-            self._inside += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._inside -= 1
-                if self._inside == 0:
-                    for name, value in self._saved.items():
-                        if value is None:
-                            os.environ.pop(name, None)
-                        else:
-                            os.environ[name] = value
-                    self._saved.clear()
-
 
 _process_environment = ProcessEnvironment()
 

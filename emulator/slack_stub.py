@@ -1,4 +1,5 @@
-"""A local stand-in for Slack incoming webhooks (standard library only, loopback only).
+"""A local stand-in for Slack: incoming webhooks, interactions' response URLs, and button clicks signed and
+sent the way Slack sends them (standard library only, loopback only).
 
     with SlackStandIn() as slack:
         url = slack.url                      # http://127.0.0.1:PORT/services/T000/B000/XXXX
@@ -6,6 +7,8 @@
         ...
         slack.messages                       # every accepted JSON payload, in order
         slack.requests                       # every request, with the status it was answered
+        event = slack.click(message, "rerun", user_id="U0ONCALL", signing_secret=secret)
+        slack.responses                      # what was posted to the clicks' response URLs
 
 Replies follow Slack's: 200 `ok`; 400 `invalid_payload` / `no_text` / `invalid_blocks`; 403
 `action_prohibited`; 404 `no_service` / `channel_not_found`; 410 `channel_is_archived`; 429 `rate_limited`
@@ -17,17 +20,23 @@ at most 50 blocks, section text <= 3000, header <= 150), so a malformed message 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlencode
 
 MAX_HANG_SECONDS = 30.0
 WEBHOOK_PATH = "/services/T000/B000/XXXX"
+RESPONSE_PATH = "/actions/T000/"  # response URLs Slack hands out with each interaction
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,7 @@ class SlackStandIn:
         self._script: deque[Reply] = deque()
         self._default = Reply.ok()
         self._messages: list[Any] = []
+        self._responses: list[Any] = []
         self._requests: list[RecordedRequest] = []
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -177,10 +187,14 @@ class SlackStandIn:
 
     @property
     def url(self) -> str:
+        host, port = self._server_address()
+        return f"http://{host}:{port}{self.path}"
+
+    def _server_address(self) -> tuple[str, int]:
         if self._server is None:
             raise RuntimeError("SlackStandIn is not running: call start() first")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{self.path}"
+        return str(host), int(port)
 
     # behaviour -------------------------------------------------------------------------------------------
 
@@ -200,6 +214,7 @@ class SlackStandIn:
             self._script.clear()
             self._default = Reply.ok()
             self._messages.clear()
+            self._responses.clear()
             self._requests.clear()
 
     @property
@@ -207,6 +222,38 @@ class SlackStandIn:
         """Every payload Slack would have posted, in arrival order (a copy)."""
         with self._lock:
             return list(self._messages)
+
+    @property
+    def responses(self) -> list[Any]:
+        """Every payload posted to an interaction's response URL, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._responses)
+
+    def response_url(self) -> str:
+        """A fresh response URL, like the one Slack puts in each interaction payload."""
+        host, port = self._server_address()
+        return f"http://{host}:{port}{RESPONSE_PATH}{uuid.uuid4().int % 10**12}/{uuid.uuid4().hex[:24]}"
+
+    def click(
+        self,
+        message: dict[str, Any],
+        action_id: str,
+        *,
+        user_id: str,
+        signing_secret: str,
+        timestamp: int | None = None,
+    ) -> dict[str, Any]:
+        """What reaches a function URL when `user_id` clicks the button `action_id` of `message` (as
+        posted): Slack's block_actions payload, form-encoded, signed, delivered by Lambda."""
+        (button,) = [
+            element
+            for block in message.get("blocks", [])
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("action_id") == action_id
+        ]
+        payload = block_actions_payload(message, button, user_id=user_id, response_url=self.response_url())
+        return signed_function_url_event(payload, signing_secret, timestamp=timestamp)
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -230,7 +277,9 @@ class SlackStandIn:
     def _record(self, request: RecordedRequest, accepted: bool) -> None:
         with self._lock:
             self._requests.append(request)
-            if accepted:
+            if accepted and request.path.startswith(RESPONSE_PATH):
+                self._responses.append(request.payload)
+            elif accepted:
                 self._messages.append(request.payload)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -254,6 +303,11 @@ class SlackStandIn:
                     payload = None
                 headers = {k: v for k, v in self.headers.items()}
 
+                if self.path.startswith(RESPONSE_PATH):  # an answer to an interaction: never scripted
+                    problem = validation_error(payload)
+                    status, body = (400, problem) if problem else (200, "ok")
+                    self._answer(status, body, body, raw, payload, headers, accepted=problem is None)
+                    return
                 if not self.path.startswith("/services/"):
                     self._answer(
                         404, "no_service", kind="no_service", raw=raw, payload=payload, headers=headers
@@ -307,6 +361,110 @@ class SlackStandIn:
                     pass  # the client gave up (timeout): like Slack, we answered anyway
 
         return Handler
+
+
+# --------------------------------------------------------------------------------------------------------
+# Interactions: what Slack sends an app's Interactivity Request URL when someone clicks a button
+
+
+def slack_signature(signing_secret: str, timestamp: int, body: bytes) -> str:
+    """X-Slack-Signature as Slack computes it ("Verifying requests from Slack")."""
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    return "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def block_actions_payload(
+    message: dict[str, Any], button: dict[str, Any], *, user_id: str, response_url: str
+) -> dict[str, Any]:
+    """A block_actions interaction for a click on `button` of `message`, with the fields Slack sends."""
+    now = f"{time.time():.6f}"
+    return {
+        "type": "block_actions",
+        "user": {
+            "id": user_id,
+            "username": f"user-{user_id.lower()}",
+            "name": f"user-{user_id.lower()}",
+            "team_id": "T000",
+        },
+        "api_app_id": "A000",
+        "token": "legacy-verification-token",
+        "container": {"type": "message", "message_ts": now, "channel_id": "C000", "is_ephemeral": False},
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:16]}",
+        "team": {"id": "T000", "domain": "local"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": "C000", "name": "alerts"},
+        "message": {"type": "message", "subtype": "bot_message", "ts": now, "bot_id": "B000", **message},
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": button.get("action_id"),
+                "block_id": "actions",
+                "text": button.get("text"),
+                "value": button.get("value"),
+                "type": "button",
+                "action_ts": now,
+            }
+        ],
+    }
+
+
+def signed_function_url_event(
+    payload: dict[str, Any], signing_secret: str, *, timestamp: int | None = None
+) -> dict[str, Any]:
+    """Slack's POST of `payload` (form-encoded, signed at `timestamp`, default now) as a Lambda function URL
+    delivers it: payload format 2.0, lower-case headers, the form body base64-encoded."""
+    sent_at = int(time.time()) if timestamp is None else timestamp
+    body = urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
+    headers = {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": str(sent_at),
+        "x-slack-signature": slack_signature(signing_secret, sent_at, body),
+    }
+    return function_url_event(body, headers)
+
+
+def function_url_event(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """An HTTP POST as Lambda hands it to a function behind a function URL (payload format 2.0)."""
+    host = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": {
+            "host": host,
+            "user-agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+            "accept": "application/json,*/*",
+            "content-length": str(len(body)),
+            "x-amzn-trace-id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}",
+            "x-forwarded-for": "127.0.0.1",
+            "x-forwarded-port": "443",
+            "x-forwarded-proto": "https",
+            **headers,
+        },
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": host.split(".", 1)[0],
+            "domainName": host,
+            "domainPrefix": host.split(".", 1)[0],
+            "http": {
+                "method": "POST",
+                "path": "/",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
 
 
 def main() -> None:

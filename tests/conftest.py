@@ -255,3 +255,14 @@ def deploy_edited_template(
         return module_emulator
 
     return deploy
+
+
+def set_batch_status(job_id: str, status: str) -> None:
+    """Set a job's status in moto's Batch (in this process, the emulator's moto server included). Its
+    no-Docker backend ends every job, and every child of an array job, alike and at once; a real array
+    job's children each end their own way, and a job may still be running. This sets the state on moto's
+    job model (no moto code is changed): no API of moto's can."""
+    from moto.batch.models import batch_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    batch_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_job_by_id(job_id).status = status

@@ -17,6 +17,7 @@ FUNCTIONS = [
     "S3SubmitFunction",
     "FailureNotifyFunction",
     "StormDigestFunction",
+    "SlackActionsFunction",
     "WatchdogFunction",
 ]
 TLS_ONLY_QUEUES = ["IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ", "StormDLQ", "StormQueue"]

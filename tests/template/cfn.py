@@ -30,6 +30,7 @@ FUNCTIONS = [
     "S3SubmitFunction",
     "FailureNotifyFunction",
     "StormDigestFunction",
+    "SlackActionsFunction",
     "WatchdogFunction",
 ]
 

@@ -147,6 +147,39 @@ ADDED: dict[tuple[str, str], tuple[str, Callable[[dict[str, str]], bool]]] = {
         "the execution role's secret read, a policy of its own so the role's other grants stay unconditional",
         lambda chosen: bool(chosen.get("JobSecretArn")),
     ),
+    ("SlackActionsFunction", "AWS::Lambda::Function"): (
+        "the Rerun button's clicks; in every stack (the emulator describes every function), reachable "
+        "only through its function URL, which EnableRerunButton creates",
+        lambda chosen: True,
+    ),
+    ("SlackActionsFunctionRole", "AWS::IAM::Role"): (
+        "SlackActionsFunction's own role: the signing secret, our jobs and queues, manifests, idempotency",
+        lambda chosen: True,
+    ),
+    ("SlackActionsLogGroup", "AWS::Logs::LogGroup"): (
+        "SlackActionsFunction's log group, from the per-function loop",
+        lambda chosen: True,
+    ),
+    ("SlackActionsErrorsAlarm", "AWS::CloudWatch::Alarm"): (
+        "SlackActionsFunction's Errors alarm, from the per-function loop",
+        lambda chosen: True,
+    ),
+    ("SlackActionsThrottlesAlarm", "AWS::CloudWatch::Alarm"): (
+        "SlackActionsFunction's Throttles alarm, from the per-function loop",
+        lambda chosen: True,
+    ),
+    ("SlackActionsFunctionUrl", "AWS::Lambda::Url"): (
+        "EnableRerunButton: the Slack app's Interactivity Request URL",
+        lambda chosen: chosen.get("EnableRerunButton") == "true",
+    ),
+    ("SlackActionsFunctionUrlPublicAccess", "AWS::Lambda::Permission"): (
+        "EnableRerunButton: anyone may call the URL (InvokeFunctionUrl); Slack's signature authenticates",
+        lambda chosen: chosen.get("EnableRerunButton") == "true",
+    ),
+    ("SlackActionsFunctionUrlInvokeAccess", "AWS::Lambda::Permission"): (
+        "EnableRerunButton: InvokeFunction through the URL only, which URLs created since October 2025 need",
+        lambda chosen: chosen.get("EnableRerunButton") == "true",
+    ),
 }
 
 
@@ -191,3 +224,14 @@ def test_a_job_secret_adds_only_its_read_policy():
     chosen = {"JobSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:job-AbCdEf"}
 
     assert created(**chosen) - before("FARGATE", "CreatePublic") == added(**chosen)
+
+
+def test_the_rerun_button_adds_only_its_url_and_its_two_permissions():
+    chosen = {"EnableRerunButton": "true"}
+
+    assert created(**chosen) - before("FARGATE", "CreatePublic") == added(**chosen)
+    assert added(**chosen) - added() == {
+        ("SlackActionsFunctionUrl", "AWS::Lambda::Url"),
+        ("SlackActionsFunctionUrlPublicAccess", "AWS::Lambda::Permission"),
+        ("SlackActionsFunctionUrlInvokeAccess", "AWS::Lambda::Permission"),
+    }

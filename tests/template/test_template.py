@@ -319,9 +319,11 @@ def test_resource_wildcards_are_only_used_for_actions_without_resource_level_per
     statements = [(o, s) for o, s in all_policy_statements(transformed()) if s["Effect"] == "Allow"]
 
     # Then "Resource": "*" only appears for APIs without resource-level permissions (ListJobs,
-    # GetAuthorizationToken) and for pulling the job image, which may be in any registry JobImage names
+    # DescribeJobs, GetAuthorizationToken) and for pulling the job image, which may be in any registry
+    # JobImage names
     unscopable = {
         "batch:ListJobs",
+        "batch:DescribeJobs",
         "ecr:GetAuthorizationToken",
         "ecr:BatchCheckLayerAvailability",
         "ecr:GetDownloadUrlForLayer",

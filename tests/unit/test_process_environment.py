@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from emulator.runtime import ProcessEnvironment
+from emulator.process_environment import ProcessEnvironment
 
 
 def test_overlapping_invocations_leaving_out_of_order_leave_the_environment_as_found(

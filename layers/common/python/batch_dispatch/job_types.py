@@ -111,6 +111,11 @@ def definition_family(arn: str | None) -> str:
     return (arn or "").rsplit("/", 1)[-1].split(":", 1)[0]
 
 
+def is_stack_definition(stack_name: str, job_definition_arn: str | None) -> bool:
+    """A job definition of this stack: every one is named `<stack>_<job type>` (stack names have no "_")."""
+    return bool(stack_name) and definition_family(job_definition_arn).startswith(f"{stack_name}_")
+
+
 class InvalidJobTypeError(ValueError):
     """A registry entry that does not describe a job type (it is left out, with a log line)."""
 

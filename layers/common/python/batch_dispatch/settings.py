@@ -14,6 +14,7 @@ start (bench/cold_start.py).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -252,6 +253,7 @@ class FailureNotifySettings(SlackSettings, StormSettings):
     mention_on_cancel: bool = env("MENTION_ON_CANCEL", False)
     log_tail_lines: int = env("LOG_TAIL_LINES", 20, ge=0, le=100)
     log_redact_patterns: str = env("LOG_REDACT_PATTERNS", "", check=compile_patterns)
+    rerun_button: bool = env("RERUN_BUTTON", False)  # EnableRerunButton: a Rerun button on our jobs' alerts
 
 
 class StormDigestSettings(SlackSettings, StormSettings):
@@ -270,3 +272,33 @@ class WatchdogSettings(SlackSettings, CatalogSettings):
     job_expected_duration: str = env("JOB_EXPECTED_DURATION", "off", check=check_duration)
     environment: str = env("ENVIRONMENT", "")
     dlq_peek_limit: int = env("DLQ_PEEK_LIMIT", 100, ge=1, le=1000)
+
+
+def slack_user_ids(text: str) -> frozenset[str]:
+    """ALLOWED_SLACK_USERS: Slack user ids (U..., W...), comma-separated. A user group id (S...) is refused:
+    resolving its members takes a bot token and a Web API call per click (docs/alerts.md)."""
+    ids = frozenset(part.strip() for part in text.split(",") if part.strip())
+    groups = sorted(i for i in ids if i.startswith("S"))
+    if groups:
+        raise ValueError(
+            f"user group ids are not supported ({', '.join(groups)}): list the members' user ids"
+        )
+    malformed = sorted(i for i in ids if not re.fullmatch(r"[UW][A-Z0-9]{2,20}", i))
+    if malformed:
+        raise ValueError(f"not Slack user ids: {', '.join(malformed)} (expected U0123ABCD, comma-separated)")
+    return ids
+
+
+class SlackActionsSettings(Settings):
+    """SlackActionsFunction: Slack's Rerun button clicks, verified with the app's signing secret."""
+
+    slack_signing_secret_name: str = env("SLACK_SIGNING_SECRET_NAME")
+    allowed_slack_users: str = env("ALLOWED_SLACK_USERS", "", check=slack_user_ids)
+    idempotency_table_name: str = env("IDEMPOTENCY_TABLE_NAME")
+    stack_name: str = env("JOB_NAME_PREFIX")  # the stack's name: its job definitions are <stack>_*
+    manifest_prefix: str = env("MANIFEST_PREFIX", "_batch-dispatch/manifests/")
+    slack_secret_max_age_seconds: int = env("SLACK_SECRET_MAX_AGE_SECONDS", 300, ge=0)
+
+    @property
+    def allowed_users(self) -> frozenset[str]:
+        return slack_user_ids(self.allowed_slack_users)

@@ -34,8 +34,9 @@ from batch_dispatch.alerts.failure_classes import (
 from batch_dispatch.alerts.job_state import Attempt, ContainerDetail, JobDetail, JobStateChange, parse_event
 from batch_dispatch.alerts.log_tail import OFF, OK, LogTail, read_budget, read_tail
 from batch_dispatch.alerts.redaction import Redactor, redactor_for
+from batch_dispatch.alerts.rerun_button import rerun_buttons
 from batch_dispatch.aws.console_links import batch_job_url, log_stream_url
-from batch_dispatch.job_types import DEFAULT, definition_family
+from batch_dispatch.job_types import DEFAULT, definition_family, is_stack_definition
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.settings import FailureNotifySettings
 from batch_dispatch.slack.blocks import (
@@ -332,6 +333,7 @@ class MessageOptions(NamedTuple):
     mention: str = ""
     environment: str = ""
     mention_on_cancel: bool = False
+    rerun_button: bool = False  # EnableRerunButton, and a job of this stack: the Rerun button(s)
 
 
 def title_line(summary: FailureSummary, environment: str = "") -> str:
@@ -383,7 +385,10 @@ def build_message(
     links = [("Open job in Batch console", summary.console_url)]
     if summary.log_url:
         links.append(("View log stream", summary.log_url))
-    blocks.append(link_buttons(links))
+    actions = link_buttons(links)
+    if options.rerun_button:
+        actions["elements"] += rerun_buttons(summary.job_id, array_parent=summary.is_array_parent)
+    blocks.append(actions)
     if summary.log_group and summary.log_stream:
         group = code_safe(slack_text(summary.log_group, 500))
         stream = code_safe(slack_text(summary.log_stream, 800))
@@ -569,7 +574,13 @@ def post_failure_alert(
     channel = channel_for(event.detail.job_definition, settings)
     logger.append_keys(job_id=summary.job_id, job_name=summary.job_name, job_type=channel.job_type)
     tail = read_log_tail(summary, settings, lambda_context)
-    options = MessageOptions(channel.mention, settings.environment, settings.mention_on_cancel)
+    options = MessageOptions(
+        channel.mention,
+        settings.environment,
+        settings.mention_on_cancel,
+        rerun_button=settings.rerun_button
+        and is_stack_definition(settings.job_name_prefix, event.detail.job_definition),
+    )
     alert = build_message(summary, options=options, tail=tail)
 
     key = f"{event.detail.job_id or event.id}#{summary.attempt_count}#FAILED"

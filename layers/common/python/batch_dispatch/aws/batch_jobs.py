@@ -1,4 +1,5 @@
-"""AWS Batch SubmitJob with safe job names and throttling-aware retries inside a time budget."""
+"""AWS Batch: SubmitJob with safe job names and throttling-aware retries inside a time budget; finding jobs
+by name, describing one, and listing an array job's children."""
 
 from __future__ import annotations
 
@@ -28,13 +29,18 @@ class SubmitFailedError(RuntimeError):
 
 
 class JobSpec(NamedTuple):
-    """One job to submit. Batch parameters are strings (they fill `Ref::name` in the command)."""
+    """One job to submit. Batch parameters are strings (they fill `Ref::name` in the command).
+
+    `environment`, `command` and `resource_requirements` ((type, value) pairs) become container overrides;
+    None or empty leaves the job definition's own."""
 
     job_name: str
     parameters: Mapping[str, str] = EMPTY_MAPPING
     environment: Mapping[str, str] = EMPTY_MAPPING
     array_size: int | None = None
     tags: Mapping[str, str] = EMPTY_MAPPING
+    command: tuple[str, ...] | None = None
+    resource_requirements: tuple[tuple[str, str], ...] = ()
 
 
 class SubmittedJob(NamedTuple):
@@ -117,10 +123,15 @@ def submit_job(
         "parameters": dict(spec.parameters),
         "propagateTags": True,
     }
+    overrides: dict[str, Any] = {}
     if spec.environment:
-        request["containerOverrides"] = {
-            "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())]
-        }
+        overrides["environment"] = [{"name": k, "value": v} for k, v in sorted(spec.environment.items())]
+    if spec.command is not None:
+        overrides["command"] = list(spec.command)
+    if spec.resource_requirements:
+        overrides["resourceRequirements"] = [{"type": k, "value": v} for k, v in spec.resource_requirements]
+    if overrides:
+        request["containerOverrides"] = overrides
     if spec.array_size:
         request["arrayProperties"] = {"size": spec.array_size}
     if spec.tags:
@@ -164,3 +175,53 @@ def find_job_by_name(job_queue: str, job_name: str) -> SubmittedJob | None:
                 job_id=summary["jobId"], job_name=summary["jobName"], job_arn=summary.get("jobArn")
             )
     return None
+
+
+def find_jobs_by_name_prefix(job_queue: str, prefix: str) -> dict[str, SubmittedJob]:
+    """Job name -> job, for the jobs in `job_queue` whose name starts with `prefix`, in any status."""
+    found: dict[str, SubmittedJob] = {}
+    request: dict[str, Any] = {
+        "jobQueue": job_queue,
+        "filters": [{"name": "JOB_NAME", "values": [f"{prefix}*"]}],
+    }
+    while True:
+        response = clients.client("batch").list_jobs(**request)
+        for summary in response.get("jobSummaryList", []):
+            name = str(summary.get("jobName", ""))
+            if name.startswith(prefix) and name not in found:
+                found[name] = SubmittedJob(
+                    job_id=summary["jobId"], job_name=name, job_arn=summary.get("jobArn")
+                )
+        if not response.get("nextToken"):
+            return found
+        request["nextToken"] = response["nextToken"]
+
+
+def describe_job(job_id: str) -> dict[str, Any] | None:
+    """DescribeJobs of one job (an array child is `<parent id>:<index>`), or None if Batch has no such job
+    (Batch keeps finished jobs for about 7 days)."""
+    try:
+        jobs = clients.client("batch").describe_jobs(jobs=[job_id]).get("jobs", [])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ClientException":  # a malformed id
+            return None
+        raise
+    return next((job for job in jobs if job.get("jobId") == job_id), None)
+
+
+def array_child_indices(array_job_id: str, status: str) -> list[int]:
+    """The indices of the array job's children in `status` (e.g. FAILED), ascending."""
+    indices: set[int] = set()
+    request: dict[str, Any] = {"arrayJobId": array_job_id, "jobStatus": status, "maxResults": 1000}
+    while True:
+        response = clients.client("batch").list_jobs(**request)
+        for summary in response.get("jobSummaryList", []):
+            index = (summary.get("arrayProperties") or {}).get("index")
+            if index is None:  # some answers give only the id: "<parent>:<index>"
+                tail = str(summary.get("jobId", "")).rpartition(":")[2]
+                index = int(tail) if tail.isdigit() else None
+            if isinstance(index, int) and summary.get("status", status) == status:
+                indices.add(index)
+        if not response.get("nextToken"):
+            return sorted(indices)
+        request["nextToken"] = response["nextToken"]

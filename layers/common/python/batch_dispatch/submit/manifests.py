@@ -19,6 +19,8 @@ from batch_dispatch.submit.s3_events import S3Upload
 
 MANIFEST_IDEMPOTENCY_PREFIX = "s3-manifest"
 LINE_RECORD_ID = "idempotencyId"
+# The array job's parameters that name its manifest (and how many lines it has).
+BUCKET_PARAMETER, KEY_PARAMETER, COUNT_PARAMETER = "manifestBucket", "manifestKey", "objectCount"
 
 
 def manifest_key(record_ids: Iterable[str], prefix: str) -> str:
@@ -64,3 +66,9 @@ def read_manifest_index(bucket: str, key: str) -> dict[str, int]:
     body = clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
     lines = [json.loads(line) for line in body.splitlines() if line.strip()]
     return {str(line.get(LINE_RECORD_ID)): index for index, line in enumerate(lines)}
+
+
+def read_manifest_lines(bucket: str, key: str) -> list[str]:
+    """The manifest's lines, in order (line i is child i's object)."""
+    body = clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    return [line for line in body.splitlines() if line.strip()]

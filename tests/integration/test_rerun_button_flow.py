@@ -1,0 +1,234 @@
+"""The Rerun button end to end in the emulator: a job FAILS in moto Batch, its alert reaches the Slack
+stand-in with the button, the stand-in signs the click as Slack does and Lambda delivers it through the
+function URL (payload 2.0, base64 form body) to SlackActionsFunction; Batch then holds the rerun, and the
+stand-in the answers posted to the click's response URL.
+
+The emulator cannot deploy EnableRerunButton=true yet: moto's CloudFormation has no AWS::Lambda::Url, and
+the stack's SlackActionsUrl output naming it fails the whole stack (test_the_emulator_deploys_the_button
+below turns green when it can). The functions exist in every stack, so the variables that parameter and
+RerunAllowedSlackUsers set (tests/template/test_rerun_button_template.py pins them) are set on the
+deployed functions instead, as a parameter update would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from emulator.core import Emulator
+from tests.conftest import load_event, set_batch_status
+
+pytestmark = pytest.mark.integration
+
+SIGNING_SECRET = "emulator-signing-secret-0123456789abcdef"
+ONCALL = "U0ONCALL"
+FUNCTION = "SlackActionsFunction"
+
+
+def enable_rerun_button(local: Emulator) -> Emulator:
+    """What EnableRerunButton=true and RerunAllowedSlackUsers=U0ONCALL set, and the signing secret the
+    user stores (docs/alerts.md)."""
+    local.update_function_environment("FailureNotifyFunction", RERUN_BUTTON="true")
+    local.update_function_environment(FUNCTION, ALLOWED_SLACK_USERS=ONCALL)
+    secret_name = local.stack.functions[FUNCTION].environment["SLACK_SIGNING_SECRET_NAME"]
+    boto3.client("secretsmanager").create_secret(Name=secret_name, SecretString=SIGNING_SECRET)
+    return local
+
+
+@pytest.fixture
+def button(local: Emulator) -> Emulator:
+    return enable_rerun_button(local)
+
+
+@pytest.fixture
+def redeployed(local: Emulator) -> Iterator[Emulator]:
+    """The module's emulator, for a test that deploys other parameters; the next test gets the module's."""
+    parameters = local.parameter_overrides
+    yield local
+    local.parameter_overrides = parameters
+
+
+def rerun_button_of(message: dict[str, Any], action_id: str = "rerun") -> dict[str, Any]:
+    (found,) = [
+        element
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element.get("action_id") == action_id
+    ]
+    return found
+
+
+def click(
+    local: Emulator, message: dict[str, Any], action_id: str = "rerun", **options: Any
+) -> dict[str, Any]:
+    """The signed click, as the function URL delivers it (kept, to replay it)."""
+    options = {"user_id": ONCALL, "signing_secret": SIGNING_SECRET, **options}
+    return local.slack.click(message, action_id, **options)
+
+
+def answer(local: Emulator, event: dict[str, Any]) -> dict[str, Any]:
+    invocation = local.invoke(FUNCTION, event)
+    assert invocation.error is None
+    return dict(invocation.result)
+
+
+def reruns(local: Emulator) -> list[dict[str, Any]]:
+    return [job for job in local.jobs_submitted() if "-rerun-" in job["jobName"]]
+
+
+def failed_scheduled_job(local: Emulator) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A scheduled job that FAILED, and the alert FailureNotifyFunction posted for it."""
+    with local.jobs_fail(exit_code=1, reason="Essential container in task exited"):
+        tick = local.tick("2026-11-23T15:00:00Z")
+    assert [i.error for i in local.publish_batch_events()] == [None]
+    (alert,) = local.slack_messages()
+    (job,) = [j for j in local.jobs_submitted() if j["jobId"] == tick.result["jobId"]]
+    return job, alert
+
+
+def test_a_click_reruns_the_failed_job_once_and_says_so_in_the_alert(button: Emulator):
+    # Given a scheduled job that failed, and its alert with the Rerun button naming it
+    original, alert = failed_scheduled_job(button)
+    assert rerun_button_of(alert)["value"] == original["jobId"]
+
+    # When the on-call clicks Rerun
+    first = click(button, alert)
+    assert answer(button, first)["statusCode"] == 200
+
+    # Then Batch holds one new job: same definition, queue and parameters, tagged with the original
+    (rerun,) = reruns(button)
+    assert rerun["jobDefinition"] == original["jobDefinition"]
+    assert rerun["jobQueue"] == original["jobQueue"]
+    assert rerun["parameters"] == original["parameters"]
+    assert rerun["jobName"].startswith(f"{original['jobName']}-rerun-")
+    (described,) = boto3.client("batch").describe_jobs(jobs=[rerun["jobId"]])["jobs"]
+    assert described["tags"]["batch-dispatch:rerun-of"] == original["jobId"]
+    assert described["tags"]["batch-dispatch:rerun-by"] == ONCALL
+    # And the alert was replaced: who reran it, into which job, and no Rerun button any more
+    (update,) = button.slack.responses
+    assert update["replace_original"] is True
+    text = json.dumps(update["blocks"])
+    assert f"Rerun by <@{ONCALL}>" in text
+    assert rerun["jobId"] in text
+    assert '"action_id": "rerun"' not in text
+
+    # When the button is clicked again (a double click), and the first request is replayed
+    answer(button, click(button, alert))
+    answer(button, first)
+
+    # Then no other job, and each answer says which job it already is
+    assert len(reruns(button)) == 1
+    for reply in button.slack.responses[1:]:
+        assert reply["response_type"] == "ephemeral"
+        assert f"already rerun as new job `{rerun['jobName']}`" in reply["text"]
+    assert len(button.slack.responses) == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "says"),
+    [
+        ({"signing_secret": "not-the-apps-secret"}, 401, "does not match"),
+        ({"timestamp": int(time.time()) - 6 * 60}, 401, "a replay or a delay"),
+        ({"user_id": "U0INTERN"}, 200, "may not rerun jobs here"),
+    ],
+    ids=["bad-signature", "stale", "user-not-allowed"],
+)
+def test_a_refused_click_submits_nothing_and_gets_the_right_answer(button: Emulator, options, status, says):
+    # Given a failed job's alert
+    _, alert = failed_scheduled_job(button)
+
+    # When a click arrives signed with another secret, signed 6 minutes ago, or by someone not allowed
+    result = answer(button, click(button, alert, **options))
+
+    # Then no job is submitted, and the answer says why: HTTP 401 for what Slack did not sign now (its
+    # response URL is not trusted), an ephemeral text for a person not allowed
+    assert reruns(button) == []
+    assert result["statusCode"] == status
+    if status == 401:
+        assert says in result["body"]
+        assert button.slack.responses == []
+    else:
+        (reply,) = button.slack.responses
+        assert reply["response_type"] == "ephemeral"
+        assert says in reply["text"]
+
+
+def test_a_job_of_another_stack_gets_no_button(button: Emulator):
+    # Given a failure of a job whose definition is not this stack's (AdditionalAlertQueueArns alerts those)
+    event = load_event("batch/job-failed-container.json")
+    assert not event["detail"]["jobDefinition"].split("/")[-1].startswith(f"{button.stack.name}_")
+
+    # When it is alerted with the button on
+    assert button.invoke("FailureNotifyFunction", event).error is None
+
+    # Then the alert offers no rerun: this stack could not submit it
+    (alert,) = button.slack_messages()
+    elements = [e for b in alert["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [e.get("action_id") for e in elements if "action_id" in e] == []
+
+
+def test_without_the_button_the_alert_has_none(local: Emulator):
+    # Given the default stack (EnableRerunButton "false")
+    _, alert = failed_scheduled_job(local)
+
+    # Then its alerts have their links only: the plain incoming-webhook setup needs no Slack app
+    elements = [e for b in alert["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [e.get("action_id") for e in elements] == [None, None]
+
+
+def test_rerun_failed_children_of_an_array_mode_job_reruns_only_their_objects(redeployed: Emulator):
+    # Given an ARRAY-mode stack whose array job of 3 uploads failed in children 1 and 2
+    redeployed.server.reset()
+    redeployed.parameter_overrides = {"SubmitMode": "ARRAY"}
+    redeployed.deploy()
+    button = enable_rerun_button(redeployed)
+    for index in range(3):
+        button.upload(f"incoming/part-{index}.csv")
+    with button.jobs_fail(exit_code=2):
+        button.drain()
+    (parent,) = button.jobs_submitted()
+    set_batch_status(f"{parent['jobId']}:0", "SUCCEEDED")
+    button.publish_batch_events()
+    (alert,) = [m for m in button.slack_messages() if '"rerun_failed_children"' in json.dumps(m)]
+    assert rerun_button_of(alert, "rerun_failed_children")["value"] == parent["jobId"]
+
+    # When "Rerun failed children" is clicked
+    answer(button, click(button, alert, "rerun_failed_children"))
+
+    # Then one array job of 2 children reads a new manifest of exactly those objects
+    (rerun,) = reruns(button)
+    assert rerun["parameters"]["objectCount"] == "2"
+    assert rerun["parameters"]["manifestKey"] != parent["parameters"]["manifestKey"]
+    manifest = boto3.client("s3").get_object(
+        Bucket=parent["parameters"]["manifestBucket"], Key=parent["parameters"]["manifestKey"]
+    )
+    succeeded = json.loads(manifest["Body"].read().splitlines()[0])["key"]  # child 0's object
+    per_object, _ = button.jobs_per_object()
+    runs = {key: count for (_, key), count in per_object.items()}
+    assert runs == {
+        f"incoming/part-{i}.csv": 1 if f"incoming/part-{i}.csv" == succeeded else 2 for i in range(3)
+    }
+    assert "for failed children 1, 2" in json.dumps(button.slack.responses[-1]["blocks"])
+
+    # And the new manifest, written to the intake bucket, is not taken for an upload
+    button.drain()
+    assert len(button.jobs_submitted()) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="moto's CloudFormation cannot create AWS::Lambda::Url, and the SlackActionsUrl output naming it "
+    "fails the stack; when the emulator can, deploy the parameter in the tests above instead",
+)
+def test_the_emulator_deploys_the_button(redeployed: Emulator):
+    redeployed.server.reset()
+    redeployed.parameter_overrides = {"EnableRerunButton": "true"}
+    redeployed.deploy()
+
+    assert redeployed.stack.outputs["SlackActionsUrl"].startswith("https://")

@@ -1,0 +1,190 @@
+"""The Rerun button in the template: off by default, a public function URL when on, and a role that may do
+what a rerun needs and nothing more."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.template.cfn import as_list, deploy, props, role_statements, sam_template
+from tests.template.test_checkov import CHECKOV, checked, run_checkov
+
+FUNCTION = "SlackActionsFunction"
+URL_RESOURCES = [
+    "SlackActionsFunctionUrl",
+    "SlackActionsFunctionUrlPublicAccess",
+    "SlackActionsFunctionUrlInvokeAccess",
+]
+
+
+def statements_by_sid(stack: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in role_statements(stack, f"{FUNCTION}Role")}
+
+
+def parameter_default(name: str) -> str:
+    return str(sam_template()["Parameters"][name]["Default"])
+
+
+def secret_arn_patterns(statement: dict[str, Any]) -> list[str]:
+    """A secretsmanager statement's resources with the parameters' defaults substituted (fnmatch patterns)."""
+    defaults = {name: str(spec.get("Default", "")) for name, spec in sam_template()["Parameters"].items()}
+    defaults |= {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
+    patterns = []
+    for resource in as_list(statement["Resource"]):
+        text = resource["Fn::Sub"] if isinstance(resource, dict) else resource
+        patterns.append(re.sub(r"\$\{([^}]+)\}", lambda m: defaults[m.group(1)], text).replace("?", "[!/]"))
+    return patterns
+
+
+def test_by_default_there_is_no_url_and_the_alerts_have_no_button():
+    stack = deploy()
+
+    assert [r for r in URL_RESOURCES if r in stack["Resources"]] == []
+    assert props(stack, "FailureNotifyFunction")["Environment"]["Variables"]["RERUN_BUTTON"] == "false"
+    assert sam_template()["Parameters"]["EnableRerunButton"]["Default"] == "false"
+
+
+def test_enabled_the_function_gets_a_public_url_slack_can_post_to():
+    # Given a stack with EnableRerunButton=true
+    stack = deploy(EnableRerunButton="true")
+
+    # Then the function has a URL without SigV4 (Slack cannot sign that way)
+    url = props(stack, "SlackActionsFunctionUrl")
+    assert url == {"TargetFunctionArn": {"Fn::GetAtt": [FUNCTION, "Arn"]}, "AuthType": "NONE"}
+    # And anyone may call the function through that URL, and only through it
+    public = props(stack, "SlackActionsFunctionUrlPublicAccess")
+    assert public == {
+        "FunctionName": {"Ref": FUNCTION},
+        "Action": "lambda:InvokeFunctionUrl",
+        "Principal": "*",
+        "FunctionUrlAuthType": "NONE",
+    }
+    invoke = props(stack, "SlackActionsFunctionUrlInvokeAccess")
+    assert invoke == {
+        "FunctionName": {"Ref": FUNCTION},
+        "Action": "lambda:InvokeFunction",
+        "Principal": "*",
+        "InvokedViaFunctionUrl": True,
+    }
+    # And the alerts carry the button, and the URL is an output to paste into the Slack app
+    assert props(stack, "FailureNotifyFunction")["Environment"]["Variables"]["RERUN_BUTTON"] == "true"
+    output = sam_template()["Outputs"]["SlackActionsUrl"]
+    assert output["Condition"] == "RerunButtonEnabled"
+    assert output["Value"] == {"Fn::GetAtt": ["SlackActionsFunctionUrl", "FunctionUrl"]}
+
+
+def test_the_function_is_told_the_signing_secret_the_allowed_users_and_the_manifests():
+    variables = props(deploy(RerunAllowedSlackUsers="U0ONCALL,W0LEAD"), FUNCTION)["Environment"]["Variables"]
+
+    assert variables["SLACK_SIGNING_SECRET_NAME"] == parameter_default("SlackSigningSecretName")
+    assert variables["ALLOWED_SLACK_USERS"] == "U0ONCALL,W0LEAD"
+    assert variables["MANIFEST_PREFIX"] == parameter_default("ManifestPrefix")
+
+
+def test_a_flood_on_the_public_url_cannot_take_the_accounts_concurrency():
+    function = props(deploy(EnableRerunButton="true"), FUNCTION)
+
+    assert function["ReservedConcurrentExecutions"] == 3
+    assert function["Timeout"] <= 15  # Slack waits 3 s; the timeout only bounds a stuck call
+    # And without the URL nothing can call it: nothing is taken from the account's pool
+    assert "ReservedConcurrentExecutions" not in props(deploy(), FUNCTION)
+
+
+def test_the_role_may_do_what_a_rerun_needs_and_nothing_more():
+    stack = deploy(EnableRerunButton="true")
+    statements = statements_by_sid(stack)
+
+    assert set(statements) == {
+        "WriteOwnLogs",
+        "ReadSlackSigningSecret",
+        "ReadJobs",
+        "SubmitToOurQueues",
+        "TagOurJobs",
+        "Idempotency",
+        "ArrayManifests",
+    }
+    assert statements["WriteOwnLogs"]["Resource"] == {"Fn::GetAtt": ["SlackActionsLogGroup", "Arn"]}
+    assert statements["ReadSlackSigningSecret"] == {
+        "Sid": "ReadSlackSigningSecret",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+            "${SlackSigningSecretName}-??????"
+        },
+    }
+    assert sorted(as_list(statements["ReadJobs"]["Action"])) == ["batch:DescribeJobs", "batch:ListJobs"]
+    assert statements["TagOurJobs"]["Action"] == "batch:TagResource"
+    assert statements["Idempotency"]["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
+    assert statements["ArrayManifests"]["Resource"] == {"Fn::Sub": "${IntakeBucket.Arn}/${ManifestPrefix}*"}
+    assert sorted(statements["ArrayManifests"]["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    managed = props(stack, f"{FUNCTION}Role")["ManagedPolicyArns"]
+    assert [arn["Fn::Sub"].rsplit("/", 1)[-1] for arn in managed] == ["AWSXrayWriteOnlyAccess"]
+
+
+def test_it_submits_where_the_submitting_functions_may_and_nowhere_else():
+    # Given the SubmitJob grants of the rerun and of the submitting functions (SubmitJobsPolicy)
+    stack = deploy()
+    rerun_grant = statements_by_sid(stack)["SubmitToOurQueues"]
+    (submit_grant,) = [
+        s for s in role_statements(stack, "ScheduleSubmitFunctionRole") if s.get("Sid") == "SubmitToOurQueues"
+    ]
+
+    # Then they name the same queues and job definitions: a rerun goes where the stack's jobs go
+    assert rerun_grant["Action"] == "batch:SubmitJob"
+    assert rerun_grant["Resource"] == submit_grant["Resource"]
+    assert any("job-definition/${AWS::StackName}_*" in json.dumps(r) for r in rerun_grant["Resource"])
+
+
+def test_no_other_function_may_read_the_signing_secret():
+    # Given the signing secret's ARN under its default name (Secrets Manager appends 6 random characters)
+    name = parameter_default("SlackSigningSecretName")
+    arn = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"
+
+    # Then only the Rerun function's role may read it: the webhook prefix the alert functions read does
+    # not cover it
+    readers = {
+        role
+        for role in ("FailureNotifyFunctionRole", "StormDigestFunctionRole", f"{FUNCTION}Role")
+        for statement in role_statements(deploy(), role)
+        if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
+        and any(fnmatch.fnmatchcase(arn, pattern) for pattern in secret_arn_patterns(statement))
+    }
+    assert readers == {f"{FUNCTION}Role"}
+    assert not name.startswith(parameter_default("SlackWebhookSecretPrefix"))
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("U0ONCALL", True),
+        ("U0ONCALL,W0LEAD", True),
+        ("S0TEAM", False),
+        ("U0ONCALL, W0LEAD", False),
+        ("u0oncall", False),
+        ("@alice", False),
+    ],
+)
+def test_allowed_users_are_slack_user_ids(value, accepted):
+    pattern = sam_template()["Parameters"]["RerunAllowedSlackUsers"]["AllowedPattern"]
+
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+@pytest.mark.skipif(not CHECKOV.exists(), reason="checkov is not installed (make venv)")
+def test_checkov_with_the_button_on_flags_only_the_urls_auth_type_which_is_skipped_with_its_reason():
+    # Given the template with EnableRerunButton "true" by default (checkov reads Conditions with defaults)
+    template = json.loads(json.dumps(sam_template()))
+    template["Parameters"]["EnableRerunButton"]["Default"] = "true"
+
+    # When checkov reads it
+    results = run_checkov(template)
+
+    # Then nothing fails, and the URL's AuthType NONE is the skip the template explains
+    assert results["summary"]["failed"] == 0
+    assert ("CKV_AWS_258", "SlackActionsFunctionUrl") in checked(results, "skipped")
