@@ -72,6 +72,11 @@ FUNCTIONS: dict[str, tuple[str, str, list[str]]] = {
         CLICK_EVENT,
         ["secretsmanager", "dynamodb", "batch"],  # the signing secret, the idempotency record, the rerun
     ),
+    "WatchdogFunction": (
+        "functions/watchdog",
+        "events/watchdog/scheduler-tick.json",
+        ["ssm", "batch", "dynamodb", "sqs"],
+    ),
 }
 
 _FUNCTION_PROBE = """
@@ -226,8 +231,9 @@ def function_environments(endpoint: str) -> dict[str, dict[str, str]]:
     with Emulator(with_slack=False) as local:
         found = {name: dict(local.stack.functions[name].environment) for name in FUNCTIONS}
     for env in found.values():
-        if "STORM_QUEUE_URL" in env:  # the stub answers SendMessage on any queue URL of its own
-            env["STORM_QUEUE_URL"] = f"{endpoint}/123456789012/" + env["STORM_QUEUE_URL"].rsplit("/", 1)[-1]
+        for name in ("STORM_QUEUE_URL", "SCHEDULE_DLQ_URL"):  # the stub answers any queue URL of its own
+            if name in env:
+                env[name] = f"{endpoint}/123456789012/" + env[name].rsplit("/", 1)[-1]
     # The click's user is allowed (RerunAllowedSlackUsers), so the sample reruns the job.
     found["SlackActionsFunction"]["ALLOWED_SLACK_USERS"] = clicking_user()
     StubAws.signing_secret_name = found["SlackActionsFunction"]["SLACK_SIGNING_SECRET_NAME"]

@@ -20,6 +20,7 @@ from moto.events.models import EventPattern
 from emulator.handlers import Invocation
 from emulator.job_objects import ObjectId, manifest_objects, objects_run
 from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer, failing_batch_jobs
+from emulator.running_jobs import RunningJobs
 from emulator.runtime import LambdaRuntime
 from emulator.sam import TEMPLATE_PATH
 from emulator.shim import Rule, Schedule, Shim
@@ -65,6 +66,8 @@ class Emulator:
         self.webhook_secrets: dict[str, str] = {}  # stand-in URL path -> webhook secret name
         self._published: set[tuple[str, str]] = set()
         self._exits: dict[str, tuple[int, str, str | None]] = {}  # job id -> (exit code, reason, log stream)
+        self.running_jobs = RunningJobs()  # jobs kept RUNNING (`jobs_keep_running`)
+        self.server.app.rewriters.append(self.running_jobs)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -96,6 +99,7 @@ class Emulator:
         self.runtime = LambdaRuntime(self.stack, self.shim.sqs_event_sources(), self.shim.redrive_policy)
         self._published.clear()
         self._exits.clear()
+        self.running_jobs.clear()
 
     def stop(self) -> None:
         if self.slack is not None:
@@ -191,7 +195,11 @@ class Emulator:
         return self.invoke(function, event)
 
     def schedules(self) -> list[Schedule]:
-        """The stack's schedules, then each job type's."""
+        """The stack's schedules that submit jobs, then each job type's (not the watchdog's check)."""
+        return [s for s in self.all_schedules() if s.job_type]
+
+    def all_schedules(self) -> list[Schedule]:
+        """Every schedule of the stack and of its job types."""
         return [schedule for shim in (self.shim, *self.nested_shims) for schedule in shim.schedules()]
 
     def rules(self) -> list[Rule]:
@@ -293,6 +301,57 @@ class Emulator:
             attempt["container"] = container
             attempt["statusReason"] = reason
         return {**job, "statusReason": reason, "attempts": attempts}
+
+    @contextmanager
+    def jobs_keep_running(self) -> Iterator[None]:
+        """Jobs submitted inside this block stay RUNNING (started when submitted), as a long job would.
+
+        moto's no-Docker Batch finishes every job when it is submitted; the emulator notes the ones
+        submitted in the block (ListJobs before and after) and the server answers ListJobs and
+        DescribeJobs as Batch would while they run (emulator/running_jobs.py).
+        """
+        before = {job["jobId"] for job in self._job_summaries()}
+        yield
+        batch: Any = boto3.client("batch")
+        for queue in self.job_queue_arns():
+            for page in batch.get_paginator("list_jobs").paginate(
+                jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["*"]}]
+            ):
+                for summary in page.get("jobSummaryList", []):
+                    if summary["jobId"] not in before:
+                        self.running_jobs.hold(queue, summary)
+
+    def scheduler_gives_up(
+        self,
+        scheduled_time: str,
+        schedule: Schedule | None = None,
+        error_code: str = "AWS.Lambda.TooManyRequestsException",
+        error_message: str = "Rate Exceeded.",
+    ) -> None:
+        """EventBridge Scheduler could not invoke the schedule's target within its retry policy: the tick
+        goes to the schedule's dead-letter queue, its Input as the body, with Scheduler's attributes."""
+        schedule = schedule or self.schedules()[0]
+        if schedule.dead_letter_queue is None or schedule.target_function is None:
+            raise RuntimeError(f"schedule {schedule.logical_id} has no dead-letter queue or no target here")
+        target = self.stack.functions[schedule.target_function].physical_name
+        attributes = {
+            "ERROR_CODE": error_code,
+            "ERROR_MESSAGE": error_message,
+            "EXECUTION_ID": uuid.uuid4().hex[:16],
+            "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts",
+            "IS_PAYLOAD_TRUNCATED": "false",
+            "RETRY_ATTEMPTS": str(
+                schedule.max_retry_attempts if schedule.max_retry_attempts is not None else 185
+            ),
+            "SCHEDULED_TIME": scheduled_time,
+            "SCHEDULE_ARN": schedule.arn,
+            "TARGET_ARN": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{target}",
+        }
+        boto3.client("sqs").send_message(
+            QueueUrl=self.stack.queue_url(schedule.dead_letter_queue),
+            MessageBody=json.dumps(schedule.input_for(scheduled_time)),
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )
 
     # -- Batch state changes -----------------------------------------------------------------------
     def batch_event(self, job: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,10 @@ moto as released, behind a WSGI wrapper of our own:
   lost. A long poll (ReceiveMessage with WaitTimeSeconds) holds the server while it waits: the
   emulator's pollers never long-poll.
 - Interceptors may answer a request before moto sees it (emulator/throttle.py answers SubmitJob over
-  the rate limit with 429, as Batch does) or watch it; listeners see each request with moto's answer
-  (`DelayedMessages` keeps every message sent with a delay, so the emulator can deliver it early).
+  the rate limit with 429, as Batch does) or watch it; rewriters may change moto's answer into what AWS
+  would say of a state moto cannot reach (emulator/running_jobs.py: a job still RUNNING); listeners see
+  each request with the answer (`DelayedMessages` keeps every message sent with a delay, so the emulator
+  can deliver it early).
 """
 
 from __future__ import annotations
@@ -106,18 +108,21 @@ class WireAnswer:
 
 
 Interceptor = Callable[[WireRequest], WireAnswer | None]
+Rewriter = Callable[[WireRequest, int, bytes], bytes | None]  # a new body for moto's answer, or None
 Listener = Callable[[WireRequest, int, bytes], None]
 
 _REASONS = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 class OneRequestAtATime:
-    """moto's WSGI application behind one lock, with our interceptors in front and listeners after it."""
+    """moto's WSGI application behind one lock, with our interceptors in front, and rewriters and
+    listeners after it."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.lock = threading.Lock()
         self.interceptors: list[Interceptor] = []
+        self.rewriters: list[Rewriter] = []
         self.listeners: list[Listener] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -146,8 +151,15 @@ class OneRequestAtATime:
                 if close is not None:
                     close()
         status, headers, exc_info = answered
+        code = int(status.split(" ", 1)[0])
+        for rewriter in list(self.rewriters):
+            rewritten = rewriter(request, code, body)
+            if rewritten is not None:
+                body = rewritten
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                headers.append(("Content-Length", str(len(body))))
         for listener in list(self.listeners):
-            listener(request, int(status.split(" ", 1)[0]), body)
+            listener(request, code, body)
         start_response(status, headers, exc_info)
         return [body]
 

@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -98,8 +99,21 @@ class LambdaRuntime:
             time.sleep(self.retry_delay_seconds)
         dlq = self.stack.functions[logical_id].dead_letter_queue
         if dlq:
-            boto3.client("sqs").send_message(
-                QueueUrl=self.stack.queue_url(dlq), MessageBody=json.dumps(event)
+            # What Lambda attaches to a failed asynchronous event it parks (the error cut to 1 KB)
+            error = outcome.error or {}
+            attributes = {
+                "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())},
+                "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                "ErrorMessage": {
+                    "DataType": "String",
+                    "StringValue": str(error.get("message") or "-")[:1024],
+                },
+            }
+            sqs: Any = boto3.client("sqs")
+            sqs.send_message(
+                QueueUrl=self.stack.queue_url(dlq),
+                MessageBody=json.dumps(event),
+                MessageAttributes=attributes,
             )
         return outcome
 

@@ -39,11 +39,15 @@ class Schedule:
 
     @property
     def job_type(self) -> str:
-        """The job type the schedule submits: its Input's `jobType`, else the stack's default one."""
+        """The job type the schedule submits: its Input's `jobType`, else the stack's default one; ""
+        for a schedule whose Input is not a tick (no `scheduleArn`: the watchdog's check)."""
         try:
-            declared = json.loads(self.input_template).get("jobType")
-        except (ValueError, AttributeError):
-            declared = None
+            document = json.loads(self.input_template)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict) or "scheduleArn" not in document:
+            return ""
+        declared = document.get("jobType")
         return declared if isinstance(declared, str) and declared else "default"
 
     def input_for(self, scheduled_time: str) -> Any:

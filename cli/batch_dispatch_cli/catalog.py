@@ -3,7 +3,8 @@ job type from the stack's own outputs and parameters, plus every registry entry 
 
 from __future__ import annotations
 
-from batch_dispatch.job_types import Catalog, JobType, catalog_for
+from batch_dispatch.expectations import AUTO, OFF
+from batch_dispatch.job_types import DEFAULT, Catalog, JobType, catalog_for
 from batch_dispatch.settings import JobSubmitSettings
 from batch_dispatch_cli.errors import OperatorError
 from batch_dispatch_cli.stack import DeployedStack
@@ -28,8 +29,17 @@ def submit_settings(stack: DeployedStack) -> JobSubmitSettings:
 
 
 def load_catalog(stack: DeployedStack) -> Catalog:
-    """Every job type of the stack (call inside `Aws.lent_to_layer()`)."""
-    return catalog_for(submit_settings(stack))
+    """Every job type of the stack (call inside `Aws.lent_to_layer()`); the default job type with the
+    stack's ExpectSuccessEvery and JobExpectedDuration, as WatchdogFunction's environment has them."""
+    catalog = catalog_for(submit_settings(stack))
+    default = catalog.default
+    if default is None:
+        return catalog
+    expecting = default._replace(
+        expect_success_every=stack.parameters.get("ExpectSuccessEvery", AUTO),
+        expected_duration=stack.parameters.get("JobExpectedDuration", OFF),
+    )
+    return Catalog(job_types={**catalog.job_types, DEFAULT: expecting})
 
 
 def job_type_named(catalog: Catalog, name: str, stack: DeployedStack) -> JobType:

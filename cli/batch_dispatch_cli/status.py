@@ -1,8 +1,9 @@
 """`batch-dispatch status`: each job type's schedule, last runs and jobs in flight, then the DLQs.
 
 Exit code 1 when something needs a person: a DLQ holds messages, a job type failed in the last 24 hours,
-or a scheduled job type has not succeeded within its expected interval (its registry entry's
-expectSuccessEverySeconds, else the schedule's period) plus a grace for the run itself.
+or a job type has not succeeded within its ExpectSuccessEvery: the watchdog's expectation
+(batch_dispatch.expectations; `auto` is the schedule's longest gap plus a grace), so status calls a job
+type late exactly when the watchdog alerts it.
 """
 
 from __future__ import annotations
@@ -21,12 +22,6 @@ from batch_dispatch_cli.output import duration, iso, when
 from batch_dispatch_cli.schedules import StackSchedule, stack_schedules
 
 FAILURE_WINDOW = timedelta(hours=24)
-MIN_GRACE, MAX_GRACE = timedelta(minutes=5), timedelta(hours=1)
-
-
-def grace(interval: timedelta) -> timedelta:
-    """Slack on top of the expected interval for the run itself: a tenth of it, 5 min to 1 h."""
-    return min(max(interval / 10, MIN_GRACE), MAX_GRACE)
 
 
 class JobTypeStatus(NamedTuple):
@@ -68,24 +63,28 @@ def _job(summary: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def expected_interval(job_type: JobType, schedule: StackSchedule | None) -> timedelta | None:
-    """How often the job type should succeed; None: no expectation (no enabled schedule, or one-time)."""
-    if schedule is None or not schedule.enabled:
-        return None
-    if job_type.expect_success_every_seconds:
-        return timedelta(seconds=job_type.expect_success_every_seconds)
-    return schedule.period()
+    """How often the job type should succeed, its grace included; None: not checked (off, or `auto`
+    without an enabled repeating schedule). The schedule as Scheduler holds it is the one `auto` follows."""
+    if schedule is not None:
+        job_type = job_type._replace(
+            schedule_expression=schedule.expression,
+            schedule_timezone=schedule.timezone,
+            schedule_enabled=schedule.enabled,
+        )
+    seconds = job_type.expect_success_every_seconds
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def lateness(
     job_type: JobType, schedule: StackSchedule | None, found: Activity, now: datetime
 ) -> tuple[timedelta | None, str | None]:
     interval = expected_interval(job_type, schedule)
-    if interval is None or schedule is None:
+    if interval is None:
         return interval, None
-    allowed = interval + grace(interval)
     last = finished_at(found.last_success) if found.last_success else None
-    since = last or schedule.anchor  # never succeeded: count from when the schedule started
-    if since is None or now - since <= allowed:
+    # never succeeded: count from when the schedule started (status keeps no watch of its own)
+    since = last or (schedule.anchor if schedule else None)
+    if since is None or now - since <= interval:
         return interval, None
     if last is None:
         return interval, f"{job_type.name}: no success since its schedule started ({when(since, now)})"

@@ -18,6 +18,7 @@ FUNCTIONS = [
     "FailureNotifyFunction",
     "StormDigestFunction",
     "SlackActionsFunction",
+    "WatchdogFunction",
 ]
 TLS_ONLY_QUEUES = ["IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ", "StormDLQ", "StormQueue"]
 

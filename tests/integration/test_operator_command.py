@@ -71,7 +71,7 @@ def add_job_type(
     schedule: str = "",
     timezone: str = "UTC",
     start: datetime | None = None,
-    expect_every_seconds: int = 0,
+    expect_success_every: str = "auto",
 ) -> dict[str, str]:
     """A job type as job-types/job-type.yaml deploys one: its job definition `<stack>_<name>`, its registry
     entry under JobTypesPath and, with `schedule`, its Scheduler schedule targeting ScheduleSubmitFunction."""
@@ -100,7 +100,7 @@ def add_job_type(
         "scheduleExpression": schedule,
         "scheduleTimezone": timezone,
         "scheduleEnabled": "true" if schedule else "false",
-        "expectSuccessEverySeconds": str(expect_every_seconds),
+        "expectSuccessEvery": expect_success_every,
     }
     boto3.client("ssm").put_parameter(
         Name=f"{outputs['JobTypesPath']}/{name}", Type="String", Value=json.dumps(entry), Overwrite=True

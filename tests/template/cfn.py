@@ -31,6 +31,7 @@ FUNCTIONS = [
     "FailureNotifyFunction",
     "StormDigestFunction",
     "SlackActionsFunction",
+    "WatchdogFunction",
 ]
 
 

@@ -111,7 +111,14 @@ def test_checkov_checks_every_resource_a_loop_creates():
     assert failed == {
         *(
             ("CKV_AWS_66", f"{name}LogGroup")
-            for name in ("ScheduleSubmit", "S3Submit", "FailureNotify", "StormDigest", "SlackActions")
+            for name in (
+                "ScheduleSubmit",
+                "S3Submit",
+                "FailureNotify",
+                "StormDigest",
+                "SlackActions",
+                "Watchdog",
+            )
         ),
         *(("CKV_AWS_27", queue) for queue in ("IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ", "StormDLQ")),
     }

@@ -127,6 +127,22 @@ ADDED: dict[tuple[str, str], tuple[str, Callable[[dict[str, str]], bool]]] = {
         "the job catalog: low-priority job types' queue over the same compute environment",
         lambda chosen: True,
     ),
+    **{
+        resource: (
+            "the watchdog: late job types, long-running jobs and missed ticks, checked every WatchdogRate",
+            lambda chosen: True,
+        )
+        for resource in [
+            ("WatchdogFunction", "AWS::Lambda::Function"),
+            ("WatchdogFunctionRole", "AWS::IAM::Role"),
+            ("WatchdogFunctionCheck", "AWS::Scheduler::Schedule"),
+            ("WatchdogFunctionScheduleRole", "AWS::IAM::Role"),
+            ("WatchdogFunctionEventInvokeConfig", "AWS::Lambda::EventInvokeConfig"),
+            ("WatchdogLogGroup", "AWS::Logs::LogGroup"),
+            ("WatchdogErrorsAlarm", "AWS::CloudWatch::Alarm"),
+            ("WatchdogThrottlesAlarm", "AWS::CloudWatch::Alarm"),
+        ]
+    },
     ("ExecutionRoleReadJobSecret", "AWS::IAM::Policy"): (
         "the execution role's secret read, a policy of its own so the role's other grants stay unconditional",
         lambda chosen: bool(chosen.get("JobSecretArn")),

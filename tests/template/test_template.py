@@ -55,6 +55,7 @@ REQUIRED_OUTPUTS = {
     "StormDLQUrl",
     "AlertStateTableName",
     "StormDigestFunctionName",
+    "WatchdogFunctionName",
     "DashboardName",
     "DashboardUrl",
 }
@@ -852,18 +853,25 @@ def test_a_storm_digest_always_comes_before_the_sqs_delay_limit():
     assert props(deploy(), "FailureNotifyFunction")["Timeout"] < grace
 
 
-def test_storm_state_is_private_to_the_two_alert_functions():
-    # Given the statements that name the storm table or queue
+def test_alert_state_is_private_to_the_alert_functions():
+    # Given the statements that name the alert state table or the storm queue
     template = deploy()
-    users = {
-        owner
-        for owner, statement in all_policy_statements(template)
-        if statement["Effect"] == "Allow"
-        and any(ref in json.dumps(statement.get("Resource")) for ref in ('"AlertStateTable"', '"StormQueue"'))
-    }
 
-    # Then only the notifier and the digest function may use them
-    assert users == {"FailureNotifyFunctionRole", "StormDigestFunctionRole"}
+    def users(reference: str) -> set[str]:
+        return {
+            owner
+            for owner, statement in all_policy_statements(template)
+            if statement["Effect"] == "Allow" and reference in json.dumps(statement.get("Resource"))
+        }
+
+    # Then only the notifier, the digest function and the watchdog keep state, and only the first two
+    # use the storm queue
+    assert users('"AlertStateTable"') == {
+        "FailureNotifyFunctionRole",
+        "StormDigestFunctionRole",
+        "WatchdogFunctionRole",
+    }
+    assert users('"StormQueue"') == {"FailureNotifyFunctionRole", "StormDigestFunctionRole"}
     table = props(template, "AlertStateTable")
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}

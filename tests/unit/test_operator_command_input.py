@@ -184,20 +184,23 @@ def succeeded(ago: timedelta) -> Activity:
     return Activity({"jobId": "j", "status": "SUCCEEDED", "stoppedAt": stopped}, None, 0, 0, 0)
 
 
-def test_a_scheduled_job_type_is_late_past_its_period_and_grace():
-    on_time = lateness(JOB_TYPE, EVERY_3_HOURS, succeeded(timedelta(hours=3, minutes=17)), NOW)
-    late = lateness(JOB_TYPE, EVERY_3_HOURS, succeeded(timedelta(hours=3, minutes=19)), NOW)
+def test_a_scheduled_job_type_is_late_past_its_expectation():
+    # rate(3 hours) expects a success every 4 hours (its period and a grace), as the watchdog does
+    on_time = lateness(JOB_TYPE, EVERY_3_HOURS, succeeded(timedelta(hours=3, minutes=59)), NOW)
+    late = lateness(JOB_TYPE, EVERY_3_HOURS, succeeded(timedelta(hours=4, minutes=1)), NOW)
 
-    assert on_time == (timedelta(hours=3), None)  # grace: a tenth of the period
-    assert late[1] == "default: no success for 3h 19m (expected every 3h)"
+    assert on_time == (timedelta(hours=4), None)
+    assert late[1] == "default: no success for 4h 1m (expected every 4h)"
 
 
-def test_the_registrys_expected_interval_wins_over_the_schedules_period():
-    daily_expectation = JOB_TYPE._replace(expect_success_every_seconds=86400)
+def test_the_job_types_own_expectation_wins_over_the_schedules_and_off_turns_it_off():
+    daily_expectation = JOB_TYPE._replace(expect_success_every="1 day")
+    never_checked = JOB_TYPE._replace(expect_success_every="off")
 
     interval, late = lateness(daily_expectation, EVERY_3_HOURS, succeeded(timedelta(hours=20)), NOW)
 
     assert (interval, late) == (timedelta(days=1), None)
+    assert lateness(never_checked, EVERY_3_HOURS, succeeded(timedelta(days=3)), NOW) == (None, None)
 
 
 def test_a_disabled_or_one_time_schedule_is_never_late():

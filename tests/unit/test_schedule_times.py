@@ -71,3 +71,15 @@ def test_forms_it_cannot_enumerate_are_refused_by_name():
         parse_cron("cron(0 2 L * ? *)")
     with pytest.raises(UnsupportedExpressionError, match="6 fields"):
         parse_cron("cron(0 2 * *)")
+
+
+def test_the_longest_gap_is_the_longest_wait_between_two_ticks():
+    assert Schedule("rate(3 hours)").longest_gap() == timedelta(hours=3)
+    assert Schedule("cron(0 2 * * ? *)").longest_gap() == timedelta(days=1)
+    # weekdays only: Friday to Monday
+    assert Schedule("cron(30 6 ? * MON-FRI *)").longest_gap() == timedelta(days=3)
+    # the first of every month: the longest month
+    assert Schedule("cron(0 3 1 * ? *)").longest_gap() == timedelta(days=31)
+    # 02:30 in Berlin, over the change to winter time
+    assert Schedule("cron(30 2 * * ? *)", "Europe/Berlin").longest_gap() == timedelta(hours=25)
+    assert Schedule("at(2026-11-23T02:00:00)").longest_gap() is None

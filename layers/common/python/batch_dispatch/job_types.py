@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 from batch_dispatch.aws import clients
+from batch_dispatch.expectations import (
+    AUTO,
+    OFF,
+    InvalidExpectationError,
+    span_seconds,
+    success_every_seconds,
+)
 from batch_dispatch.observability import logger
 
 DEFAULT = "default"
@@ -47,7 +54,8 @@ class JobType(NamedTuple):
     schedule_expression: str = ""
     schedule_timezone: str = "UTC"
     schedule_enabled: bool = False
-    expect_success_every_seconds: int = 0  # 0 = no lateness check
+    expect_success_every: str = AUTO  # ExpectSuccessEvery: auto, off, or "N hours" (expectations.py)
+    expected_duration: str = OFF  # ExpectedDuration: off, or "N minutes"
     environment: Mapping[str, str] = MappingProxyType({})  # given to every job (container overrides)
 
     @property
@@ -62,9 +70,41 @@ class JobType(NamedTuple):
         return self.routed and key.startswith(self.route_prefix) and key.endswith(self.route_suffix)
 
     @property
+    def expect_success_every_seconds(self) -> int:
+        """How often a job of this type must succeed (0 = not checked); `auto` follows the schedule."""
+        return _or_off(
+            lambda: success_every_seconds(
+                self.expect_success_every,
+                self.schedule_expression,
+                self.schedule_timezone,
+                self.schedule_enabled,
+            ),
+            self.name,
+            "expectSuccessEvery",
+        )
+
+    @property
+    def expected_duration_seconds(self) -> int:
+        """How long a job of this type may run before the watchdog says so (0 = not checked)."""
+        return _or_off(lambda: span_seconds(self.expected_duration) or 0, self.name, "expectedDuration")
+
+    @property
     def definition_family(self) -> str:
         """`arn:...:job-definition/name:3` -> `name` (how a Batch event names its job type)."""
         return definition_family(self.job_definition_arn)
+
+
+def _or_off(resolve: Callable[[], int], name: str, setting: str) -> int:
+    """A malformed expectation (the templates refuse them; a hand-edited entry may not) checks nothing
+    and says so, rather than taking the job type out of the catalog."""
+    try:
+        return resolve()
+    except InvalidExpectationError as error:
+        logger.error(
+            "Invalid job type expectation ignored",
+            extra={"job_type": name, "setting": setting, "reason": str(error)},
+        )
+        return 0
 
 
 def definition_family(arn: str | None) -> str:
@@ -99,10 +139,6 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
         raise InvalidJobTypeError(f"registry entry of {name} lacks jobDefinition or jobQueue")
     submit_mode = text("submitMode", "PER_OBJECT").upper()
     priority = text("priority", "normal").lower()
-    try:
-        expect_every = int(text("expectSuccessEverySeconds", "0") or 0)
-    except ValueError:
-        expect_every = 0
     return JobType(
         name=name,
         job_definition_arn=definition,
@@ -119,7 +155,8 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
         schedule_expression=text("scheduleExpression"),
         schedule_timezone=text("scheduleTimezone", "UTC") or "UTC",
         schedule_enabled=flag("scheduleEnabled"),
-        expect_success_every_seconds=max(expect_every, 0),
+        expect_success_every=text("expectSuccessEvery", AUTO) or AUTO,
+        expected_duration=text("expectedDuration", OFF) or OFF,
         environment=parse_environment(text("environment")),
     )
 
@@ -174,6 +211,10 @@ def default_job_type(
     route_prefix: str = "",
     route_suffix: str = "",
     routed: bool = True,
+    schedule_expression: str = "",
+    schedule_enabled: bool = False,
+    expect_success_every: str = AUTO,
+    expected_duration: str = OFF,
 ) -> JobType:
     """The job type the stack's own parameters define (its jobs keep the stack's name as prefix)."""
     return JobType(
@@ -185,6 +226,10 @@ def default_job_type(
         route_prefix=route_prefix,
         route_suffix=route_suffix,
         routed=routed,
+        schedule_expression=schedule_expression,
+        schedule_enabled=schedule_enabled and bool(schedule_expression),
+        expect_success_every=expect_success_every,
+        expected_duration=expected_duration,
     )
 
 
@@ -262,4 +307,9 @@ def default_for(settings: Any) -> JobType:
         submit_mode=getattr(settings, "submit_mode", "PER_OBJECT"),
         route_prefix=getattr(settings, "upload_prefix", ""),
         route_suffix=getattr(settings, "upload_suffix", ""),
+        # The stack's schedule and expectations (only the watchdog's settings carry them).
+        schedule_expression=getattr(settings, "schedule_expression", ""),
+        schedule_enabled=getattr(settings, "schedule_enabled", False),
+        expect_success_every=getattr(settings, "expect_success_every", AUTO),
+        expected_duration=getattr(settings, "job_expected_duration", OFF),
     )

@@ -77,6 +77,23 @@ class Schedule(NamedTuple):
         gaps = sorted(b - a for a, b in pairwise(ticks))
         return gaps[len(gaps) // 2] if gaps else None
 
+    def longest_gap(self) -> timedelta | None:
+        """The longest time between two ticks (None for a one-time `at()`): a weekday-only cron waits
+        three days from Friday to Monday where its period is one day, and a daily cron in a time zone
+        with summer time 25 hours once a year."""
+        rate = _RATE.match(self.expression.strip())
+        if rate or _AT.match(self.expression.strip()):
+            return self.period()
+        start = datetime(2026, 1, 5, tzinfo=UTC)
+        ticks = self.ticks(start, start + timedelta(days=28))
+        if len(ticks) < 3:  # a monthly or yearly schedule: look at a whole year and a bit
+            ticks = self.ticks(start, start + timedelta(days=800))
+        gaps = [b - a for a, b in pairwise(ticks)]
+        for change in _clock_changes(ZoneInfo(self.timezone), start, days=366):
+            near = self.ticks(change - timedelta(days=4), change + timedelta(days=4))
+            gaps.extend(b - a for a, b in pairwise(near))
+        return max(gaps, default=None)
+
     def _iter(self, start: datetime, end: datetime, anchor: datetime | None) -> Iterator[datetime]:
         text = self.expression.strip()
         start, end = start.astimezone(UTC), end.astimezone(UTC)
@@ -110,6 +127,12 @@ class Schedule(NamedTuple):
                         if start <= moment <= end:
                             yield moment
             day += timedelta(days=1)
+
+
+def _clock_changes(zone: ZoneInfo, start: datetime, days: int) -> list[datetime]:
+    """The days in [start, start + days) on which the zone's UTC offset changes (summer time)."""
+    offsets = [(start + timedelta(days=n)).astimezone(zone).utcoffset() for n in range(days + 1)]
+    return [start + timedelta(days=n) for n in range(days) if offsets[n] != offsets[n + 1]]
 
 
 def parse_cron(expression: str) -> Cron:

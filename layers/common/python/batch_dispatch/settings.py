@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from batch_dispatch.alerts.redaction import compile_patterns
+from batch_dispatch.expectations import check_duration, check_success_every
 from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 
 
@@ -257,6 +258,20 @@ class FailureNotifySettings(SlackSettings, StormSettings):
 
 class StormDigestSettings(SlackSettings, StormSettings):
     """StormDigestFunction: closes storm windows and posts digests."""
+
+
+class WatchdogSettings(SlackSettings, CatalogSettings):
+    """WatchdogFunction: late job types, long-running jobs and parked schedule ticks, checked every few
+    minutes. The stack's schedule and expectations describe the default job type."""
+
+    alert_state_table_name: str = env("ALERT_STATE_TABLE_NAME")
+    schedule_dlq_url: str = env("SCHEDULE_DLQ_URL")
+    schedule_expression: str = env("SCHEDULE_EXPRESSION", "")
+    schedule_enabled: bool = env("SCHEDULE_ENABLED", False)
+    expect_success_every: str = env("EXPECT_SUCCESS_EVERY", "auto", check=check_success_every)
+    job_expected_duration: str = env("JOB_EXPECTED_DURATION", "off", check=check_duration)
+    environment: str = env("ENVIRONMENT", "")
+    dlq_peek_limit: int = env("DLQ_PEEK_LIMIT", 100, ge=1, le=1000)
 
 
 def slack_user_ids(text: str) -> frozenset[str]:

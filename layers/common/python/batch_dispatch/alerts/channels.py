@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from batch_dispatch.job_types import DEFAULT, catalog_for, definition_family
+from batch_dispatch.job_types import DEFAULT, JobType, catalog_for, definition_family
 from batch_dispatch.settings import FailureNotifySettings
 
 
@@ -31,9 +31,14 @@ def channel_for(job_definition_arn: str | None, settings: FailureNotifySettings)
     job_type = catalog_for(settings).for_definition(job_definition_arn)
     if job_type is None:
         return stack_channel
+    return channel_of(job_type, settings.slack_mention)
+
+
+def channel_of(job_type: JobType, stack_mention: str) -> Channel:
+    """A job type's own channel and mention, falling back to the stack's (the default job type's)."""
     return Channel(
         secret_name=job_type.webhook_secret_name,
-        mention=job_type.mention or settings.slack_mention,
+        mention=job_type.mention or stack_mention,
         job_type=job_type.name,
         notify_succeeded=job_type.notify_succeeded,
     )
