@@ -183,7 +183,8 @@ def _prepare_for_moto(
 def _create_function_urls(stack: Stack, urls: dict[str, FunctionUrl]) -> None:
     """Create each function URL whose stand-in the deploy created (its Condition held) through Lambda's
     API, and set the outputs that name it, as CloudFormation would."""
-    ssm, lambda_client = boto3.client("ssm"), boto3.client("lambda")
+    ssm: Any = boto3.client("ssm")
+    lambda_client: Any = boto3.client("lambda")
     for logical_id, url in urls.items():
         if logical_id not in stack.physical_ids:
             continue
