@@ -788,10 +788,12 @@ TIME_LIMIT_REASONS = [
 ]
 
 
-def test_job_queue_cancels_stuck_jobs_only_when_a_time_limit_is_set():
-    # Given the default stack and one with RunnableTimeLimitSeconds=3600
-    default = props(deploy(), "JobQueue")
-    limited = props(deploy(RunnableTimeLimitSeconds="3600"), "JobQueue")
+@pytest.mark.parametrize("queue", ["JobQueue", "HighPriorityJobQueue", "LowPriorityJobQueue"])
+def test_each_job_queue_cancels_stuck_jobs_only_when_a_time_limit_is_set(queue):
+    # Given the default stack and one with RunnableTimeLimitSeconds=3600 (the default queue keeps its
+    # logical id for existing stacks, so its actions are written apart from the priority queues' loop)
+    default = props(deploy(), queue)
+    limited = props(deploy(RunnableTimeLimitSeconds="3600"), queue)
 
     # Then by default nothing is cancelled
     assert "JobStateTimeLimitActions" not in default
