@@ -6,8 +6,12 @@ environment); every job type added to template.yaml writes one registry entry, a
 `<JOB_TYPES_PATH>/<name>` holding JSON, which the functions read with Powertools parameters and keep
 for `JOB_TYPES_MAX_AGE_SECONDS`: adding a job type never redeploys the functions.
 
-Routing an upload: the job types whose route fits the key (prefix and suffix, empty = any); the longest
-prefix wins, then the longest suffix. A key no route fits submits nothing (and is not a failure).
+Routing an upload (bucket, key): the job types whose bucket is the upload's and whose route fits the key
+(prefix and suffix, empty = any); the longest prefix wins, then the longest suffix, then a job type
+that names its bucket. A job type's bucket is its `UploadBucket` (an attached bucket), else the stack's
+intake bucket; the default job type's route applies to every bucket that reaches the function (the
+intake bucket and the attached ones). A key no route fits submits nothing (and is not a failure).
+An upload under a job type's output prefix (in that job type's bucket) starts no job at all.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class JobType(NamedTuple):
     route_prefix: str = ""
     route_suffix: str = ""
     routed: bool = True  # False: uploads never start this job type (no upload route)
+    bucket: str = ""  # the bucket its route applies to: "" = the stack's intake bucket
+    output_prefix: str = ""  # where its jobs write: uploads there start no job ("" = none)
     webhook_secret_name: str = ""  # "" = the stack's
     mention: str = ""
     notify_succeeded: bool = False
@@ -66,8 +72,32 @@ class JobType(NamedTuple):
     def array_mode(self) -> bool:
         return self.submit_mode == "ARRAY"
 
-    def matches(self, key: str) -> bool:
-        return self.routed and key.startswith(self.route_prefix) and key.endswith(self.route_suffix)
+    def matches(self, key: str, bucket: str | None = None, intake_bucket: str = "") -> bool:
+        """The route fits `key` in `bucket` (None: any bucket)."""
+        return (
+            self.routed
+            and self.applies_to(bucket, intake_bucket)
+            and key.startswith(self.route_prefix)
+            and key.endswith(self.route_suffix)
+        )
+
+    def applies_to(self, bucket: str | None, intake_bucket: str = "") -> bool:
+        """Uploads to `bucket` concern this job type: the default job type's route applies to every bucket
+        that reaches the function, another's to its own bucket (the intake bucket when it names none).
+        `bucket` None, or an unknown intake bucket for a job type naming none, means any bucket."""
+        if self.is_default or bucket is None:
+            return True
+        if self.bucket and self.bucket != intake_bucket:
+            return bucket == self.bucket
+        return not intake_bucket or bucket == intake_bucket
+
+    def writes_to(self, key: str, bucket: str | None = None, intake_bucket: str = "") -> bool:
+        """`key` in `bucket` is under this job type's output prefix (where its jobs write)."""
+        return (
+            bool(self.output_prefix)
+            and self.applies_to(bucket, intake_bucket)
+            and key.startswith(self.output_prefix)
+        )
 
     @property
     def expect_success_every_seconds(self) -> int:
@@ -149,6 +179,8 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
         route_prefix=text("routePrefix"),
         route_suffix=text("routeSuffix"),
         routed=flag("routed"),
+        bucket=text("bucket"),
+        output_prefix=text("outputPrefix"),
         webhook_secret_name=text("webhookSecretName"),
         mention=text("mention"),
         notify_succeeded=flag("notifySucceeded"),
@@ -168,9 +200,10 @@ def parse_environment(text: str) -> Mapping[str, str]:
 
 
 class Catalog(NamedTuple):
-    """The default job type and the registry's, by name."""
+    """The default job type and the registry's, by name, and the stack's intake bucket ("" = unknown)."""
 
     job_types: Mapping[str, JobType]
+    intake_bucket: str = ""
 
     @property
     def default(self) -> JobType | None:
@@ -179,12 +212,27 @@ class Catalog(NamedTuple):
     def get(self, name: str | None) -> JobType | None:
         return self.job_types.get(name or DEFAULT)
 
-    def route(self, key: str) -> JobType | None:
-        """The job type an upload of `key` starts: longest prefix, then longest suffix, then name."""
-        fitting = [t for t in self.job_types.values() if t.matches(key)]
+    def route(self, key: str, bucket: str | None = None) -> JobType | None:
+        """The job type an upload of `key` to `bucket` (None: any) starts: longest prefix, then longest
+        suffix, then one naming its bucket, then the default, then by name."""
+        fitting = [t for t in self.job_types.values() if t.matches(key, bucket, self.intake_bucket)]
         if not fitting:
             return None
-        return max(fitting, key=lambda t: (len(t.route_prefix), len(t.route_suffix), t.is_default, t.name))
+        return max(fitting, key=lambda t: (len(t.route_prefix), len(t.route_suffix), *self._tie_break(t)))
+
+    def _tie_break(self, job_type: JobType) -> tuple[bool, bool, str]:
+        return self.names_bucket(job_type), job_type.is_default, job_type.name
+
+    def output_of(self, key: str, bucket: str | None = None) -> JobType | None:
+        """The job type under whose output prefix `key` in `bucket` lies (its jobs write there), if any."""
+        return next(
+            (t for _, t in sorted(self.job_types.items()) if t.writes_to(key, bucket, self.intake_bucket)),
+            None,
+        )
+
+    def names_bucket(self, job_type: JobType) -> bool:
+        """The job type's route applies to a bucket of its own (an attached bucket)."""
+        return bool(job_type.bucket) and job_type.bucket != self.intake_bucket
 
     def for_definition(self, job_definition_arn: str | None) -> JobType | None:
         """The job type whose job definition (any revision) ran a job."""
@@ -192,14 +240,14 @@ class Catalog(NamedTuple):
         return next((t for t in self.job_types.values() if family and t.definition_family == family), None)
 
     def overlaps(self) -> list[tuple[str, str]]:
-        """Pairs of routed job types one key could fit both of, equally well (routing picks by name)."""
+        """Pairs of routed job types one upload could fit both of, equally well (routing picks by name)."""
         routed = sorted((t for t in self.job_types.values() if t.routed), key=lambda t: t.name)
-        return [
-            (a.name, b.name)
-            for i, a in enumerate(routed)
-            for b in routed[i + 1 :]
-            if (a.route_prefix, a.route_suffix) == (b.route_prefix, b.route_suffix)
-        ]
+
+        def route(t: JobType) -> tuple[str, str, str]:
+            return (t.bucket if self.names_bucket(t) else "", t.route_prefix, t.route_suffix)
+
+        pairs = ((a, b) for i, a in enumerate(routed) for b in routed[i + 1 :])
+        return [(a.name, b.name) for a, b in pairs if route(a) == route(b)]
 
 
 def default_job_type(
@@ -215,6 +263,7 @@ def default_job_type(
     schedule_enabled: bool = False,
     expect_success_every: str = AUTO,
     expected_duration: str = OFF,
+    output_prefix: str = "",
 ) -> JobType:
     """The job type the stack's own parameters define (its jobs keep the stack's name as prefix)."""
     return JobType(
@@ -230,6 +279,7 @@ def default_job_type(
         schedule_enabled=schedule_enabled and bool(schedule_expression),
         expect_success_every=expect_success_every,
         expected_duration=expected_duration,
+        output_prefix=output_prefix,
     )
 
 
@@ -266,7 +316,7 @@ def registry_entries(path: str, max_age: int) -> dict[str, Any]:
     return entries
 
 
-def load_catalog(default: JobType | None, path: str, max_age: int) -> Catalog:
+def load_catalog(default: JobType | None, path: str, max_age: int, intake_bucket: str = "") -> Catalog:
     """The default job type plus every valid registry entry; an invalid entry is logged and left out."""
     job_types: dict[str, JobType] = {DEFAULT: default} if default else {}
     for name, entry in registry_entries(path, max_age).items():
@@ -281,7 +331,7 @@ def load_catalog(default: JobType | None, path: str, max_age: int) -> Catalog:
             logger.error("A registered job type may not be named default; left out", extra={"job_type": name})
             continue
         job_types[name] = job_type
-    return Catalog(job_types=job_types)
+    return Catalog(job_types=job_types, intake_bucket=intake_bucket)
 
 
 def names(job_types: Iterable[JobType]) -> list[str]:
@@ -295,6 +345,7 @@ def catalog_for(settings: Any) -> Catalog:
         default if default.job_definition_arn else None,
         settings.job_types_path,
         settings.job_types_max_age_seconds,
+        getattr(settings, "intake_bucket", ""),
     )
 
 
@@ -312,4 +363,5 @@ def default_for(settings: Any) -> JobType:
         schedule_enabled=getattr(settings, "schedule_enabled", False),
         expect_success_every=getattr(settings, "expect_success_every", AUTO),
         expected_duration=getattr(settings, "job_expected_duration", OFF),
+        output_prefix=getattr(settings, "output_prefix", ""),
     )

@@ -225,17 +225,29 @@ class ScheduleSubmitSettings(JobSubmitSettings):
     """ScheduleSubmitFunction."""
 
 
-class S3SubmitSettings(JobSubmitSettings):
-    """S3SubmitFunction: one job per object, or (SUBMIT_MODE=ARRAY) one array job per batch."""
+class S3SubmitSettings(JobSubmitSettings, SlackSettings):
+    """S3SubmitFunction: one job per object, or (SUBMIT_MODE=ARRAY) one array job per batch; the loop
+    guard (off with LOOP_GUARD_MAX_JOBS=0) parks in INTAKE_DLQ_URL and alerts through Slack."""
 
     submit_mode: str = env("SUBMIT_MODE", "PER_OBJECT", choices=("PER_OBJECT", "ARRAY"))
     manifest_bucket: str = env("MANIFEST_BUCKET", "")  # "" = the uploads' bucket
     manifest_prefix: str = env("MANIFEST_PREFIX", "_batch-dispatch/manifests/")
     max_array_size: int = env("MAX_ARRAY_SIZE", 10_000, ge=2, le=10_000)
+    intake_bucket: str = env("INTAKE_BUCKET", "")  # "" = unknown: job types' routes apply to any bucket
+    output_prefix: str = env("OUTPUT_PREFIX", "")  # the default job type's
+    loop_guard_max_jobs: int = env("LOOP_GUARD_MAX_JOBS", 0, ge=0, le=100)
+    loop_guard_window_seconds: int = env("LOOP_GUARD_WINDOW_SECONDS", 3600, ge=60, le=604800)
+    intake_dlq_url: str = env("INTAKE_DLQ_URL", "")
+    # Only the loop guard's alert posts, so the webhook is optional here.
+    slack_webhook_secret_name: str = env("SLACK_WEBHOOK_SECRET_NAME", "")
 
     @property
     def array_mode(self) -> bool:
         return self.submit_mode == "ARRAY"
+
+    @property
+    def loop_guard_on(self) -> bool:
+        return self.loop_guard_max_jobs > 0
 
 
 class FailureNotifySettings(SlackSettings, StormSettings):

@@ -61,16 +61,17 @@ def upload_record_id(upload: S3Upload, job_type: JobType) -> str:
 class PendingUpload:
     """An upload of the batch, its job type, its idempotency record and the SQS messages carrying it."""
 
-    __slots__ = ("job_type", "message_ids", "record_id", "upload")
+    __slots__ = ("job_type", "lineage", "message_ids", "record_id", "upload")
 
-    def __init__(self, upload: S3Upload, job_type: JobType) -> None:
+    def __init__(self, upload: S3Upload, job_type: JobType, lineage: str = "") -> None:
         self.upload = upload
         self.job_type = job_type
+        self.lineage = lineage  # the upload's input lineage (loop_guard.py), on its manifest line
         self.record_id = upload_record_id(upload, job_type)
         self.message_ids: set[str] = set()
 
     def manifest_line(self) -> str:
-        return manifests.manifest_line(self.upload, self.record_id)
+        return manifests.manifest_line(self.upload, self.record_id, self.lineage)
 
 
 class Takeover(NamedTuple):

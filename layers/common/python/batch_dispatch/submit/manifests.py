@@ -1,9 +1,11 @@
 """Array-mode manifests: the JSON-lines file an array job's children read their object from.
 
 Child `AWS_BATCH_JOB_ARRAY_INDEX` (0-based) of an array job reads line of that index of
-`s3://<manifestBucket>/<manifestKey>`. Each line is the object's job parameters plus the id of its
-idempotency record, which is how a recovering invocation finds an object's index. Manifest keys and
-array job names are derived from the set of objects, so a retry of the same set finds the same job.
+`s3://<manifestBucket>/<manifestKey>`. Each line is the object's job parameters, its lineage and the id
+of its idempotency record, which is how a recovering invocation finds an object's index. Manifests go
+to the stack's manifest bucket, which sends no notifications: they never come back as uploads. Manifest
+keys and array job names are derived from the set of objects, so a retry of the same set finds the
+same job.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from batch_dispatch.submit.s3_events import S3Upload
 
 MANIFEST_IDEMPOTENCY_PREFIX = "s3-manifest"
 LINE_RECORD_ID = "idempotencyId"
+LINE_LINEAGE = "lineage"  # the object's input lineage: a child's BATCH_DISPATCH_LINEAGE (loop_guard.py)
 # The array job's parameters that name its manifest (and how many lines it has).
 BUCKET_PARAMETER, KEY_PARAMETER, COUNT_PARAMETER = "manifestBucket", "manifestKey", "objectCount"
 
@@ -38,8 +41,10 @@ def array_job_name(job_name_prefix: str, key: str) -> str:
     return safe_job_name(job_name_prefix, "array", key)
 
 
-def manifest_line(upload: S3Upload, record_id: str) -> str:
+def manifest_line(upload: S3Upload, record_id: str, lineage: str = "") -> str:
     line = upload.parameters() | {LINE_RECORD_ID: record_id}
+    if lineage:
+        line[LINE_LINEAGE] = lineage
     return json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

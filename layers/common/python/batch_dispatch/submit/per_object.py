@@ -4,7 +4,8 @@ Every `ObjectCreated:*` record of a message becomes one job through `submit_once
 decoded key + versionId (sequencer when unversioned, eventTime + eTag when neither is sent). A message
 that fails (malformed body, throttling past the time budget, a concurrent delivery in progress) is
 reported in `batchItemFailures` on its own: SQS redelivers it, then parks it in the DLQ; its batch
-mates are unaffected.
+mates are unaffected. A record the loop guard refuses (loop_guard.py) is not submitted; its message is
+parked in the IntakeDLQ at once, after the message's other records were submitted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from batch_dispatch.aws.sqs_batch import SqsMessage, process_messages
 from batch_dispatch.job_types import Catalog, JobType, catalog_for
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import S3SubmitSettings
-from batch_dispatch.submit import claims, manifests
+from batch_dispatch.submit import claims, loop_guard, manifests
+from batch_dispatch.submit.loop_guard import Tripped
 from batch_dispatch.submit.once import SubmitOutcome, submit_once
 from batch_dispatch.submit.s3_events import MalformedNotificationError, S3Upload, Skip, parse_body
 from batch_dispatch.submit.upload_job import IDEMPOTENCY_PREFIX, idempotency_key, upload_job_spec
@@ -44,6 +46,7 @@ class RecordResult(NamedTuple):
     message_id: str
     submitted: tuple[SubmitOutcome, ...] = ()
     skipped: tuple[Skip, ...] = ()
+    parked: tuple[Tripped, ...] = ()  # refused by the loop guard; the message went to the IntakeDLQ
 
 
 def submit_upload(
@@ -53,10 +56,11 @@ def submit_upload(
     *,
     lambda_context: LambdaContext | None = None,
     reconcile: bool = False,
+    lineage: str = "",
 ) -> SubmitOutcome:
     """Submit the upload's job once (same table as the schedule path, prefix `s3-object`)."""
     return submit_once(
-        upload_job_spec(upload, job_type),
+        upload_job_spec(upload, job_type, lineage),
         job_type=job_type,
         table_name=settings.idempotency_table_name,
         key_prefix=IDEMPOTENCY_PREFIX,
@@ -72,20 +76,25 @@ def submit_or_settle(
     settings: S3SubmitSettings,
     lambda_context: LambdaContext | None,
     reconcile: bool,
+    lineage: str = "",
 ) -> SubmitOutcome:
     """`submit_upload`; a record Powertools reports in progress may be an array-mode claim left by a
     crashed invocation (claims carry no in_progress_expiration): those are settled (claims.py)."""
+
+    def submit() -> SubmitOutcome:
+        return submit_upload(
+            upload, job_type, settings, lambda_context=lambda_context, reconcile=reconcile, lineage=lineage
+        )
+
     try:
-        return submit_upload(upload, job_type, settings, lambda_context=lambda_context, reconcile=reconcile)
+        return submit()
     except IdempotencyAlreadyInProgressError:
         settled = claims.settle_claim(upload, job_type, settings)
         if isinstance(settled, SubmitOutcome):
             metrics.add_metric(name="DuplicateSkipped", unit=MetricUnit.Count, value=1)
             return settled
         if settled == "free":
-            return submit_upload(
-                upload, job_type, settings, lambda_context=lambda_context, reconcile=reconcile
-            )
+            return submit()
         raise
 
 
@@ -98,10 +107,15 @@ def log_rejected(message_id: str, error: MalformedNotificationError) -> None:
 
 
 def route(upload: S3Upload, catalog: Catalog, settings: S3SubmitSettings) -> JobType | Skip:
-    """The job type the upload starts, or why it starts none (an array-mode manifest, no route)."""
+    """The job type the upload starts, or why it starts none (an array-mode manifest, a job's output,
+    no route)."""
     if manifests.is_own_manifest(upload, settings):
         return Skip(reason="manifest", event_name=upload.event_name, bucket=upload.bucket, key=upload.key)
-    job_type = catalog.route(upload.key)
+    if catalog.output_of(upload.key, upload.bucket) is not None:
+        return Skip(
+            reason="output-prefix", event_name=upload.event_name, bucket=upload.bucket, key=upload.key
+        )
+    job_type = catalog.route(upload.key, upload.bucket)
     if job_type is None:
         return Skip(reason="no-route", event_name=upload.event_name, bucket=upload.bucket, key=upload.key)
     return job_type
@@ -158,6 +172,7 @@ def record_handler(
     reconcile = message.receive_count > 1
     submitted: list[SubmitOutcome] = []
     skipped: list[Skip] = []
+    tripped: list[Tripped] = []
     for item in items:
         if isinstance(item, Skip):
             log_skipped(message_id, item)
@@ -171,7 +186,11 @@ def record_handler(
         _ensure_time_left(lambda_context, start_margin_seconds, message_id)
         logger.append_keys(message_id=message_id, bucket=item.bucket, key=item.key, job_type=target.name)
         try:
-            submitted.append(submit_or_settle(item, target, settings, lambda_context, reconcile))
+            lineage, admission = loop_guard.guard(item, target, settings)
+            if admission is not None and not admission.admitted:
+                tripped.append(Tripped(item, target, lineage, admission))
+                continue
+            submitted.append(submit_or_settle(item, target, settings, lambda_context, reconcile, lineage))
         except RETRY_LATER as error:
             logger.warning("Upload not submitted yet, SQS will redeliver it", extra={"error": str(error)})
             raise
@@ -180,7 +199,11 @@ def record_handler(
             raise
         finally:
             logger.remove_keys(["message_id", "bucket", "key", "job_type"])
-    return RecordResult(message_id=message_id, submitted=tuple(submitted), skipped=tuple(skipped))
+    if tripped:  # the message's other records are submitted: park it, with the reason
+        loop_guard.stop(message_id, message.body, tripped, settings, lambda_context)
+    return RecordResult(
+        message_id=message_id, submitted=tuple(submitted), skipped=tuple(skipped), parked=tuple(tripped)
+    )
 
 
 def handle(

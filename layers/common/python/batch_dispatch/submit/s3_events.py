@@ -26,7 +26,7 @@ EVENTBRIDGE_UPLOAD = "Object Created"
 # S3 writes versionId "null" for objects put while versioning is suspended: not a unique version.
 NULL_VERSION = "null"
 
-SkipReason = Literal["test-event", "not-an-upload", "folder-marker", "manifest", "no-route"]
+SkipReason = Literal["test-event", "not-an-upload", "folder-marker", "manifest", "output-prefix", "no-route"]
 
 
 class MalformedNotificationError(ValueError):

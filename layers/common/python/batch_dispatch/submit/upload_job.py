@@ -10,6 +10,8 @@ from batch_dispatch.job_types import JobType
 from batch_dispatch.submit.s3_events import S3Upload
 
 IDEMPOTENCY_PREFIX = "s3-object"
+# The job's input lineage (submit/loop_guard.py); jobs copy it onto what they write.
+LINEAGE_ENV = "BATCH_DISPATCH_LINEAGE"
 
 
 def idempotency_key(upload: S3Upload, job_type: JobType) -> dict[str, str]:
@@ -40,15 +42,16 @@ def readable_name(key: str) -> str:
     return unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode("ascii")
 
 
-def upload_job_spec(upload: S3Upload, job_type: JobType) -> JobSpec:
+def upload_job_spec(upload: S3Upload, job_type: JobType, lineage: str = "") -> JobSpec:
     """The job for one upload: named after the job type and key (plus a hash of the idempotency key),
-    the upload as parameters."""
+    the upload as parameters, its lineage in the environment."""
     name = safe_job_name(
         job_type.job_name_prefix, readable_name(upload.key), idempotency_key_text(upload, job_type)
     )
     return JobSpec(
         job_name=name,
         parameters=upload.parameters(),
+        environment={LINEAGE_ENV: lineage} if lineage else {},
         tags={
             "batch-dispatch:trigger": "s3",
             "batch-dispatch:bucket": upload.bucket,
