@@ -7,7 +7,7 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,10 +51,13 @@ class Emulator:
         with_slack: bool = True,
         template_path: Path = TEMPLATE_PATH,
         job_types: Path | None = None,
+        outside_buckets: Sequence[str] = (),
     ) -> None:
         self.parameter_overrides = parameter_overrides or {}
         self.template_path = template_path
         self.job_types = job_types
+        # Buckets "created outside the stack": made before each deploy, as their owner set them up.
+        self.outside_buckets = tuple(outside_buckets)
         self._workdir = tempfile.TemporaryDirectory(prefix="batch-dispatch-emulator-")
         self.with_slack = with_slack
         self.server = MotoServer()
@@ -68,6 +71,7 @@ class Emulator:
         self._exits: dict[str, tuple[int, str, str | None]] = {}  # job id -> (exit code, reason, log stream)
         self.running_jobs = RunningJobs()  # jobs kept RUNNING (`jobs_keep_running`)
         self.server.app.rewriters.append(self.running_jobs)
+        self._outputs_written: set[str] = set()  # job ids whose stand-in wrote its output
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -87,6 +91,8 @@ class Emulator:
         """Deploy template.yaml (or `template_path`, whose code paths are relative to the repository),
         with the job types of `job_types` added to its resources, as a user adds them to template.yaml."""
         reset_process_state()
+        for name in self.outside_buckets:
+            create_outside_bucket(name)
         path = template_path or self.template_path
         if self.job_types is not None:
             path = with_job_types(path, self.job_types, Path(self._workdir.name))
@@ -100,6 +106,7 @@ class Emulator:
         self._published.clear()
         self._exits.clear()
         self.running_jobs.clear()
+        self._outputs_written.clear()
 
     def stop(self) -> None:
         if self.slack is not None:
@@ -235,6 +242,34 @@ class Emulator:
 
     def upload(self, key: str, body: bytes = b"data", bucket_logical_id: str = "IntakeBucket") -> None:
         boto3.client("s3").put_object(Bucket=self.bucket(bucket_logical_id), Key=key, Body=body)
+
+    def upload_to(
+        self, bucket: str, key: str, body: bytes = b"data", metadata: dict[str, str] | None = None
+    ) -> None:
+        """Put an object into any bucket by name (one outside the stack: its owner's EventBridge
+        notifications take it from there, through moto's S3 and the stack's rule, to the queue)."""
+        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata or {})
+
+    def jobs_write_outputs(self, output_key: Callable[[str], str], *, with_lineage: bool = True) -> int:
+        """A job stand-in: every upload job that ran (and has not written yet) writes its output object
+        into its input's bucket at `output_key(input key)`, tagged with its BATCH_DISPATCH_LINEAGE as
+        `x-amz-meta-batch-dispatch-lineage` when `with_lineage`, as the docs ask jobs to. moto's Batch
+        runs no container, so the emulator writes what the container would. Returns the objects written.
+        """
+        written = 0
+        for job in self.jobs_submitted():
+            parameters = job["parameters"]
+            if job["status"] not in {"SUCCEEDED", "FAILED"} or job["jobId"] in self._outputs_written:
+                continue
+            if "key" not in parameters or "bucket" not in parameters:
+                continue
+            self._outputs_written.add(job["jobId"])
+            environment = {e["name"]: e["value"] for e in job["containerOverrides"].get("environment", [])}
+            lineage = environment.get("BATCH_DISPATCH_LINEAGE", "")
+            metadata = {"batch-dispatch-lineage": lineage} if with_lineage and lineage else {}
+            self.upload_to(parameters["bucket"], output_key(parameters["key"]), b"output", metadata)
+            written += 1
+        return written
 
     def drain(self, logical_id: str = "S3SubmitFunction", **kwargs: Any) -> int:
         return self.runtime.drain_queue(logical_id, **kwargs)
@@ -387,15 +422,19 @@ class Emulator:
 
     def publish_event(self, event: dict[str, Any], rules: list[Rule] | None = None) -> list[Invocation]:
         """Put one event on the default bus: every enabled rule of the template whose pattern matches
-        delivers it to its target functions.
+        delivers it to its target functions (invoked) and queues (the event is the message body, as
+        EventBridge sends it; `drain` then runs the queue's function).
 
         moto's EventBridge does not implement TestEventPattern, so the pattern is matched with moto's
         own matcher (the one its PutEvents uses).
         """
         invocations: list[Invocation] = []
+        sqs: Any = boto3.client("sqs")
         for rule in self.rules() if rules is None else rules:
             if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
                 invocations.extend(self.invoke(target, event) for target in rule.target_functions)
+                for queue in rule.target_queues:
+                    sqs.send_message(QueueUrl=self.stack.queue_url(queue), MessageBody=json.dumps(event))
         return invocations
 
     def queue_blocked_event(
@@ -596,6 +635,17 @@ class Emulator:
                 for schedule in self.schedules()
             ],
         }
+
+
+def create_outside_bucket(name: str) -> None:
+    """A bucket its owner made outside the stack: versioned, and with EventBridge notifications turned
+    on by the one call docs/intake.md gives the owner (it replaces the bucket's notifications)."""
+    s3: Any = boto3.client("s3")
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
 
 
 def with_job_types(template_path: Path, job_types: Path, directory: Path) -> Path:

@@ -8,7 +8,7 @@ stack) and calls the service APIs that do work in moto.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -60,11 +60,12 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Rule:
-    """An enabled EventBridge rule with its pattern and the functions it targets."""
+    """An enabled EventBridge rule with its pattern and the functions and queues it targets."""
 
     logical_id: str
     pattern: dict[str, Any]
     target_functions: list[str]
+    target_queues: list[str] = field(default_factory=list)  # logical ids (in the root stack)
 
 
 # What Lambda's SQS poller does when the mapping sets no ScalingConfig.MaximumConcurrency: it starts
@@ -245,11 +246,13 @@ class Shim:
             if not pattern or self.resolve(props.get("State", "ENABLED")) != "ENABLED":
                 continue
             targets = [self._root_function(t.get("Arn")) for t in props.get("Targets", [])]
+            queues = [self._root_queue(t.get("Arn")) for t in props.get("Targets", [])]
             found.append(
                 Rule(
                     logical_id=logical_id,
                     pattern=self.resolve(pattern),
                     target_functions=[t for t in targets if t is not None],
+                    target_queues=[q for q in queues if q is not None],
                 )
             )
         return found

@@ -83,14 +83,19 @@ class Stack:
         """Logical ids of the queues the template uses as dead-letter targets (redrive, DLQ, on-failure)."""
         found: list[str] = []
 
-        def visit(node: Any, key: str = "") -> None:
+        def visit(node: Any, key: str = "", parent: str = "") -> None:
             if isinstance(node, dict):
                 for child_key, child in node.items():
-                    visit(child, child_key)
+                    visit(child, child_key, key)
             elif isinstance(node, list):
                 for child in node:
-                    visit(child, key)
-            if key in {"deadLetterTargetArn", "TargetArn", "Arn", "Destination"} and isinstance(node, dict):
+                    visit(child, key, parent)
+            # "Arn" names a dead-letter queue only inside a DeadLetterConfig (a rule's or a schedule's
+            # target Arn is where events go: a queue there is a source queue, not a DLQ).
+            dead_letter = key in {"deadLetterTargetArn", "TargetArn", "Destination"} or (
+                key == "Arn" and parent == "DeadLetterConfig"
+            )
+            if dead_letter and isinstance(node, dict):
                 ref = referenced_logical_id(node)
                 if ref and self.resource_type(ref) == "AWS::SQS::Queue" and ref not in found:
                     found.append(ref)
