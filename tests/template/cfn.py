@@ -10,6 +10,7 @@ the template's `Rules` the way CloudFormation does before it creates anything.
 from __future__ import annotations
 
 import copy
+import re
 from functools import cache
 from typing import Any
 
@@ -85,6 +86,12 @@ class Resolver:
                 return self.params[arg]
             if fn == "Fn::Join":
                 return arg[0].join(self._evaluate(arg[1]))
+            if fn == "Fn::Split":
+                return str(self._evaluate(arg[1])).split(arg[0])
+            if fn == "Fn::Select":
+                return self._evaluate(arg[1])[int(arg[0])]
+            if fn == "Fn::Sub" and isinstance(arg, str):  # parameters only, as Conditions allow
+                return re.sub(r"\$\{([^}!]+)\}", lambda m: str(self.params[m.group(1)]), arg)
         return node
 
     def resolve(self, node: Any) -> Any:

@@ -180,6 +180,22 @@ ADDED: dict[tuple[str, str], tuple[str, Callable[[dict[str, str]], bool]]] = {
         "EnableRerunButton: InvokeFunction through the URL only, which URLs created since October 2025 need",
         lambda chosen: chosen.get("EnableRerunButton") == "true",
     ),
+    ("ManifestBucket", "AWS::S3::Bucket"): (
+        "array mode's manifests in a bucket that sends no notifications: they never reach the function",
+        lambda chosen: True,
+    ),
+    ("ManifestBucketPolicy", "AWS::S3::BucketPolicy"): (
+        "the manifest bucket refuses plain HTTP, like the intake bucket",
+        lambda chosen: True,
+    ),
+    ("AttachedBucketsRule", "AWS::Events::Rule"): (
+        "uploads to buckets the stack does not own (AttachedBuckets), through EventBridge to IntakeQueue",
+        lambda chosen: bool(chosen.get("AttachedBuckets")),
+    ),
+    ("ReadAttachedBuckets", "AWS::IAM::Policy"): (
+        "the jobs and S3SubmitFunction read the attached buckets' UploadPrefix, a policy only with them",
+        lambda chosen: bool(chosen.get("AttachedBuckets")),
+    ),
 }
 
 
@@ -234,4 +250,14 @@ def test_the_rerun_button_adds_only_its_url_and_its_two_permissions():
         ("SlackActionsFunctionUrl", "AWS::Lambda::Url"),
         ("SlackActionsFunctionUrlPublicAccess", "AWS::Lambda::Permission"),
         ("SlackActionsFunctionUrlInvokeAccess", "AWS::Lambda::Permission"),
+    }
+
+
+def test_attached_buckets_add_only_their_rule_and_read_policy():
+    chosen = {"AttachedBuckets": "team-landing,partner-drops"}
+
+    assert created(**chosen) - before("FARGATE", "CreatePublic") == added(**chosen)
+    assert added(**chosen) - added() == {
+        ("AttachedBucketsRule", "AWS::Events::Rule"),
+        ("ReadAttachedBuckets", "AWS::IAM::Policy"),
     }

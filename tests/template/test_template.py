@@ -659,7 +659,7 @@ def test_intake_bucket_and_queues_refuse_plain_http():
     policies = {**of_type(stack, "AWS::S3::BucketPolicy"), **of_type(stack, "AWS::SQS::QueuePolicy")}
 
     # Then every bucket/queue policy denies requests without TLS
-    assert len(policies) == 7
+    assert len(policies) == 8
     for logical_id, policy in policies.items():
         denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
         assert denies, logical_id
@@ -944,10 +944,10 @@ def test_dashboard_shows_the_business_metrics_queues_dlqs_and_function_errors():
 def test_the_job_role_may_read_only_array_manifests():
     # Given the default stack (a job type in the catalog may use array mode whatever SubmitMode says)
     for stack in (deploy(), deploy(SubmitMode="ARRAY")):
-        # Then the job role may read the manifest prefix of the intake bucket, and nothing else
+        # Then the job role may read the manifest prefix of the manifest bucket, and nothing else
         (statement,) = role_statements(stack, "JobRole")
         assert statement["Action"] == "s3:GetObject"
-        assert statement["Resource"] == {"Fn::Sub": "${IntakeBucket.Arn}/${ManifestPrefix}*"}
+        assert statement["Resource"] == {"Fn::Sub": "${ManifestBucket.Arn}/${ManifestPrefix}*"}
 
 
 def test_the_s3_function_knows_its_mode_and_may_write_only_manifests():
@@ -958,6 +958,25 @@ def test_the_s3_function_knows_its_mode_and_may_write_only_manifests():
     # Then it is told the mode and where manifests go, and may put objects under that prefix only
     variables = function["Environment"]["Variables"]
     assert variables["SUBMIT_MODE"] == "ARRAY"
-    assert variables["MANIFEST_BUCKET"] == {"Ref": "IntakeBucket"}
+    assert variables["MANIFEST_BUCKET"] == {"Ref": "ManifestBucket"}
     puts = [s for s in statements if "s3:PutObject" in as_list(s["Action"])]
-    assert [p["Resource"] for p in puts] == [{"Fn::Sub": "${IntakeBucket.Arn}/${ManifestPrefix}*"}]
+    assert [p["Resource"] for p in puts] == [{"Fn::Sub": "${ManifestBucket.Arn}/${ManifestPrefix}*"}]
+
+
+def test_manifests_go_to_a_locked_down_bucket_that_notifies_nothing():
+    # Given the default stack
+    stack = deploy()
+    bucket = props(stack, "ManifestBucket")
+
+    # Then the manifest bucket is private, encrypted, TLS-only and empties itself, like the intake bucket
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket["BucketEncryption"] == props(stack, "IntakeBucket")["BucketEncryption"]
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (expire,) = [r for r in bucket["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r]
+    assert expire["ExpirationInDays"] == 16
+    policy = props(stack, "ManifestBucketPolicy")
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # And it sends no notifications at all: a manifest never becomes an invocation
+    assert "NotificationConfiguration" not in bucket
+    assert stack["Resources"]["ManifestBucket"]["DeletionPolicy"] == "Retain"
