@@ -32,7 +32,18 @@ REGISTRY = "/batch-dispatch/test-stack/job-types"
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/q"
 
 
-def job_type(name: str, prefix: str = "", suffix: str = "", routed: bool = True) -> JobType:
+INTAKE = "stack-intakebucket-1a2b3c"
+ATTACHED = "team-landing"
+
+
+def job_type(
+    name: str,
+    prefix: str = "",
+    suffix: str = "",
+    routed: bool = True,
+    bucket: str = "",
+    output_prefix: str = "",
+) -> JobType:
     return JobType(
         name=name,
         job_definition_arn=f"arn:aws:batch:us-east-1:123456789012:job-definition/stack_{name}:1",
@@ -41,11 +52,13 @@ def job_type(name: str, prefix: str = "", suffix: str = "", routed: bool = True)
         route_prefix=prefix,
         route_suffix=suffix,
         routed=routed,
+        bucket=bucket,
+        output_prefix=output_prefix,
     )
 
 
-def catalog(*types: JobType) -> Catalog:
-    return Catalog(job_types={t.name: t for t in types})
+def catalog(*types: JobType, intake_bucket: str = "") -> Catalog:
+    return Catalog(job_types={t.name: t for t in types}, intake_bucket=intake_bucket)
 
 
 # --- routing ---------------------------------------------------------------------------------------
@@ -92,6 +105,72 @@ def test_routes_that_fit_the_same_keys_equally_are_reported_as_overlaps():
     assert known.overlaps() == [("a", "b")]
 
 
+def test_a_job_types_route_applies_to_its_own_bucket_and_the_default_to_every_bucket():
+    # Given the default job type, one on the intake bucket and one on an attached bucket
+    default = default_job_type(job_definition_arn="arn:d", job_queue_arn=QUEUE, job_name_prefix="stack")
+    known = catalog(
+        default,
+        job_type("csv", "incoming/", ".csv"),
+        job_type("orders", "incoming/", ".csv", bucket=ATTACHED),
+        intake_bucket=INTAKE,
+    )
+
+    # Then the same key routes by bucket
+    assert known.route("incoming/a.csv", INTAKE).name == "csv"
+    assert known.route("incoming/a.csv", ATTACHED).name == "orders"
+    # And in another attached bucket only the default job type's route applies
+    assert known.route("incoming/a.csv", "another-bucket").name == "default"
+    assert known.route("reports/a.txt", ATTACHED).name == "default"
+
+
+def test_a_job_type_naming_its_bucket_wins_over_the_default_on_an_equal_route():
+    default = default_job_type(job_definition_arn="arn:d", job_queue_arn=QUEUE, job_name_prefix="stack")
+    known = catalog(default, job_type("everything", bucket=ATTACHED), intake_bucket=INTAKE)
+
+    assert known.route("any/key.bin", ATTACHED).name == "everything"
+    assert known.route("any/key.bin", INTAKE).name == "default"
+    assert known.overlaps() == []
+
+
+def test_a_job_type_without_a_bucket_keeps_routing_any_bucket_when_the_intake_bucket_is_unknown():
+    known = catalog(job_type("csv", "incoming/"))
+
+    assert known.route("incoming/a.csv", "whatever-bucket").name == "csv"
+    assert known.route("incoming/a.csv").name == "csv"
+
+
+def test_an_upload_under_an_output_prefix_belongs_to_the_job_type_writing_there():
+    # Given job types writing under results/ in the intake bucket and loaded/ in the attached bucket
+    known = catalog(
+        job_type("csv", "incoming/", output_prefix="results/"),
+        job_type("orders", bucket=ATTACHED, output_prefix="loaded/"),
+        intake_bucket=INTAKE,
+    )
+
+    # Then each output prefix counts in its own job type's bucket only
+    writer = known.output_of("results/a.csv", INTAKE)
+    assert writer is not None
+    assert writer.name == "csv"
+    assert known.output_of("results/a.csv", ATTACHED) is None
+    loaded = known.output_of("loaded/o.json", ATTACHED)
+    assert loaded is not None
+    assert loaded.name == "orders"
+    assert known.output_of("loaded/o.json", INTAKE) is None
+    assert known.output_of("incoming/a.csv", INTAKE) is None
+
+
+def test_routes_overlap_only_within_one_bucket():
+    known = catalog(
+        job_type("a", "in/", bucket=ATTACHED),
+        job_type("b", "in/", bucket=ATTACHED),
+        job_type("c", "in/"),
+        job_type("d", "in/", bucket="elsewhere"),
+        intake_bucket=INTAKE,
+    )
+
+    assert known.overlaps() == [("a", "b")]
+
+
 def test_a_job_maps_back_to_its_job_type_by_job_definition_whatever_the_revision():
     known = catalog(job_type("thumbnails", "images/"))
 
@@ -133,6 +212,13 @@ def test_a_registry_entry_becomes_a_job_type():
     assert dict(parsed.environment) == {"MODE": "fast", "LEVEL": "3"}
     assert parsed.webhook_secret_name == "batch-dispatch/slack-thumbnails"
     assert parsed.schedule_enabled is True
+    assert (parsed.bucket, parsed.output_prefix) == ("", "")
+
+
+def test_a_registry_entry_names_its_upload_bucket_and_output_prefix():
+    parsed = from_registry_entry("orders", entry(bucket=ATTACHED, outputPrefix="loaded/"))
+
+    assert (parsed.bucket, parsed.output_prefix) == (ATTACHED, "loaded/")
 
 
 @pytest.fixture
@@ -299,6 +385,38 @@ def declared(*job_types: tuple[str, str, str, str]) -> dict[str, Any]:
             for logical_id, name, prefix, suffix in job_types
         }
     }
+
+
+def test_the_lint_check_refuses_an_upload_bucket_the_known_attached_buckets_lack(tmp_path):
+    from scripts.check_job_types import attached_buckets, problems, upload_buckets
+
+    # Given a job type on an attached bucket, and a samconfig.toml whose prod environment attaches
+    # another bucket and whose dev environment sets nothing
+    template = declared(("Orders", "orders", "orders/", ""))
+    template["Resources"]["Orders"]["Properties"]["Parameters"]["UploadBucket"] = "partner-orders"
+    template["Parameters"] = {"AttachedBuckets": {"Type": "String", "Default": ""}}
+    samconfig = tmp_path / "samconfig.toml"
+    samconfig.write_text(
+        "version = 0.1\n"
+        "[dev.deploy.parameters]\n"
+        'parameter_overrides = "Environment=\\"dev\\""\n'
+        "[prod.deploy.parameters]\n"
+        'parameter_overrides = "Environment=\\"prod\\" AttachedBuckets=\\"team-landing\\""\n',
+        encoding="utf-8",
+    )
+
+    # When the check reads what it can know before a deploy
+    known = attached_buckets(template, samconfig)
+
+    # Then prod is known and lacks the bucket: refused, naming where
+    assert known == {"samconfig.toml [prod]": ["team-landing"]}
+    (problem,) = problems(template, known)
+    assert "partner-orders" in problem
+    assert "samconfig.toml [prod]" in problem
+    # And once prod lists it, nothing is refused; with nothing known, the bucket is only reported
+    assert problems(template, {"samconfig.toml [prod]": ["team-landing", "partner-orders"]}) == []
+    assert problems(template, {}) == []
+    assert upload_buckets(template) == {"Orders": "partner-orders"}
 
 
 def test_the_lint_check_refuses_job_types_whose_routes_fit_the_same_keys():
