@@ -250,18 +250,23 @@ class Emulator:
         notifications take it from there, through moto's S3 and the stack's rule, to the queue)."""
         boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata or {})
 
-    def jobs_write_outputs(self, output_key: Callable[[str], str], *, with_lineage: bool = True) -> int:
-        """A job stand-in: every upload job that ran (and has not written yet) writes its output object
-        into its input's bucket at `output_key(input key)`, tagged with its BATCH_DISPATCH_LINEAGE as
-        `x-amz-meta-batch-dispatch-lineage` when `with_lineage`, as the docs ask jobs to. moto's Batch
-        runs no container, so the emulator writes what the container would. Returns the objects written.
+    def jobs_write_outputs(
+        self, output_key: Callable[[str], str], *, with_lineage: bool = True, input_prefix: str = ""
+    ) -> int:
+        """A job stand-in: every upload job that ran (and has not written yet) whose input key starts
+        with `input_prefix` writes its output object into its input's bucket at `output_key(input key)`,
+        tagged with its BATCH_DISPATCH_LINEAGE as `x-amz-meta-batch-dispatch-lineage` when
+        `with_lineage`, as the docs ask jobs to. moto's Batch runs no container, so the emulator writes
+        what the container would. Returns the objects written.
         """
         written = 0
         for job in self.jobs_submitted():
             parameters = job["parameters"]
             if job["status"] not in {"SUCCEEDED", "FAILED"} or job["jobId"] in self._outputs_written:
                 continue
-            if "key" not in parameters or "bucket" not in parameters:
+            if "bucket" not in parameters or "key" not in parameters:
+                continue
+            if not parameters["key"].startswith(input_prefix):
                 continue
             self._outputs_written.add(job["jobId"])
             environment = {e["name"]: e["value"] for e in job["containerOverrides"].get("environment", [])}

@@ -207,8 +207,16 @@ def emulator_job_types() -> Path | None:
 
 
 @pytest.fixture(scope="module")
+def emulator_outside_buckets() -> tuple[str, ...]:
+    """Buckets created outside the stack before each deploy (their owner's); a test module may set some."""
+    return ()
+
+
+@pytest.fixture(scope="module")
 def module_emulator(
-    emulator_parameters: dict[str, str], emulator_job_types: Path | None
+    emulator_parameters: dict[str, str],
+    emulator_job_types: Path | None,
+    emulator_outside_buckets: tuple[str, ...],
 ) -> Iterator[Emulator]:
     """The test module's emulator: one moto server, started once. Tests take `local` (a fresh account
     with template.yaml deployed); a test that deploys in its own steps may take this one."""
@@ -218,7 +226,9 @@ def module_emulator(
     # The suite runs on moto as users get it: nothing may have left the benchmark's speedups installed.
     assert installed_speedups() == [], "moto is patched; tests must run on moto as released"
     # The module-scoped fixture runs outside the per-test loopback guard; moto only binds 127.0.0.1.
-    with Emulator(emulator_parameters, job_types=emulator_job_types) as local:
+    with Emulator(
+        emulator_parameters, job_types=emulator_job_types, outside_buckets=emulator_outside_buckets
+    ) as local:
         yield local
 
 

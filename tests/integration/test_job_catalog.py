@@ -41,7 +41,11 @@ def by_key(local: Emulator) -> dict[str, dict[str, Any]]:
 def test_every_job_type_is_in_the_registry_with_its_queue(local: Emulator):
     entries = local.job_type_entries()
 
-    assert sorted(entries) == ["csv-ingest", "nightly-report", "thumbnails"]
+    assert sorted(entries) == ["csv-ingest", "nightly-report", "partner-orders", "thumbnails"]
+    assert (entries["partner-orders"]["bucket"], entries["csv-ingest"]["bucket"]) == (
+        "partner-orders-example",
+        "",
+    )
     assert "HighPriorityJobQueue" in entries["csv-ingest"]["jobQueue"]
     assert "LowPriorityJobQueue" in entries["nightly-report"]["jobQueue"]
     assert entries["thumbnails"]["webhookSecretName"] == THUMBNAILS_SECRET

@@ -2,7 +2,7 @@
 
 moto plays S3 (object metadata) and DynamoDB (the idempotency table, its conditional writes), so the
 condition expressions and the item are checked by the service model. The whole path (parking in the
-IntakeDLQ, the Slack alert, a self-triggering job) is in tests/integration/test_attached_buckets.py.
+IntakeDLQ, the Slack alert, a self-triggering job) is in tests/integration/test_attached_buckets_flow.py.
 """
 
 from __future__ import annotations
