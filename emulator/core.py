@@ -33,12 +33,14 @@ SIGNING_SECRET_ENV = "SLACK_SIGNING_SECRET_NAME"  # noqa: S105 - an env var name
 
 
 def reset_process_state() -> None:
-    """Forget the caches the shared package keeps per execution environment (a new 'cold start')."""
-    try:
-        from batch_dispatch import execution_environment
-    except ImportError:  # the layer is not on sys.path yet: nothing cached
-        return
-    execution_environment.reset()
+    """Forget the caches the shared package keeps per execution environment (a new 'cold start').
+
+    Only a package already imported has caches; importing it here, before the runtime puts the
+    template's layer first on sys.path, could load another copy (an installed one) for the handlers.
+    """
+    execution_environment = sys.modules.get("batch_dispatch.execution_environment")
+    if execution_environment is not None:
+        execution_environment.reset()
 
 
 class Emulator:

@@ -10,11 +10,17 @@ from emulator.core import Emulator
 from emulator.handlers import Invocation
 from emulator.sam import REPO_ROOT
 
-# The demo's catalog: three job types added to template.yaml the way docs/job-types.md shows.
+# The demo's catalog: four job types added to template.yaml the way docs/job-types.md shows.
 DEMO_JOB_TYPES = REPO_ROOT / "job-types" / "examples.yaml"
+# A bucket created outside the stack (another team's), attached by name; partner-orders' route is there.
+PARTNER_BUCKET = "partner-orders-example"
 # The Rerun button is on (a Slack app with Interactivity), and the on-call may click it.
 ONCALL = "U0ONCALL"
-DEMO_PARAMETERS = {"EnableRerunButton": "true", "RerunAllowedSlackUsers": ONCALL}
+DEMO_PARAMETERS = {
+    "EnableRerunButton": "true",
+    "RerunAllowedSlackUsers": ONCALL,
+    "AttachedBuckets": PARTNER_BUCKET,
+}
 DEMO_FILES = [
     "incoming/csv/daily report 2026-11-23.csv",
     "images/café/résumé.png",
@@ -113,10 +119,10 @@ def _operator_status(stack_name: str) -> str:
 def run_demo(out: TextIO) -> int:
     story = Story(out)
     story.say(
-        "batch-dispatch local demo: template.yaml with three example job types, deployed into moto on "
+        "batch-dispatch local demo: template.yaml with four example job types, deployed into moto on "
         "127.0.0.1 (no AWS account, no Docker)"
     )
-    with Emulator(DEMO_PARAMETERS, job_types=DEMO_JOB_TYPES) as local:
+    with Emulator(DEMO_PARAMETERS, job_types=DEMO_JOB_TYPES, outside_buckets=[PARTNER_BUCKET]) as local:
         stack = local.stack
         story.say(
             f"   stack '{stack.name}': {len(stack.physical_ids)} resources, functions "
@@ -139,6 +145,7 @@ def run_demo(out: TextIO) -> int:
             story.say(
                 f"   {name:<15} schedule {entry['scheduleExpression'] or '-':<20} "
                 f"route {route or '-':<38} {entry['priority']} priority"
+                + (f", in s3://{entry['bucket']}" if entry.get("bucket") else "")
                 + (f", alerts to {entry['webhookSecretName']}" if entry["webhookSecretName"] else "")
             )
 
@@ -182,9 +189,30 @@ def run_demo(out: TextIO) -> int:
             f"{len([j for j in local.jobs_submitted() if 'key' in j['parameters']])} jobs"
         )
 
-        # 4. A failing job -------------------------------------------------------------------------
+        # 4. A bucket outside the stack ------------------------------------------------------------
         story.step(
             4,
+            "A file lands in a bucket created outside the stack",
+            f"s3://{PARTNER_BUCKET} (its owner turned on EventBridge) -> AttachedBucketsRule -> "
+            "IntakeQueue -> S3SubmitFunction",
+        )
+        order = "orders/2026-11-23/order 4711.json"
+        local.upload_to(PARTNER_BUCKET, order)
+        local.drain(wait_out_window=False)
+        for job in local.jobs_submitted():
+            if job["parameters"].get("bucket") == PARTNER_BUCKET:
+                story.say(f"     {job['job_type']:<11} {_job_line(job, 'bucket', 'key')}")
+        before = len(local.jobs_submitted())
+        local.upload_to(PARTNER_BUCKET, "orders/loaded/order 4711.json")  # what the job writes back
+        local.drain(wait_out_window=False)
+        story.say(
+            "   its result, written under the job type's OutputPrefix 'orders/loaded/', starts "
+            f"{len(local.jobs_submitted()) - before} jobs (no loop)"
+        )
+
+        # 5. A failing job -------------------------------------------------------------------------
+        story.step(
+            5,
             "A thumbnails job runs out of memory, and the on-call reruns it",
             "Batch 'Job State Change' FAILED -> rule -> FailureNotifyFunction -> the job type's channel",
         )
@@ -214,9 +242,9 @@ def run_demo(out: TextIO) -> int:
         (rerun_line,) = [line.strip("[]") for line in _slack_text(update) if "Rerun by" in line]
         story.say(f"   the alert now says: {rerun_line}")
 
-        # 5. A blocked queue ------------------------------------------------------------------------
+        # 6. A blocked queue ------------------------------------------------------------------------
         story.step(
-            5,
+            6,
             "The queue is blocked",
             "Batch 'Job Queue Blocked' -> same rule -> FailureNotifyFunction -> one message per queue+reason",
         )
@@ -230,9 +258,9 @@ def run_demo(out: TextIO) -> int:
         for message in local.slack_posts()[before:]:
             _show(story, message)
 
-        # 6. A failure storm -----------------------------------------------------------------------
+        # 7. A failure storm -----------------------------------------------------------------------
         story.step(
-            6,
+            7,
             "A bad image fails an array job of 40 children",
             "children -> one digest per window (StormQueue delay fast-forwarded) -> StormDigestFunction",
         )

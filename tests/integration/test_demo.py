@@ -25,7 +25,11 @@ def test_the_demo_runs_the_whole_story_and_says_what_happened():
     assert completed.returncode == 0, completed.stderr[-3000:]
     story = completed.stdout
     for expected in (
-        "The job catalog: 3 job types",
+        "The job catalog: 4 job types",
+        "A file lands in a bucket created outside the stack",
+        "partner-orders partner-orders-orders-2026-11-23-order-4711-json",
+        "bucket='partner-orders-example'",
+        "starts 0 jobs (no loop)",
         "duplicate=True",  # the tick delivered twice made one job
         "-> 1 job for 2 deliveries, in LowPriorityJobQueue",
         "csv-ingest  csv-ingest-incoming-csv-daily-report",
