@@ -121,10 +121,12 @@ redrive: $(BIN)/.installed ## After a fix, replay a DLQ: make redrive DLQ=Failur
 	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=IntakeDLQ|ScheduleDLQ|FailureNotifyDLQ|StormDLQ [DRY_RUN=1]"; exit 2; }
 	$(OPERATE) dlq redrive --queue $(DLQ) $(if $(DRY_RUN),--dry-run)
 
-delete: $(BIN)/.installed ## Delete the stack (the intake bucket is kept unless EMPTY_BUCKET=1)
+delete: $(BIN)/.installed ## Delete the stack (the intake and manifest buckets are kept unless EMPTY_BUCKET=1)
 	@if [ -n "$(EMPTY_BUCKET)" ]; then \
-		bucket=$$($(BIN)/python scripts/stack_output.py --stack-name $(STACK) --region $(REGION) IntakeBucketName) && \
-		echo "emptying s3://$$bucket (every version), then deleting it" && \
-		$(BIN)/python scripts/empty_bucket.py --region $(REGION) "$$bucket" --delete; \
+		for output in IntakeBucketName ManifestBucketName; do \
+			bucket=$$($(BIN)/python scripts/stack_output.py --stack-name $(STACK) --region $(REGION) $$output) && \
+			echo "emptying s3://$$bucket (every version), then deleting it" && \
+			$(BIN)/python scripts/empty_bucket.py --region $(REGION) "$$bucket" --delete || exit 1; \
+		done; \
 	fi
 	$(BIN)/sam delete --stack-name $(STACK) --region $(REGION)
