@@ -214,8 +214,9 @@ def test_rerun_failed_children_of_an_array_mode_job_reruns_only_their_objects(re
     }
     assert "for failed children 1, 2" in json.dumps(button.slack.responses[-1]["blocks"])
 
-    # And the new manifest, written to the intake bucket, is not taken for an upload
-    button.drain()
+    # And the new manifest is in the manifest bucket, which notifies nothing: no upload, no job
+    assert rerun["parameters"]["manifestBucket"] == button.bucket("ManifestBucket")
+    assert button.drain() == 0
     assert len(button.jobs_submitted()) == 2
 
 

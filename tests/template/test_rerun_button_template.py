@@ -120,7 +120,7 @@ def test_the_role_may_do_what_a_rerun_needs_and_nothing_more():
     assert sorted(as_list(statements["ReadJobs"]["Action"])) == ["batch:DescribeJobs", "batch:ListJobs"]
     assert statements["TagOurJobs"]["Action"] == "batch:TagResource"
     assert statements["Idempotency"]["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
-    assert statements["ArrayManifests"]["Resource"] == {"Fn::Sub": "${IntakeBucket.Arn}/${ManifestPrefix}*"}
+    assert statements["ArrayManifests"]["Resource"] == {"Fn::Sub": "${ManifestBucket.Arn}/${ManifestPrefix}*"}
     assert sorted(statements["ArrayManifests"]["Action"]) == ["s3:GetObject", "s3:PutObject"]
     managed = props(stack, f"{FUNCTION}Role")["ManagedPolicyArns"]
     assert [arn["Fn::Sub"].rsplit("/", 1)[-1] for arn in managed] == ["AWSXrayWriteOnlyAccess"]
