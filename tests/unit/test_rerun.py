@@ -211,7 +211,10 @@ def test_failed_children_of_an_array_mode_job_get_a_manifest_of_their_own(rerun_
 
 def test_one_failed_child_of_an_array_mode_job_is_a_plain_job_for_its_object(rerun_stack: Stack):
     # Given an array-mode job of 3 objects whose child 2 alone failed
-    lines = [{"bucket": BUCKET, "key": f"in/{i}.csv", "idempotencyId": f"s3-object#{i}"} for i in range(3)]
+    lines = [
+        {"bucket": BUCKET, "key": f"in/{i}.csv", "idempotencyId": f"s3-object#{i}", "lineage": f"lin-{i}"}
+        for i in range(3)
+    ]
     write_manifest(f"{PREFIX}def.jsonl", lines)
     parent = rerun_stack.submit(
         "batch-dispatch-test-array-def",
@@ -232,6 +235,9 @@ def test_one_failed_child_of_an_array_mode_job_is_a_plain_job_for_its_object(rer
     assert new["parameters"]["key"] == "in/2.csv"
     assert new["parameters"]["manifestKey"] == "none"  # the definition's default: no manifest
     assert "idempotencyId" not in new["parameters"]
+    # And its input lineage is in its environment, as array mode gives a single object's job
+    assert "lineage" not in new["parameters"]
+    assert environment_of(new)["BATCH_DISPATCH_LINEAGE"] == "lin-2"
     assert "batch-dispatch:manifest" not in new["tags"]
     assert new["tags"]["batch-dispatch:job-type"] == "default"
 

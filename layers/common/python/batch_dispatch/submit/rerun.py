@@ -47,6 +47,7 @@ from batch_dispatch.aws.idempotency import idempotency_config, persistence_layer
 from batch_dispatch.job_types import definition_family, is_stack_definition
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.submit import manifests
+from batch_dispatch.submit.upload_job import LINEAGE_ENV
 
 IDEMPOTENCY_PREFIX = "rerun"
 FINISHED = ("SUCCEEDED", "FAILED")
@@ -319,10 +320,15 @@ def manifest_plan(
         )
     chosen = tuple(lines[i] for i in indices)
     if len(chosen) == 1:  # Batch array jobs have 2 children at least: one object is a plain job
-        line = {k: str(v) for k, v in json.loads(chosen[0]).items() if k != manifests.LINE_RECORD_ID}
+        fields = json.loads(chosen[0])
+        fields.pop(manifests.LINE_RECORD_ID, None)
+        # The line's lineage goes where array mode puts a single object's: the environment.
+        lineage = str(fields.pop(manifests.LINE_LINEAGE, ""))
+        line = {k: str(v) for k, v in fields.items()}
         kept = {k: v for k, v in whole.parameters.items() if k not in _MANIFEST_PARAMETERS}
         tags = {k: v for k, v in whole.tags.items() if k != MANIFEST_TAG}  # no manifest: one object
-        spec = whole._replace(parameters={**kept, **line}, tags=tags)
+        environment = {**whole.environment, LINEAGE_ENV: lineage} if lineage else whole.environment
+        spec = whole._replace(parameters={**kept, **line}, tags=tags, environment=environment)
         return plan._replace(specs=(spec,), children=indices)
     digest = hashlib.sha256(f"{key}\n{bucket}/{original_key}\n{indices}".encode()).hexdigest()[:40]
     new_key = f"{policy.manifest_prefix}rerun-{digest}.jsonl"
