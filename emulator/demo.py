@@ -277,9 +277,9 @@ def run_demo(out: TextIO) -> int:
             if message.get("text", "").startswith("Failure digest"):
                 _show(story, message)
 
-        # 7. The operator's view -------------------------------------------------------------------
+        # 8. The operator's view -------------------------------------------------------------------
         story.step(
-            7,
+            8,
             "One command for operators",
             f"batch-dispatch --stack {stack.name} status (the same command runs against AWS)",
         )
