@@ -39,7 +39,7 @@ def load_catalog(stack: DeployedStack) -> Catalog:
         expect_success_every=stack.parameters.get("ExpectSuccessEvery", AUTO),
         expected_duration=stack.parameters.get("JobExpectedDuration", OFF),
     )
-    return Catalog(job_types={**catalog.job_types, DEFAULT: expecting})
+    return catalog._replace(job_types={**catalog.job_types, DEFAULT: expecting})
 
 
 def job_type_named(catalog: Catalog, name: str, stack: DeployedStack) -> JobType:
