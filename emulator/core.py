@@ -35,12 +35,15 @@ SIGNING_SECRET_ENV = "SLACK_SIGNING_SECRET_NAME"  # noqa: S105 - an env var name
 def reset_process_state() -> None:
     """Forget the caches the shared package keeps per execution environment (a new 'cold start').
 
-    Only a package already imported has caches; importing it here, before the runtime puts the
-    template's layer first on sys.path, could load another copy (an installed one) for the handlers.
+    Only a package already imported has caches; importing the package here, before the runtime puts
+    the template's layer first on sys.path, could load another copy (an installed one) for the
+    handlers. Once it is imported, its execution_environment module comes from that same copy.
     """
-    execution_environment = sys.modules.get("batch_dispatch.execution_environment")
-    if execution_environment is not None:
-        execution_environment.reset()
+    if "batch_dispatch" not in sys.modules:
+        return
+    from batch_dispatch import execution_environment
+
+    execution_environment.reset()
 
 
 class Emulator:
