@@ -116,6 +116,14 @@ def is_stack_definition(stack_name: str, job_definition_arn: str | None) -> bool
     return bool(stack_name) and definition_family(job_definition_arn).startswith(f"{stack_name}_")
 
 
+def job_type_name(stack_name: str, job_definition_arn: str | None) -> str | None:
+    """The job type of this stack whose definition (`<stack>_<job type>`, any revision) ran a job, read
+    from the name alone (no registry call); None for another stack's job definition."""
+    if not is_stack_definition(stack_name, job_definition_arn):
+        return None
+    return definition_family(job_definition_arn)[len(stack_name) + 1 :] or None
+
+
 class InvalidJobTypeError(ValueError):
     """A registry entry that does not describe a job type (it is left out, with a log line)."""
 
