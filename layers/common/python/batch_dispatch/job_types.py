@@ -34,6 +34,7 @@ DEFAULT = "default"
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 SUBMIT_MODES = ("PER_OBJECT", "ARRAY")
 PRIORITIES = ("high", "normal", "low")
+MAX_LOG_TAIL_LINES = 100  # LogTailLines, the stack's and a job type's
 
 
 class JobType(NamedTuple):
@@ -57,6 +58,8 @@ class JobType(NamedTuple):
     expect_success_every: str = AUTO  # ExpectSuccessEvery: auto, off, or "N hours" (expectations.py)
     expected_duration: str = OFF  # ExpectedDuration: off, or "N minutes"
     environment: Mapping[str, str] = MappingProxyType({})  # given to every job (container overrides)
+    log_tail_lines: int | None = None  # LogTailLines of its failure alerts; None = the stack's
+    mention_on_cancel: bool | None = None  # MentionOnCancel; None = the stack's
 
     @property
     def is_default(self) -> bool:
@@ -142,6 +145,14 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
     def flag(key: str) -> bool:
         return str(entry.get(key, "")).strip().lower() == "true"
 
+    def optional_flag(key: str) -> bool | None:
+        value = str(entry.get(key, "")).strip().lower()
+        return value == "true" if value in ("true", "false") else None  # "" or absent: the stack's
+
+    def optional_count(key: str, most: int) -> int | None:
+        value = str(entry.get(key, "")).strip()
+        return int(value) if value.isdigit() and int(value) <= most else None  # "" or absent: the stack's
+
     definition, queue = text("jobDefinition"), text("jobQueue")
     if not definition or not queue:
         raise InvalidJobTypeError(f"registry entry of {name} lacks jobDefinition or jobQueue")
@@ -166,6 +177,8 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
         expect_success_every=text("expectSuccessEvery", AUTO) or AUTO,
         expected_duration=text("expectedDuration", OFF) or OFF,
         environment=parse_environment(text("environment")),
+        log_tail_lines=optional_count("logTailLines", MAX_LOG_TAIL_LINES),
+        mention_on_cancel=optional_flag("mentionOnCancel"),
     )
 
 

@@ -556,9 +556,14 @@ def summarize_for(event: JobStateChange, settings: FailureNotifySettings) -> Fai
 
 
 def read_log_tail(
-    summary: FailureSummary, settings: FailureNotifySettings, lambda_context: LambdaContext | None = None
+    summary: FailureSummary,
+    settings: FailureNotifySettings,
+    lambda_context: LambdaContext | None = None,
+    *,
+    max_lines: int | None = None,
 ) -> LogTail:
-    """The failed attempt's last log lines, leaving the Slack post the time it needs (never raises)."""
+    """The failed attempt's last `max_lines` log lines (default: the stack's LOG_TAIL_LINES), leaving the
+    Slack post the time it needs (never raises)."""
     if summary.is_array_parent:  # each child has its own log; the parent's alert points to the digest
         return LogTail(OFF)
     policy = settings.delivery_policy()
@@ -566,7 +571,7 @@ def read_log_tail(
     return read_tail(
         summary.log_group,
         summary.log_stream,
-        max_lines=settings.log_tail_lines,
+        max_lines=settings.log_tail_lines if max_lines is None else max_lines,
         budget_seconds=read_budget(remaining_seconds(lambda_context), reserved),
         redactor=redactor_for(settings.log_redact_patterns),
     )
@@ -581,11 +586,11 @@ def post_failure_alert(
     """Post the failed job's own message, once per job and attempt count."""
     channel = channel_for(event.detail.job_definition, settings)
     logger.append_keys(job_id=summary.job_id, job_name=summary.job_name, job_type=channel.job_type)
-    tail = read_log_tail(summary, settings, lambda_context)
+    tail = read_log_tail(summary, settings, lambda_context, max_lines=channel.log_tail_lines)
     options = MessageOptions(
         channel.mention,
         settings.environment,
-        settings.mention_on_cancel,
+        settings.mention_on_cancel if channel.mention_on_cancel is None else channel.mention_on_cancel,
         rerun_button=settings.rerun_button
         and is_stack_definition(settings.job_name_prefix, event.detail.job_definition),
     )
