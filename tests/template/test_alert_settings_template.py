@@ -1,5 +1,5 @@
 """The alert settings a stack and each job type choose: template parameters, the notifier's environment
-and the job type's registry entry, checked offline.
+(its own queues among them) and the job type's registry entry, checked offline.
 
 Scope: template.yaml and job-types/job-type.yaml as written, and what CloudFormation would create from
 template.yaml for a parameter choice (tests/template/cfn.py). The settings' effect on the alerts is
@@ -86,3 +86,9 @@ def test_a_job_types_registry_entry_carries_both():
 
     assert '"logTailLines": "${LogTailLines}"' in text
     assert '"mentionOnCancel": "${MentionOnCancel}"' in text
+
+
+def test_the_notifier_knows_the_stacks_three_queues_as_its_own():
+    assert notifier_environment()["STACK_JOB_QUEUE_ARNS"] == {
+        "Fn::Sub": "${JobQueue},${HighPriorityJobQueue},${LowPriorityJobQueue}"
+    }
