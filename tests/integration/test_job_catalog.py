@@ -10,6 +10,7 @@ docs/job-types.md pasted into a template copy, as the documentation tells users 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,54 @@ def test_a_failed_job_alerts_in_its_job_types_channel_and_others_in_the_stacks(l
     assert "decoded 48000x32000 pixels" in str(posts[THUMBNAILS_SECRET])  # the job's last log lines
     assert "thumbnails-" not in str(posts[STACK_SECRET])
     assert "S0MEDIA" not in str(posts[STACK_SECRET])
+    # And each says where to give its job more memory: the job type's own block, or the stack's parameter
+    assert "Raise `Memory` in the `thumbnails` job type's block in template.yaml" in str(
+        posts[THUMBNAILS_SECRET]
+    )
+    assert "JobMemory" not in str(posts[THUMBNAILS_SECRET])
+    assert "Raise the template parameter `JobMemory`" in str(posts[STACK_SECRET])
+
+
+def test_a_job_types_own_alert_settings_reach_the_registry_and_its_alerts(
+    deploy_edited_template: Callable[[Callable[[dict[str, Any]], None]], Emulator],
+):
+    # Given a job type that shows 1 log line and mentions on cancels, next to the examples (which leave
+    # both settings to the stack)
+    quiet = {
+        "Type": "AWS::Serverless::Application",
+        "Properties": {
+            "Location": "job-types/job-type.yaml",
+            "Parameters": {
+                "Platform": {"Fn::GetAtt": ["JobTypePlatform", "Value"]},
+                "ComputeType": {"Ref": "ComputeType"},
+                "Name": "gif-frames",
+                "Image": "public.ecr.aws/docker/library/busybox:1.37.0",
+                "Command": "sh,-c,echo $0,Ref::key",
+                "UploadPrefix": "images/",
+                "UploadSuffix": ".gif",
+                "LogTailLines": "1",
+                "MentionOnCancel": "true",
+            },
+        },
+    }
+    local = deploy_edited_template(lambda template: template["Resources"].update(GifFramesJobType=quiet))
+
+    # Then its registry entry carries them, and the examples' entries leave them empty
+    entries = local.job_type_entries()
+    assert (entries["gif-frames"]["logTailLines"], entries["gif-frames"]["mentionOnCancel"]) == ("1", "true")
+    assert (entries["thumbnails"]["logTailLines"], entries["thumbnails"]["mentionOnCancel"]) == ("", "")
+
+    # When a job of it and one of the default job type fail after logging three lines
+    with local.jobs_fail(
+        exit_code=2, reason="Essential container in task exited", log_lines=["a1", "b2", "c3"]
+    ):
+        local.upload("images/cat.gif")
+        local.upload("exports/report.bin")
+        local.drain()
+    local.publish_batch_events()
+
+    # Then the job type's alert shows its last line only, the default's the stack's 20
+    (gif,) = [post for post in local.slack_posts() if "gif-frames-" in str(post)]
+    (default,) = [post for post in local.slack_posts() if "gif-frames-" not in str(post)]
+    assert "*Last 1 log line of attempt 1*" in str(gif)
+    assert "*Last 3 log lines of attempt 1*" in str(default)

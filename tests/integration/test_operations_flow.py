@@ -77,6 +77,26 @@ def test_a_blocked_queue_is_told_once_per_reason_in_plain_words(local: Emulator)
     assert "JobVcpu" in text(second)
 
 
+@pytest.mark.parametrize("queue_output", ["JobQueueArn", "HighPriorityJobQueueArn", "LowPriorityJobQueueArn"])
+def test_each_of_the_stacks_queues_gets_advice_that_names_the_stacks_parameters(
+    local: Emulator, queue_output: str
+):
+    # Given one of the stack's three queues blocked for lack of capacity
+    queue = local.stack.outputs[queue_output]
+    event = local.queue_blocked_event("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - no m6i", queue_arn=queue)
+
+    # When Batch reports it
+    (invocation,) = local.publish_event(event)
+
+    # Then the advice names the stack's parameters, not another queue's compute environment
+    assert invocation.error is None
+    (message,) = local.slack_messages()
+    assert headers(local) == [f"Batch queue BLOCKED: {queue.rsplit('/', 1)[-1]}"]
+    assert "`InstanceTypes`" in text(message)
+    assert "Set RunnableTimeLimitSeconds" in text(message)
+    assert "its instanceTypes" not in text(message)
+
+
 def test_a_runnable_job_with_a_blocked_reason_alerts_through_the_same_rule(local: Emulator):
     invocations = local.publish_event(ours(local, "job-runnable-blocked.json"))
 

@@ -10,6 +10,7 @@ from batch_dispatch.alerts.blocked_queue import build_blocked_message, is_blocke
 from batch_dispatch.alerts.blocked_reasons import REASONS, TIME_LIMIT_REASONS, cancellation_code, reason_code
 from batch_dispatch.alerts.failed_job import build_message, summarize
 from batch_dispatch.alerts.job_state import parse_event
+from batch_dispatch.settings import FailureNotifySettings, from_environment
 from tests.conftest import load_event
 
 
@@ -70,12 +71,12 @@ def test_the_time_limit_is_mentioned_only_for_reasons_it_acts_on():
     queue = event["detail"]["jobQueue"]
     limited = json.dumps(
         build_blocked_message(
-            summarize_blocked(event, region="us-east-1", time_limit_seconds=3600, our_queue_arn=queue)
+            summarize_blocked(event, region="us-east-1", time_limit_seconds=3600, own_queue_arns=[queue])
         )
     )
     manual = json.dumps(
         build_blocked_message(
-            summarize_blocked(invalid, region="us-east-1", time_limit_seconds=3600, our_queue_arn=queue)
+            summarize_blocked(invalid, region="us-east-1", time_limit_seconds=3600, own_queue_arns=[queue])
         )
     )
 
@@ -113,7 +114,11 @@ def test_an_array_parent_alert_says_how_many_children_failed():
 
 # --- our queue, or someone else's (AdditionalAlertQueueArns) -------------------------------------------
 
-OUR_QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/batch-dispatch-dev-queue"
+QUEUES = "arn:aws:batch:us-east-1:123456789012:job-queue"
+OUR_QUEUE = f"{QUEUES}/batch-dispatch-dev-JobQueue-A1"
+OUR_HIGH_PRIORITY_QUEUE = f"{QUEUES}/batch-dispatch-dev-HighPriorityJobQueue-B2"
+OUR_LOW_PRIORITY_QUEUE = f"{QUEUES}/batch-dispatch-dev-LowPriorityJobQueue-C3"
+OUR_QUEUES = [OUR_QUEUE, OUR_HIGH_PRIORITY_QUEUE, OUR_LOW_PRIORITY_QUEUE]
 OTHER_QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/data-team-gpu-queue"
 STACK_PARAMETERS = (
     "RunnableTimeLimitSeconds",
@@ -140,7 +145,7 @@ def test_another_stacks_queue_gets_advice_about_its_own_compute_environment(code
 
     message = json.dumps(
         build_blocked_message(
-            summarize_blocked(event, region="us-east-1", time_limit_seconds=3600, our_queue_arn=OUR_QUEUE)
+            summarize_blocked(event, region="us-east-1", time_limit_seconds=3600, own_queue_arns=OUR_QUEUES)
         )
     )
 
@@ -155,16 +160,59 @@ def test_our_queue_gets_advice_that_names_our_parameters():
     other = blocked_on(OTHER_QUEUE, "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - no m6i")
 
     ours = json.dumps(
-        build_blocked_message(summarize_blocked(event, region="us-east-1", our_queue_arn=OUR_QUEUE))
+        build_blocked_message(summarize_blocked(event, region="us-east-1", own_queue_arns=OUR_QUEUES))
     )
     theirs = json.dumps(
-        build_blocked_message(summarize_blocked(other, region="us-east-1", our_queue_arn=OUR_QUEUE))
+        build_blocked_message(summarize_blocked(other, region="us-east-1", own_queue_arns=OUR_QUEUES))
     )
 
     assert "`InstanceTypes`" in ours
     assert "Set RunnableTimeLimitSeconds" in ours
     assert "the queue's compute environment (its instanceTypes)" in theirs
     assert "jobStateTimeLimitActions" in theirs
+
+
+def notifier_settings(**environment: str) -> FailureNotifySettings:
+    """The notifier's settings as template.yaml sets them: the default job type's queue, and all three."""
+    return from_environment(
+        FailureNotifySettings,
+        {
+            "SLACK_WEBHOOK_SECRET_NAME": "s",
+            "IDEMPOTENCY_TABLE_NAME": "t",
+            "JOB_QUEUE_ARN": OUR_QUEUE,
+            "STACK_JOB_QUEUE_ARNS": ",".join(OUR_QUEUES),
+            "RUNNABLE_TIME_LIMIT_SECONDS": "3600",
+            **environment,
+        },
+    )
+
+
+@pytest.mark.parametrize("queue", OUR_QUEUES, ids=["normal", "high priority", "low priority"])
+def test_each_of_the_stacks_three_queues_gets_advice_that_names_the_stacks_parameters(queue):
+    # Given one of the stack's queues, blocked for a reason its time limit acts on
+    settings = notifier_settings()
+    event = blocked_on(queue, "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - no m6i")
+
+    # When the notifier describes it
+    summary = summarize_blocked(
+        event,
+        region="us-east-1",
+        time_limit_seconds=settings.runnable_time_limit_seconds,
+        own_queue_arns=settings.own_job_queue_arns,
+    )
+    message = json.dumps(build_blocked_message(summary))
+
+    # Then the stack's parameters are named, and its time limit (set on all three queues) is told
+    assert summary.ours
+    assert "`InstanceTypes`" in message
+    assert "The queue cancels jobs stuck for this reason after 3600 s" in message
+    assert "the queue's compute environment (its instanceTypes)" not in message
+
+
+def test_without_the_list_the_default_job_types_queue_is_still_the_stacks():
+    settings = notifier_settings(STACK_JOB_QUEUE_ARNS="")
+
+    assert settings.own_job_queue_arns == {OUR_QUEUE}
 
 
 def test_an_unknown_reason_points_to_the_status_reason_above_it():

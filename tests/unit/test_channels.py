@@ -8,6 +8,7 @@ registry entry in moto SSM.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -122,3 +123,96 @@ def test_successes_are_posted_only_for_job_types_that_asked(channels):
     assert skipped == {"notified": False, "reason": "status SUCCEEDED"}
     assert again["duplicate"] is True
     assert channels.stack.messages == []
+
+
+# --- a job type's own alert settings, the stack's as the default --------------------------------------
+
+LOG_GROUP = "/aws/batch/batch-dispatch-dev"  # job-failed-container.json's job logs here
+LOG_STREAM = "batch-dispatch/default/c3d4e5f60718293a4b5c6d7e8f90a1b2"
+
+
+def log_lines(count: int) -> None:
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName=LOG_GROUP)
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=LOG_STREAM)
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=LOG_GROUP,
+        logStreamName=LOG_STREAM,
+        logEvents=[{"timestamp": now + n, "message": f"step {n}"} for n in range(count)],
+    )
+
+
+def shown_log_lines(message: dict[str, Any]) -> list[str]:
+    (tail,) = [
+        b["text"]["text"] for b in message["blocks"] if b.get("text", {}).get("text", "").startswith("*Last ")
+    ]
+    return str(tail).split("```")[1].split("\n")
+
+
+def test_a_job_types_log_tail_lines_replace_the_stacks(channels, monkeypatch):
+    # Given a stack showing 5 log lines, a job type showing 2, and one that keeps the stack's
+    monkeypatch.setenv("LOG_TAIL_LINES", "5")
+    register(boto3.client("ssm"), "thumbnails", logTailLines="2")
+    register(boto3.client("ssm"), "reports", webhookSecretName="", logTailLines="")
+    log_lines(30)
+
+    # When a job of each fails
+    handle(event_of(f"{STACK}_thumbnails:1", job_id="t"))
+    handle(event_of(f"{STACK}_reports:1", job_id="r"))
+    handle(event_of(f"{STACK}_default:4", job_id="d"))
+
+    # Then each alert shows as many of the last lines as its job type says
+    [thumbnails] = channels.thumbnails.messages
+    reports, default = channels.stack.messages
+    assert shown_log_lines(thumbnails) == ["step 28", "step 29"]
+    assert shown_log_lines(reports) == [f"step {n}" for n in range(25, 30)]
+    assert shown_log_lines(default) == [f"step {n}" for n in range(25, 30)]
+
+
+def test_a_job_type_may_turn_its_log_tail_off(channels):
+    register(boto3.client("ssm"), "thumbnails", logTailLines="0")
+    log_lines(3)
+
+    handle(event_of(f"{STACK}_thumbnails:1"))
+
+    [message] = channels.thumbnails.messages
+    assert "step 2" not in json.dumps(message)
+
+
+def cancelled_event(definition: str, job_id: str) -> dict[str, Any]:
+    event = load_event("batch/job-failed-operator-terminated.json")
+    event["detail"]["jobDefinition"] = f"{DEFINITIONS}/{definition}"
+    event["detail"]["jobId"] = job_id
+    return event
+
+
+def test_a_job_types_mention_on_cancel_replaces_the_stacks(channels, monkeypatch):
+    # Given a stack that does not mention on cancels, and a job type that does
+    monkeypatch.setenv("MENTION_ON_CANCEL", "false")
+    register(boto3.client("ssm"), "thumbnails", mention="<!subteam^S0THUMBS>", mentionOnCancel="true")
+
+    # When a job of each is terminated by an operator
+    handle(cancelled_event(f"{STACK}_thumbnails:1", "t"))
+    handle(cancelled_event(f"{STACK}_default:4", "d"))
+
+    # Then only the job type's cancel carries its mention
+    [thumbnails] = channels.thumbnails.messages
+    [default] = channels.stack.messages
+    assert thumbnails["text"].startswith("<!subteam^S0THUMBS> ")
+    assert "CANCELLED" in thumbnails["text"]
+    assert "<!here>" not in json.dumps(default)
+
+
+def test_a_job_type_may_keep_cancels_quiet_when_the_stack_mentions_them(channels, monkeypatch):
+    monkeypatch.setenv("MENTION_ON_CANCEL", "true")
+    register(boto3.client("ssm"), "thumbnails", mention="<!subteam^S0THUMBS>", mentionOnCancel="false")
+    register(boto3.client("ssm"), "reports", webhookSecretName="", mentionOnCancel="")
+
+    handle(cancelled_event(f"{STACK}_thumbnails:1", "t"))
+    handle(cancelled_event(f"{STACK}_reports:1", "r"))
+
+    [thumbnails] = channels.thumbnails.messages
+    [reports] = channels.stack.messages
+    assert "S0THUMBS" not in json.dumps(thumbnails)
+    assert reports["text"].startswith("<!here> ")

@@ -283,6 +283,33 @@ def test_a_cancel_is_posted_without_the_mention_unless_configured():
     assert plain_lines(loud)[1].startswith("<!here> :no_entry_sign:")
 
 
+STACK = "batch-dispatch-dev"
+DEFINITIONS = "arn:aws:batch:us-east-1:123456789012:job-definition"
+
+
+@pytest.mark.parametrize(
+    ("job_definition", "next_step"),
+    [
+        (f"{STACK}_default:7", "Raise the template parameter `JobMemory` (now 2048 MiB"),
+        (f"{STACK}_thumbnails:3", "Raise `Memory` in the `thumbnails` job type's block in template.yaml"),
+        ("other-stack_thumbnails:3", "Raise the MEMORY in the job definition's resourceRequirements"),
+        ("etl-nightly:12", "Raise the MEMORY in the job definition's resourceRequirements"),
+    ],
+    ids=["default job type", "catalog job type", "another stack's job type", "another stack's job"],
+)
+def test_the_alert_names_the_memory_setting_of_the_job_type_that_failed(job_definition, next_step):
+    # Given an out-of-memory failure of a job definition, alerted by the stack batch-dispatch-dev
+    event = load_event("batch/job-failed-out-of-memory.json")
+    event["detail"]["jobDefinition"] = f"{DEFINITIONS}/{job_definition}"
+    settings = our_settings(JOB_NAME_PREFIX=STACK, JOB_DEFINITION_ARN=f"{DEFINITIONS}/{STACK}_default:7")
+
+    # When its alert is built
+    lines = plain_lines(build_message(summarize_for(parse_event(event), settings)))
+
+    # Then the next step names the setting that job's memory comes from
+    assert lines[3].startswith(f"*Next step:* {next_step}")
+
+
 def test_mention_on_cancel_is_a_boolean_setting(monkeypatch):
     assert our_settings().mention_on_cancel is False
     assert our_settings(MENTION_ON_CANCEL="true").mention_on_cancel is True

@@ -71,7 +71,7 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
         killed(137),
         "killed_by_signal",
         "killed with SIGKILL (exit code 137) without an out-of-memory reason",
-        "if memory was growing, raise `JobMemory`",
+        "if memory was growing, raise the template parameter `JobMemory`",
     ),
     (
         "killed by SIGTERM",
@@ -184,8 +184,8 @@ CASES: list[tuple[str, str, Any, str, str, str]] = [
     ("name", "change", "key", "meaning", "next_step"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_each_class_is_recognised_on_a_real_shape_and_explains_itself(name, change, key, meaning, next_step):
-    # Given a FAILED event of this stack's job definition
-    summary = summarize(parse_event(event(name, change)), ours=True)
+    # Given a FAILED event of this stack's default job type
+    summary = summarize(parse_event(event(name, change)), job_type="default")
 
     # Then its class, what it means and what to do
     assert summary.diagnosis.key == key
@@ -197,27 +197,79 @@ def test_every_class_in_the_table_has_a_case():
     assert {c.key for c in CLASSES} == {case[3] for case in CASES}
 
 
-@pytest.mark.parametrize(
-    ("name", "ours_says", "theirs_says"),
-    [
-        (
-            "job-failed-out-of-memory.json",
-            "`JobMemory`",
-            "the MEMORY in the job definition's resourceRequirements",
-        ),
-        ("job-failed-timeout.json", "`JobTimeoutSeconds`", "raise the job definition's timeout"),
-        ("job-failed-spot-reclaimed.json", "`InstanceTypes`", "retry on `Host EC2*` in the job definition"),
-        ("job-failed-never-running.json", "`JobImage`", "the job definition's image"),
-    ],
-)
-def test_advice_names_this_stacks_parameters_only_for_its_own_jobs(name, ours_says, theirs_says):
-    ours = summarize(parse_event(event(name)), ours=True).diagnosis.next_step
-    theirs = summarize(parse_event(event(name)), ours=False).diagnosis.next_step
+# (event, the default job type's advice, a catalog job type's, another stack's job's)
+ADVICE = [
+    (
+        "job-failed-out-of-memory.json",
+        "Raise the template parameter `JobMemory` (now 2048 MiB; on Fargate it must fit `JobVcpu`)",
+        "Raise `Memory` in the `thumbnails` job type's block in template.yaml (now 2048 MiB; on Fargate it "
+        "must fit its `Vcpu`)",
+        "Raise the MEMORY in the job definition's resourceRequirements",
+    ),
+    (
+        "job-failed-timeout.json",
+        "raise the template parameter `JobTimeoutSeconds`",
+        "raise `TimeoutSeconds` in the `thumbnails` job type's block in template.yaml",
+        "raise the job definition's timeout",
+    ),
+    (
+        "job-failed-never-running.json",
+        "the tag exists (`JobImage`",
+        "the tag exists (`Image` in the `thumbnails` job type's block in template.yaml",
+        "the tag exists (the job definition's image",
+    ),
+    (
+        # Every job type runs on the stack's compute environment: its parameters apply to all of them.
+        "job-failed-spot-reclaimed.json",
+        "allow more instance types (`InstanceTypes`)",
+        "allow more instance types (`InstanceTypes`)",
+        "retry on `Host EC2*` in the job definition",
+    ),
+]
+STACK_JOB_PARAMETERS = ("JobMemory", "JobTimeoutSeconds", "JobImage", "JobVcpu")
 
-    assert ours_says in ours
-    assert theirs_says in theirs
-    for parameter in ("JobMemory", "JobTimeoutSeconds", "InstanceTypes", "JobImage", "ComputeType"):
-        assert parameter not in theirs
+
+@pytest.mark.parametrize(
+    ("name", "default_says", "catalog_says", "foreign_says"), ADVICE, ids=[a[0] for a in ADVICE]
+)
+def test_advice_names_the_setting_where_the_failed_job_type_sets_it(
+    name, default_says, catalog_says, foreign_says
+):
+    # Given the same failure of the default job type, of a catalog job type and of another stack's job
+    default = summarize(parse_event(event(name)), job_type="default").diagnosis.next_step
+    catalog = summarize(parse_event(event(name)), job_type="thumbnails").diagnosis.next_step
+    foreign = summarize(parse_event(event(name)), job_type=None).diagnosis.next_step
+
+    # Then each names the setting that job really has
+    assert default_says in default
+    assert catalog_says in catalog
+    assert foreign_says in foreign
+    for parameter in STACK_JOB_PARAMETERS:
+        assert parameter not in catalog
+        assert parameter not in foreign
+    for parameter in ("InstanceTypes", "ComputeType"):
+        assert parameter not in foreign
+
+
+def test_a_sigkill_of_a_catalog_job_type_points_at_its_own_memory():
+    summary = summarize(
+        parse_event(event("job-failed-out-of-memory.json", killed(137))), job_type="csv-ingest"
+    )
+
+    assert summary.diagnosis.key == "killed_by_signal"
+    assert (
+        "raise `Memory` in the `csv-ingest` job type's block in template.yaml" in summary.diagnosis.next_step
+    )
+
+
+def test_a_queue_time_limit_names_the_stacks_parameter_for_every_job_type_of_the_stack():
+    name = "job-cancelled-time-limit.json"
+
+    for job_type in ("default", "nightly-report"):
+        meaning = summarize(parse_event(event(name)), job_type=job_type).diagnosis.meaning
+        assert "(`RunnableTimeLimitSeconds`)" in meaning
+    foreign = summarize(parse_event(event(name))).diagnosis.meaning
+    assert "(its job state time limit)" in foreign
 
 
 @pytest.mark.parametrize(

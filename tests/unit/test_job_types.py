@@ -221,6 +221,32 @@ def test_a_registry_entry_names_its_upload_bucket_and_output_prefix():
     assert (parsed.bucket, parsed.output_prefix) == (ATTACHED, "loaded/")
 
 
+def test_a_job_types_own_alert_settings_come_from_its_entry():
+    parsed = from_registry_entry("thumbnails", entry(logTailLines="5", mentionOnCancel="true"))
+
+    assert parsed.log_tail_lines == 5
+    assert parsed.mention_on_cancel is True
+    quiet = from_registry_entry("thumbnails", entry(logTailLines="0", mentionOnCancel="false"))
+    assert (quiet.log_tail_lines, quiet.mention_on_cancel) == (0, False)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},  # an entry written before the job type had these settings
+        {"logTailLines": "", "mentionOnCancel": ""},  # left empty in the job type's block
+        {"logTailLines": "500", "mentionOnCancel": "sometimes"},  # hand-edited out of bounds
+        {"logTailLines": "-1", "mentionOnCancel": 1},
+    ],
+    ids=["absent", "empty", "out of bounds", "malformed"],
+)
+def test_a_job_type_without_its_own_alert_settings_uses_the_stacks(settings):
+    parsed = from_registry_entry("thumbnails", entry(**settings))
+
+    assert parsed.log_tail_lines is None
+    assert parsed.mention_on_cancel is None
+
+
 @pytest.fixture
 def ssm() -> Any:
     from moto import mock_aws

@@ -208,6 +208,61 @@ def test_each_secret_kind_is_redacted_before_the_line_leaves_aws(logs, kind, lin
     assert found.lines[2] == "done"
 
 
+# (kind, what stays readable before the secret, the secret, what follows it): every kind redaction.py
+# knows, as it would sit in a long log line.
+LONG_LINE_SECRETS = [
+    (
+        "slack webhook url",
+        "posting to ",
+        "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcd1234QRST",
+        "",
+    ),
+    ("slack bot token", "token ", "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx", " ok"),
+    ("slack app token", "socket mode ", "xapp-1-A0123BCDE-1234567890123-abcdef0123456789", " ok"),
+    ("aws access key id", "using key ", "AKIAIOSFODNN7EXAMPLE", " for s3"),
+    ("aws temporary key id", "AWS_ACCESS_KEY_ID=", "ASIAY34FZKBOKMUTVV7A", " set"),
+    ("aws secret key, named", "aws_secret_access_key = ", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", " ok"),
+    ("aws secret key, bare", "credentials: ", "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY", " here"),
+    ("authorization header", "authorization: Basic ", "dXNlcjpodW50ZXIyaHVudGVyMg", " sent"),
+    ("bearer token", "retrying with Bearer ", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbg", " now"),
+    ("password in a url", "connecting to postgres://etl:", "hunter2Tr0ub4dor", "@db.internal:5432/orders"),
+    ("password assignment", "config loaded: password=", "Tr0ub4dor-and-3-more", " host=db"),
+    (
+        "private key block",
+        '{"key": "',
+        # A JSON log line: the key's line breaks are written as \n (two characters)
+        "-----BEGIN RSA PRIVATE KEY-----\\nMIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi\\n"
+        "-----END RSA PRIVATE KEY-----",
+        '"}',
+    ),
+    ("the user's own pattern", "tenant ", "tenant-4711-customer-acme-ltd-eu", " loaded"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "secret", "after"), LONG_LINE_SECRETS, ids=[s[0] for s in LONG_LINE_SECRETS]
+)
+def test_a_secret_where_a_long_line_is_cut_is_redacted_whole(logs, kind, before, secret, after):
+    # Given a long line whose secret straddles the point where the tail cuts long lines
+    cut = log_tail.MAX_LINE_CHARS - 1  # characters kept before the "…"
+    starts_at = cut - len(secret) // 2
+    filler = "." * (starts_at - len(before) - 1) + " "
+    line = filler + before + secret + after
+    assert line.index(secret) < cut < line.index(secret) + len(secret)
+    put_lines(["starting", line, "done"])
+
+    # When the alert reads the tail and renders it
+    found = tail(redactor=Redactor(compile_patterns(r"tenant-\d+-customer-[a-z-]+")))
+    message = json.dumps(build_message(summarize(parse_event(load_event(OOM_EVENT))), tail=found))
+
+    # Then not even the part of the secret before the cut is shown: it was redacted, then cut
+    shown = secret[: cut - starts_at]
+    assert found.lines[1].startswith(filler + before + REDACTED[:2])
+    assert shown not in found.lines[1]
+    assert shown not in message
+    assert len(found.lines[1]) <= log_tail.MAX_LINE_CHARS
+
+
 def test_a_private_key_block_is_redacted_across_its_lines(logs):
     put_lines(
         [

@@ -38,6 +38,7 @@ DEFAULT = "default"
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 SUBMIT_MODES = ("PER_OBJECT", "ARRAY")
 PRIORITIES = ("high", "normal", "low")
+MAX_LOG_TAIL_LINES = 100  # LogTailLines, the stack's and a job type's
 
 
 class JobType(NamedTuple):
@@ -63,6 +64,8 @@ class JobType(NamedTuple):
     expect_success_every: str = AUTO  # ExpectSuccessEvery: auto, off, or "N hours" (expectations.py)
     expected_duration: str = OFF  # ExpectedDuration: off, or "N minutes"
     environment: Mapping[str, str] = MappingProxyType({})  # given to every job (container overrides)
+    log_tail_lines: int | None = None  # LogTailLines of its failure alerts; None = the stack's
+    mention_on_cancel: bool | None = None  # MentionOnCancel; None = the stack's
 
     @property
     def is_default(self) -> bool:
@@ -146,6 +149,14 @@ def is_stack_definition(stack_name: str, job_definition_arn: str | None) -> bool
     return bool(stack_name) and definition_family(job_definition_arn).startswith(f"{stack_name}_")
 
 
+def job_type_name(stack_name: str, job_definition_arn: str | None) -> str | None:
+    """The job type of this stack whose definition (`<stack>_<job type>`, any revision) ran a job, read
+    from the name alone (no registry call); None for another stack's job definition."""
+    if not is_stack_definition(stack_name, job_definition_arn):
+        return None
+    return definition_family(job_definition_arn)[len(stack_name) + 1 :] or None
+
+
 class InvalidJobTypeError(ValueError):
     """A registry entry that does not describe a job type (it is left out, with a log line)."""
 
@@ -163,6 +174,14 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
 
     def flag(key: str) -> bool:
         return str(entry.get(key, "")).strip().lower() == "true"
+
+    def optional_flag(key: str) -> bool | None:
+        value = str(entry.get(key, "")).strip().lower()
+        return value == "true" if value in ("true", "false") else None  # "" or absent: the stack's
+
+    def optional_count(key: str, most: int) -> int | None:
+        value = str(entry.get(key, "")).strip()
+        return int(value) if value.isdigit() and int(value) <= most else None  # "" or absent: the stack's
 
     definition, queue = text("jobDefinition"), text("jobQueue")
     if not definition or not queue:
@@ -190,6 +209,8 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
         expect_success_every=text("expectSuccessEvery", AUTO) or AUTO,
         expected_duration=text("expectedDuration", OFF) or OFF,
         environment=parse_environment(text("environment")),
+        log_tail_lines=optional_count("logTailLines", MAX_LOG_TAIL_LINES),
+        mention_on_cancel=optional_flag("mentionOnCancel"),
     )
 
 

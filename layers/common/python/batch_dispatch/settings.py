@@ -253,7 +253,10 @@ class S3SubmitSettings(JobSubmitSettings, SlackSettings):
 class FailureNotifySettings(SlackSettings, StormSettings):
     """FailureNotifyFunction: failed jobs, blocked queues, storm tracking, log tails."""
 
-    job_queue_arn: str = env("JOB_QUEUE_ARN", "")  # our queue: advice may name this stack's parameters
+    job_queue_arn: str = env("JOB_QUEUE_ARN", "")  # the default job type's queue
+    # The stack's three queues (normal, high and low priority), comma-separated: blocked-queue advice
+    # names the stack's parameters for these only.
+    stack_job_queue_arns: str = env("STACK_JOB_QUEUE_ARNS", "")
     job_definition_arn: str = env("JOB_DEFINITION_ARN", "")
     job_name_prefix: str = env("JOB_NAME_PREFIX", "batch-dispatch")
     job_types_path: str = env("JOB_TYPES_PATH", "")
@@ -266,6 +269,12 @@ class FailureNotifySettings(SlackSettings, StormSettings):
     log_tail_lines: int = env("LOG_TAIL_LINES", 20, ge=0, le=100)
     log_redact_patterns: str = env("LOG_REDACT_PATTERNS", "", check=compile_patterns)
     rerun_button: bool = env("RERUN_BUTTON", False)  # EnableRerunButton: a Rerun button on our jobs' alerts
+
+    @property
+    def own_job_queue_arns(self) -> frozenset[str]:
+        """The stack's own job queues (JOB_QUEUE_ARN among them), as opposed to AdditionalAlertQueueArns."""
+        listed = (arn.strip() for arn in self.stack_job_queue_arns.split(","))
+        return frozenset(arn for arn in (self.job_queue_arn, *listed) if arn)
 
 
 class StormDigestSettings(SlackSettings, StormSettings):

@@ -4,12 +4,14 @@ AWS Batch sends a "Batch Job Queue Blocked" event when a RUNNABLE job at the hea
 placed, and writes the same coded reason into the job's `statusReason` (see blocked_reasons). One Slack
 message is posted per (queue, code) within `blocked_alert_quiet_seconds` (Powertools idempotency with
 that expiry), however many events and jobs report it, in plain words with what to check. For this
-stack's own queue (JOB_QUEUE_ARN) the checks name its template parameters; for the other queues it
-alerts on (AdditionalAlertQueueArns) they say what to check in that queue's own compute environment.
+stack's own queues (the normal, high- and low-priority queues: STACK_JOB_QUEUE_ARNS) the checks name
+its template parameters, which apply to all three; for the other queues it alerts on
+(AdditionalAlertQueueArns) they say what to check in that queue's own compute environment.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -71,7 +73,7 @@ class BlockedSummary(NamedTuple):
     region: str
     source: str  # detail-type of the event that told us
     time_limit_seconds: int = 0
-    ours: bool = False  # this stack's queue: advice may name the stack's parameters
+    ours: bool = False  # one of this stack's queues: advice may name the stack's parameters
 
     @property
     def info(self) -> ReasonInfo:
@@ -86,8 +88,13 @@ class BlockedSummary(NamedTuple):
 
 
 def summarize_blocked(
-    event: dict[str, Any], *, region: str, time_limit_seconds: int = 0, our_queue_arn: str = ""
+    event: dict[str, Any],
+    *,
+    region: str,
+    time_limit_seconds: int = 0,
+    own_queue_arns: Collection[str] = (),
 ) -> BlockedSummary:
+    """The blocked queue and why; `own_queue_arns` are this stack's queues (the others' advice is theirs)."""
     detail = _detail(event)
     queue = str(detail.get("jobQueue") or "")
     if not queue:  # the Queue Blocked event also lists the queue ARN in resources
@@ -104,7 +111,7 @@ def summarize_blocked(
         region=str(event_region) if isinstance(event_region, str) and event_region else region,
         source=str(event.get("detail-type") or STATE_CHANGE_DETAIL_TYPE),
         time_limit_seconds=time_limit_seconds,
-        ours=bool(our_queue_arn) and queue == our_queue_arn,
+        ours=bool(queue) and queue in own_queue_arns,
     )
 
 
@@ -181,7 +188,7 @@ def notify_blocked(
         raw_event,
         region=settings.aws_region,
         time_limit_seconds=settings.runnable_time_limit_seconds,
-        our_queue_arn=settings.job_queue_arn,
+        own_queue_arns=settings.own_job_queue_arns,
     )
     posted = post_once(
         IDEMPOTENCY_PREFIX,

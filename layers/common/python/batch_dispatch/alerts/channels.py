@@ -1,4 +1,5 @@
-"""Which Slack channel (webhook secret) and mention a job's alerts go to: its job type's, or the stack's.
+"""Which Slack channel (webhook secret) and mention a job's alerts go to: its job type's, or the stack's;
+and the job type's own alert settings (log tail lines, mention on cancel), where it has them.
 
 A job's type is found from its job definition. Catalog job definitions are named `<stack>_<job type>`,
 so only such a job makes the notifier read the job catalog's registry; the stack's own job type, and
@@ -18,6 +19,8 @@ class Channel(NamedTuple):
     mention: str
     job_type: str  # the job type's name; "" for a job this stack did not define
     notify_succeeded: bool = False
+    log_tail_lines: int | None = None  # the job type's LogTailLines; None = the stack's
+    mention_on_cancel: bool | None = None  # the job type's MentionOnCancel; None = the stack's
 
 
 def channel_for(job_definition_arn: str | None, settings: FailureNotifySettings) -> Channel:
@@ -41,4 +44,6 @@ def channel_of(job_type: JobType, stack_mention: str) -> Channel:
         mention=job_type.mention or stack_mention,
         job_type=job_type.name,
         notify_succeeded=job_type.notify_succeeded,
+        log_tail_lines=job_type.log_tail_lines,
+        mention_on_cancel=job_type.mention_on_cancel,
     )

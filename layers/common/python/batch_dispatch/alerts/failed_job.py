@@ -24,19 +24,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batch_dispatch.alerts.blocked_reasons import cancellation_code
 from batch_dispatch.alerts.channels import channel_for
 from batch_dispatch.alerts.failure_classes import (
+    JOB_DEFINITION_SETTINGS,
+    STACK_PARAMETER_SETTINGS,
     Diagnosis,
     Facts,
+    JobSettingNames,
     cause_line,
     diagnose,
     format_duration,
     is_generic,
+    job_type_settings,
 )
 from batch_dispatch.alerts.job_state import Attempt, ContainerDetail, JobDetail, JobStateChange, parse_event
 from batch_dispatch.alerts.log_tail import OFF, OK, LogTail, read_budget, read_tail
 from batch_dispatch.alerts.redaction import Redactor, redactor_for
 from batch_dispatch.alerts.rerun_button import rerun_buttons
 from batch_dispatch.aws.console_links import batch_job_url, log_stream_url
-from batch_dispatch.job_types import DEFAULT, definition_family, is_stack_definition
+from batch_dispatch.job_types import DEFAULT, definition_family, is_stack_definition, job_type_name
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.settings import FailureNotifySettings
 from batch_dispatch.slack.blocks import (
@@ -121,20 +125,21 @@ class FailureSummary(NamedTuple):
         return self.duration_basis != "last attempt"
 
 
-def is_our_definition(settings: FailureNotifySettings, job_definition_arn: str | None) -> bool:
-    """A job of this stack's job definition (any revision): advice may name the template parameters."""
-    ours = definition_family(settings.job_definition_arn)
-    return bool(ours) and definition_family(job_definition_arn) == ours
+def job_type_of(settings: FailureNotifySettings, job_definition_arn: str | None) -> str | None:
+    """The job type of this stack that ran the job, from its job definition's name: `default` for the
+    stack's own job definition, the catalog name for `<stack>_<job type>`, None for another stack's job
+    (AdditionalAlertQueueArns)."""
+    family = definition_family(job_definition_arn)
+    if family and family == definition_family(settings.job_definition_arn):
+        return DEFAULT
+    return job_type_name(settings.job_name_prefix, job_definition_arn)
 
 
-def is_catalog_definition(settings: FailureNotifySettings, job_definition_arn: str | None) -> bool:
-    """A job of any of this stack's job types: their definitions are all named `<stack>_<job type>`,
-    the stack's own job type being `<stack>_default`."""
-    ours = definition_family(settings.job_definition_arn)
-    stack_prefix = ours.removesuffix(DEFAULT) if ours.endswith(f"_{DEFAULT}") else ""
-    return is_our_definition(settings, job_definition_arn) or (
-        bool(stack_prefix) and definition_family(job_definition_arn).startswith(stack_prefix)
-    )
+def setting_names(job_type: str | None) -> JobSettingNames:
+    """Where the advice says to change a job of `job_type` (None: another stack's job)."""
+    if job_type is None:
+        return JOB_DEFINITION_SETTINGS
+    return STACK_PARAMETER_SETTINGS if job_type == DEFAULT else job_type_settings(job_type)
 
 
 def default_log_group(settings: FailureNotifySettings, job_definition_arn: str | None) -> str:
@@ -146,7 +151,7 @@ def default_log_group(settings: FailureNotifySettings, job_definition_arn: str |
     """
     return (
         settings.job_log_group_name
-        if is_catalog_definition(settings, job_definition_arn)
+        if job_type_of(settings, job_definition_arn) is not None
         else DEFAULT_LOG_GROUP
     )
 
@@ -156,10 +161,13 @@ def summarize(
     default_region: str = "us-east-1",
     default_log_group: str = DEFAULT_LOG_GROUP,
     *,
-    ours: bool = False,
+    job_type: str | None = None,
     redactor: Redactor | None = None,
 ) -> FailureSummary:
-    """The facts an on-call needs, read from the LAST attempt, with secrets redacted from every text."""
+    """The facts an on-call needs, read from the LAST attempt, with secrets redacted from every text.
+
+    `job_type` is the stack's job type that ran the job (None: another stack's), so the advice names
+    the setting to change where it is (JobSettingNames)."""
     redact = (redactor or Redactor()).text
     job = event.detail
     attempt = job.attempts[-1] if job.attempts else None
@@ -187,7 +195,7 @@ def summarize(
         array_failed=array_failed if array_parent else None,
         depends_on=tuple(job.depends_on),
         queue_cancel_code=cancellation_code(job.status_reason),
-        ours=ours,
+        setting_names=setting_names(job_type),
     )
     diagnosis = diagnose(facts)
     return FailureSummary(
@@ -542,15 +550,20 @@ def summarize_for(event: JobStateChange, settings: FailureNotifySettings) -> Fai
         event,
         default_region=settings.aws_region,
         default_log_group=default_log_group(settings, definition),
-        ours=is_our_definition(settings, definition),
+        job_type=job_type_of(settings, definition),
         redactor=redactor_for(settings.log_redact_patterns),
     )
 
 
 def read_log_tail(
-    summary: FailureSummary, settings: FailureNotifySettings, lambda_context: LambdaContext | None = None
+    summary: FailureSummary,
+    settings: FailureNotifySettings,
+    lambda_context: LambdaContext | None = None,
+    *,
+    max_lines: int | None = None,
 ) -> LogTail:
-    """The failed attempt's last log lines, leaving the Slack post the time it needs (never raises)."""
+    """The failed attempt's last `max_lines` log lines (default: the stack's LOG_TAIL_LINES), leaving the
+    Slack post the time it needs (never raises)."""
     if summary.is_array_parent:  # each child has its own log; the parent's alert points to the digest
         return LogTail(OFF)
     policy = settings.delivery_policy()
@@ -558,7 +571,7 @@ def read_log_tail(
     return read_tail(
         summary.log_group,
         summary.log_stream,
-        max_lines=settings.log_tail_lines,
+        max_lines=settings.log_tail_lines if max_lines is None else max_lines,
         budget_seconds=read_budget(remaining_seconds(lambda_context), reserved),
         redactor=redactor_for(settings.log_redact_patterns),
     )
@@ -573,11 +586,11 @@ def post_failure_alert(
     """Post the failed job's own message, once per job and attempt count."""
     channel = channel_for(event.detail.job_definition, settings)
     logger.append_keys(job_id=summary.job_id, job_name=summary.job_name, job_type=channel.job_type)
-    tail = read_log_tail(summary, settings, lambda_context)
+    tail = read_log_tail(summary, settings, lambda_context, max_lines=channel.log_tail_lines)
     options = MessageOptions(
         channel.mention,
         settings.environment,
-        settings.mention_on_cancel,
+        settings.mention_on_cancel if channel.mention_on_cancel is None else channel.mention_on_cancel,
         rerun_button=settings.rerun_button
         and is_stack_definition(settings.job_name_prefix, event.detail.job_definition),
     )

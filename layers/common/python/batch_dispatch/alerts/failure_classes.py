@@ -8,8 +8,10 @@ exited" for most container failures, the container's `reason` says why (OutOfMem
 `statusReason` says "Task failed to start", "Host EC2 (instance i-...) terminated." or "Job attempt
 duration exceeded timeout", and CancelJob/TerminateJob put the caller's own reason in `statusReason`.
 
-Advice names this stack's template parameters (JobMemory, JobTimeoutSeconds...) only for jobs of this
-stack's job definition; jobs of other queues get advice about their own job definition.
+Advice names the setting to change where the job's settings are (JobSettingNames): the stack's template
+parameters (JobMemory, JobTimeoutSeconds...) for the default job type, the job type's own block in
+template.yaml (Memory, TimeoutSeconds...) for a catalog job type, and the job definition itself for a job
+of another stack (AdditionalAlertQueueArns).
 """
 
 from __future__ import annotations
@@ -18,6 +20,47 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from batch_dispatch.alerts.blocked_reasons import describe
+
+
+class JobSettingNames(NamedTuple):
+    """Where the failed job's memory, timeout and image are set, in the words the advice uses."""
+
+    memory: str
+    vcpu: str  # what the memory must fit on Fargate ("" = not ours to say)
+    timeout: str
+    image: str
+    stack_platform: bool  # ran on this stack's compute environment and queues: its parameters
+    # InstanceTypes, ComputeType and RunnableTimeLimitSeconds apply
+
+
+# A job of another stack's queue (AdditionalAlertQueueArns): its own job definition.
+JOB_DEFINITION_SETTINGS = JobSettingNames(
+    memory="the MEMORY in the job definition's resourceRequirements (or a submit-time override)",
+    vcpu="",
+    timeout="the job definition's timeout",
+    image="the job definition's image",
+    stack_platform=False,
+)
+# The stack's own (default) job type: the template parameters.
+STACK_PARAMETER_SETTINGS = JobSettingNames(
+    memory="the template parameter `JobMemory`",
+    vcpu="`JobVcpu`",
+    timeout="the template parameter `JobTimeoutSeconds`",
+    image="`JobImage`",
+    stack_platform=True,
+)
+
+
+def job_type_settings(name: str) -> JobSettingNames:
+    """A catalog job type's settings: the parameters of its block in template.yaml (job-type.yaml)."""
+    block = f"the `{name}` job type's block in template.yaml"
+    return JobSettingNames(
+        memory=f"`Memory` in {block}",
+        vcpu="its `Vcpu`",
+        timeout=f"`TimeoutSeconds` in {block}",
+        image=f"`Image` in {block}",
+        stack_platform=True,
+    )
 
 
 class Facts(NamedTuple):
@@ -34,7 +77,7 @@ class Facts(NamedTuple):
     array_failed: int | None = None
     depends_on: tuple[str, ...] = ()
     queue_cancel_code: str | None = None  # set when the queue's JobStateTimeLimitActions cancelled it
-    ours: bool = False  # the stack's own job definition: advice may name its template parameters
+    setting_names: JobSettingNames = JOB_DEFINITION_SETTINGS  # where advice says to change the job
 
 
 class FailureClass(NamedTuple):
@@ -211,12 +254,10 @@ def _out_of_memory(f: Facts) -> tuple[str, str]:
     meaning = f"The container needed more than the {_mib(f.memory_mib)} it had, and the kernel killed it" + (
         f" (exit code {f.exit_code})." if f.exit_code is not None else "."
     )
-    where = (
-        "the template parameter `JobMemory`"
-        + (f" (now {f.memory_mib} MiB; on Fargate it must fit `JobVcpu`)" if f.memory_mib else "")
-        if f.ours
-        else "the MEMORY in the job definition's resourceRequirements (or a submit-time override)"
-    )
+    where = f.setting_names.memory
+    if f.setting_names.vcpu:
+        now = f"now {f.memory_mib} MiB; " if f.memory_mib else ""
+        where += f" ({now}on Fargate it must fit {f.setting_names.vcpu})"
     return meaning, f"Raise {where}, or make the job use less memory; the log tail shows what it was doing."
 
 
@@ -227,9 +268,8 @@ def _timed_out(f: Facts) -> tuple[str, str]:
         "(timeout.attemptDurationSeconds): Batch stopped it with SIGTERM, then SIGKILL 30 s later. "
         "A timed-out job is not retried."
     )
-    where = "the template parameter `JobTimeoutSeconds`" if f.ours else "the job definition's timeout"
     return meaning, (
-        f"If the work really takes longer, raise {where}; if not, find where it hangs "
+        f"If the work really takes longer, raise {f.setting_names.timeout}; if not, find where it hangs "
         "(the log tail shows the last thing it did)."
     )
 
@@ -256,12 +296,12 @@ def _killed_by_signal(f: Facts) -> tuple[str, str]:
             "Check the earlier attempts and the Batch console for what stopped it; resubmit if it was not "
             "on purpose.",
         )
-    where = "`JobMemory`" if f.ours else "the job definition's memory"
     return (
         "The container was killed with SIGKILL (exit code 137) without an out-of-memory reason: a process "
         "inside it was killed by the kernel for memory, or it was stopped from outside and did not exit "
         "within the grace period.",
-        f"Check the log tail for the last thing it did; if memory was growing, raise {where}.",
+        "Check the log tail for the last thing it did; if memory was growing, raise "
+        f"{f.setting_names.memory}.",
     )
 
 
@@ -270,7 +310,7 @@ def _host_reclaimed(f: Facts) -> tuple[str, str]:
         "The EC2 instance running the job was terminated under it (a Spot reclaim, or the instance was "
         "lost), so the attempt was lost: the program did not fail on its own."
     )
-    if f.ours:
+    if f.setting_names.stack_platform:
         return meaning, (
             "Batch retries this (the job definition retries `Host EC2*`); every attempt was lost here, so "
             "allow more instance types (`InstanceTypes`) or run urgent work with `ComputeType=EC2`, then "
@@ -292,12 +332,11 @@ def _image_pull_failed(f: Facts) -> tuple[str, str]:
         likely = "Most likely the network: the registry could not be reached."
     else:
         likely = "Batch did not say which of the three below it was."
-    image = "`JobImage`" if f.ours else "the job definition's image"
     return (
         f"The container image could not be pulled, so the job never started. {likely}",
-        f"Check, in order: the tag exists ({image}; pushed, no typo); the execution role may pull it "
-        "(ECR permissions, or registry credentials); the subnets reach the registry (NAT gateway or "
-        "VPC endpoints for ECR API, ECR DKR and S3).",
+        f"Check, in order: the tag exists ({f.setting_names.image}; pushed, no typo); the execution role "
+        "may pull it (ECR permissions, or registry credentials); the subnets reach the registry (NAT "
+        "gateway or VPC endpoints for ECR API, ECR DKR and S3).",
     )
 
 
@@ -322,7 +361,7 @@ def _cancelled(f: Facts) -> tuple[str, str]:
 
 def _queue_time_limit(f: Facts) -> tuple[str, str]:
     why = describe(f.queue_cancel_code or "").title
-    limit = "`RunnableTimeLimitSeconds`" if f.ours else "its job state time limit"
+    limit = "`RunnableTimeLimitSeconds`" if f.setting_names.stack_platform else "its job state time limit"
     return (
         f"The job waited in RUNNABLE longer than the queue allows ({limit}) because: {why}. The queue "
         "cancelled it so the jobs behind it can run; it never started.",

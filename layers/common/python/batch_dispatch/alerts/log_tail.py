@@ -5,7 +5,7 @@ CloudWatch returns an empty page with a new token, as it may. The call has short
 and never takes the time the Slack post needs: the tail is a bonus, the alert is the point. Whatever
 goes wrong (the attempt never ran, the stream is gone, access denied, a slow or failing call) becomes a
 note in the message instead of lines, and the alert still posts. Lines are redacted here, before they
-can leave AWS.
+can leave AWS, and only then cut to MAX_LINE_CHARS (a cut through a secret would hide it from redaction).
 """
 
 from __future__ import annotations
@@ -107,8 +107,11 @@ def read_tail(
     lines = [line for message in messages for line in _split(message)][-max_lines:]
     if not lines:
         return LogTail(EMPTY, log_group=log_group, log_stream=log_stream)
-    clipped = [line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…" for line in lines]
-    return LogTail(OK, tuple(redactor.lines(clipped)), log_group=log_group, log_stream=log_stream)
+    # Redact the whole lines, THEN cut them: a secret the cut went through would no longer match its
+    # pattern, and its first part would reach Slack.
+    redacted = redactor.lines(lines)
+    clipped = [line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…" for line in redacted]
+    return LogTail(OK, tuple(clipped), log_group=log_group, log_stream=log_stream)
 
 
 def _last_messages(log_group: str, log_stream: str, max_lines: int, deadline: float) -> list[str]:

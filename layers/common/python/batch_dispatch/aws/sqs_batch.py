@@ -6,7 +6,7 @@ that is not an SQS message at all fails the same way (and is logged without its 
 
 Powertools' BatchProcessor does this and more (FIFO, async handlers, pydantic models), but importing it
 loads asyncio and every event source's data class, which together cost more cold start than either
-function's own code; docs/decisions.md has the figures and bench/cold_start.py --costs measures them.
+function's own code (docs/decisions.md); bench/cold_start.py --costs measures them.
 So the two SQS-triggered functions use this loop, and the same response shape.
 """
 
