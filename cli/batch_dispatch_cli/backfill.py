@@ -18,7 +18,7 @@ from batch_dispatch_cli.catalog import job_type_named, load_catalog, submit_sett
 from batch_dispatch_cli.context import Operator, operator_command
 from batch_dispatch_cli.errors import OperatorError
 from batch_dispatch_cli.output import iso
-from batch_dispatch_cli.schedules import StackSchedule, stack_schedules
+from batch_dispatch_cli.schedules import StackSchedule, job_type_schedule
 from batch_dispatch_cli.stack import DeployedStack
 from batch_dispatch_cli.timeparse import InvalidInputError, TimeRange, parse_range
 
@@ -27,18 +27,12 @@ MAX_TICKS = 1000  # more needs --yes: a typo in a range should not submit a year
 
 def schedule_of(operator: Operator, stack: DeployedStack, job_type: JobType) -> StackSchedule:
     """The job type's schedule in Scheduler, with the registry's expression where the entry carries it."""
-    found = stack_schedules(operator.aws.client("scheduler"), stack.output("ScheduleSubmitFunctionName"))
-    schedule = found.get(job_type.name)
+    schedule = job_type_schedule(operator.aws.client("scheduler"), stack, job_type)
     if schedule is None:
-        if job_type.schedule_expression:
-            raise OperatorError(
-                f"{job_type.name} has schedule {job_type.schedule_expression} in its registry entry, but no "
-                f"Scheduler schedule targets {stack.name}'s ScheduleSubmitFunction for it: deploy it again"
-            )
         raise OperatorError(
             f"{job_type.name} has no schedule: use `batch-dispatch run {job_type.name}` instead"
         )
-    return schedule.with_registry(job_type)
+    return schedule
 
 
 def ticks_in(schedule: StackSchedule, window: TimeRange) -> list[datetime]:

@@ -27,11 +27,13 @@ from batch_dispatch.schedule_times import Schedule
 from batch_dispatch_cli.app import cli
 from emulator.core import Emulator
 from tests.conftest import REPO_ROOT, load_event
+from tests.integration.operator_cli import command, document, jobs_of
 
 pytestmark = pytest.mark.integration
 
 HAS_SHARED_RERUN = importlib.util.find_spec("batch_dispatch.submit.rerun") is not None
 STATUS_KEYS = {"stack", "region", "checkedAt", "jobTypes", "deadLetterQueues", "attention"}
+RUN_KEYS = {"jobType", "jobId", "jobName", "duplicate", "idempotencyKey", "parameters"}
 JOB_TYPE_KEYS = {
     "name",
     "schedule",
@@ -49,19 +51,6 @@ JOB_TYPE_KEYS = {
 def deployed(module_emulator: Emulator) -> Emulator:
     """The module's stack, not redeployed (the emulator deployed it when it started)."""
     return module_emulator
-
-
-def command(local: Emulator, *args: str, env: dict[str, str | None] | None = None) -> Result:
-    """`batch-dispatch --stack <the local stack> ARGS`, in-process; stdout and stderr kept apart."""
-    runner = CliRunner(mix_stderr=False)
-    # Piped output has whole table rows unless COLUMNS says otherwise (test runners' workers set it).
-    environment: dict[str, str | None] = {"COLUMNS": None, **(env or {})}
-    return runner.invoke(cli, ["--stack", local.stack.name, *args], env=environment, catch_exceptions=False)
-
-
-def document(result: Result) -> Any:
-    """The one JSON document --json printed (json.loads refuses anything more)."""
-    return json.loads(result.stdout)
 
 
 def add_job_type(
@@ -132,14 +121,6 @@ def add_job_type(
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def jobs_of(local: Emulator, job_type: str) -> list[dict[str, Any]]:
-    """The job type's jobs in moto Batch (its definition `<stack>_<job type>`)."""
-    family = f"{local.stack.name}_{job_type}"
-    return [
-        j for j in local.jobs_submitted() if j["jobDefinition"].rsplit("/", 1)[-1].split(":")[0] == family
-    ]
 
 
 def fire(local: Emulator, job_type: str, when: str) -> dict[str, Any]:
@@ -281,7 +262,7 @@ def test_run_submits_a_job_of_the_job_type_through_the_schedules_path(deployed: 
 
     assert result.exit_code == 0, result.output
     submitted = document(result)
-    assert set(submitted) == {"jobType", "jobId", "jobName", "duplicate", "idempotencyKey"}
+    assert set(submitted) == RUN_KEYS
     (job,) = jobs_of(deployed, name)
     assert job["jobId"] == submitted["jobId"]
     assert submitted["duplicate"] is False
