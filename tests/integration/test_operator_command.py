@@ -32,7 +32,7 @@ from tests.integration.operator_cli import command, document, jobs_of
 pytestmark = pytest.mark.integration
 
 HAS_SHARED_RERUN = importlib.util.find_spec("batch_dispatch.submit.rerun") is not None
-STATUS_KEYS = {"stack", "region", "checkedAt", "jobTypes", "deadLetterQueues", "attention"}
+STATUS_KEYS = {"stack", "region", "checkedAt", "jobTypes", "deadLetterQueues", "attention", "warnings"}
 RUN_KEYS = {"jobType", "jobId", "jobName", "duplicate", "idempotencyKey", "parameters"}
 JOB_TYPE_KEYS = {
     "name",

@@ -1,14 +1,16 @@
 """`batch-dispatch` against template.yaml with job-types/examples.yaml's job types added, deployed in moto:
 `run` submits what each job type's schedule would (its Input's parameters, `scheduledTime`,
-`scheduleName`), `--param` over it.
+`scheduleName`), `--param` over it; `status` warns of job types with the same upload route.
 
 Scope: the schedules are the ones the emulator created in Scheduler from the template (the stack's own
 and nightly-report's nested one), fired with the Input Scheduler sends; jobs are read back from moto
-Batch. The tests share the module's stack (`deployed`) and find their jobs by id.
+Batch. `run` tests share the module's stack (`deployed`) and find their jobs by id; `status` tests take a
+fresh account (`local`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,3 +125,50 @@ def test_a_job_type_without_a_schedule_runs_with_its_job_definitions_defaults(de
     assert run["parameters"]["key"] == "incoming/csv/a.csv"
     assert run["parameters"]["scheduledTime"] == DEFINITION_DEFAULT
     assert run["parameters"]["scheduleName"] == DEFINITION_DEFAULT
+
+
+# --- status: job types whose routes overlap --------------------------------------------------------
+
+
+def register_copy(local: Emulator, job_type: str, name: str) -> None:
+    """A second registry entry with the job type's route (its own name, the same everything else)."""
+    entry = local.job_type_entries()[job_type]
+    boto3.client("ssm").put_parameter(
+        Name=f"{local.stack.outputs['JobTypesPath']}/{name}", Type="String", Value=json.dumps(entry)
+    )
+
+
+def test_status_warns_of_two_job_types_with_the_same_route_without_calling_for_attention(local: Emulator):
+    # Given a second job type with csv-ingest's route (incoming/csv/*.csv)
+    register_copy(local, "csv-ingest", "csv-ingest-v2")
+
+    # When status is asked
+    text = command(local, "status")
+    as_json = command(local, "status", "--json")
+
+    # Then it warns of the pair, names the one uploads start, and exits 0: routing still works
+    warning = (
+        "csv-ingest and csv-ingest-v2 have the same upload route incoming/csv/*.csv; "
+        "uploads that fit it start csv-ingest-v2 only"
+    )
+    assert (text.exit_code, as_json.exit_code) == (0, 0), text.output
+    assert text.stdout.splitlines()[-3:] == [
+        "Warnings:",
+        f"  - {warning}",
+        "Nothing needs attention (see the warnings).",
+    ]
+    status = document(as_json)
+    assert status["warnings"] == [warning]
+    assert status["attention"] == []
+    # And the job type it names is the one an upload there really starts
+    local.upload("incoming/csv/2026/sales.csv")
+    local.drain()
+    (job,) = local.jobs_submitted()
+    assert job["jobName"].startswith("csv-ingest-v2-")
+
+
+def test_status_of_the_example_catalog_has_no_warnings(local: Emulator):
+    result = command(local, "status", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert document(result)["warnings"] == []
