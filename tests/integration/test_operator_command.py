@@ -9,13 +9,13 @@ a job type of their own, so no test sees another's jobs.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,13 +26,21 @@ from click.testing import CliRunner, Result
 from batch_dispatch.schedule_times import Schedule
 from batch_dispatch_cli.app import cli
 from emulator.core import Emulator
-from tests.conftest import REPO_ROOT, load_event
+from tests.conftest import REPO_ROOT, fresh_account, load_event, set_batch_status
 from tests.integration.operator_cli import command, document, jobs_of
 
 pytestmark = pytest.mark.integration
 
-HAS_SHARED_RERUN = importlib.util.find_spec("batch_dispatch.submit.rerun") is not None
 STATUS_KEYS = {"stack", "region", "checkedAt", "jobTypes", "deadLetterQueues", "attention", "warnings"}
+RERUN_KEYS = {
+    "originalJobId",
+    "originalJobName",
+    "jobs",
+    "children",
+    "manifestKey",
+    "duplicate",
+    "requestKey",
+}
 RUN_KEYS = {"jobType", "jobId", "jobName", "duplicate", "idempotencyKey", "parameters"}
 JOB_TYPE_KEYS = {
     "name",
@@ -544,9 +552,6 @@ def test_logs_of_an_unknown_job_or_attempt_is_exit_code_2(deployed: Emulator, jo
 # --- rerun ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not HAS_SHARED_RERUN, reason="batch_dispatch.submit.rerun (the shared rerun) is not on this branch"
-)
 def test_rerun_submits_one_rerun_however_often_it_is_asked(deployed: Emulator):
     name = unique("report")
     add_job_type(deployed, name)
@@ -557,15 +562,14 @@ def test_rerun_submits_one_rerun_however_often_it_is_asked(deployed: Emulator):
     second = command(deployed, "rerun", failed, "--json")
 
     assert (first.exit_code, second.exit_code) == (0, 0), first.output + second.output
+    assert set(document(first)) == set(document(second)) == RERUN_KEYS
     (rerun_job,) = document(first)["jobs"]
+    assert set(rerun_job) == {"jobId", "jobName"}
     assert document(second)["duplicate"] is True
     assert document(second)["jobs"] == [rerun_job]
     assert sorted(j["jobId"] for j in jobs_of(deployed, name)) == sorted([failed, rerun_job["jobId"]])
 
 
-@pytest.mark.skipif(
-    not HAS_SHARED_RERUN, reason="batch_dispatch.submit.rerun (the shared rerun) is not on this branch"
-)
 def test_rerun_of_an_unknown_job_is_exit_code_2_and_submits_nothing(deployed: Emulator):
     before = len(deployed.jobs_submitted())
 
@@ -574,6 +578,92 @@ def test_rerun_of_an_unknown_job_is_exit_code_2_and_submits_nothing(deployed: Em
     assert result.exit_code == 2
     assert "Batch has no job" in result.stderr
     assert len(deployed.jobs_submitted()) == before
+
+
+def test_rerun_of_a_running_job_is_refused_and_works_once_it_has_ended(deployed: Emulator):
+    # Given a job that is still RUNNING
+    name = unique("report")
+    add_job_type(deployed, name)
+    with deployed.jobs_keep_running():
+        running = document(command(deployed, "run", name, "--json"))["jobId"]
+
+    # When it is rerun
+    refused = command(deployed, "rerun", running)
+
+    # Then the command refuses in one line, and Batch holds no other job
+    assert refused.exit_code == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.endswith("is RUNNING: rerun it once it has ended (SUCCEEDED or FAILED).")
+    assert [j["jobId"] for j in jobs_of(deployed, name)] == [running]
+    # And the refusal kept no claim on the request key: once the job has ended, the rerun goes through
+    deployed.running_jobs.clear()
+    ended = command(deployed, "rerun", running, "--json")
+    assert ended.exit_code == 0, ended.output
+    assert document(ended)["duplicate"] is False
+    assert len(jobs_of(deployed, name)) == 2
+
+
+def test_rerun_failed_children_only_of_a_job_that_is_not_an_array_is_refused(deployed: Emulator):
+    name = unique("report")
+    add_job_type(deployed, name)
+    with deployed.jobs_fail():
+        failed = document(command(deployed, "run", name, "--json"))["jobId"]
+
+    result = command(deployed, "rerun", failed, "--failed-children-only")
+
+    assert result.exit_code == 2
+    assert "is not an array job: rerun it whole instead" in result.stderr
+    assert [j["jobId"] for j in jobs_of(deployed, name)] == [failed]
+
+
+@pytest.fixture
+def array_mode(module_emulator: Emulator) -> Iterator[Emulator]:
+    """A fresh account with the stack deployed in array mode (SubmitMode=ARRAY); afterwards the module's
+    stack again, as the tests that take `deployed` expect it."""
+    parameters = module_emulator.parameter_overrides
+    module_emulator.parameter_overrides = {**parameters, "SubmitMode": "ARRAY"}
+    fresh_account(module_emulator).deploy()
+    yield module_emulator
+    module_emulator.parameter_overrides = parameters
+    fresh_account(module_emulator).deploy()
+
+
+def manifest_keys(bucket: str, key: str) -> list[str]:
+    """The object keys a manifest lists, one per array child, in child order."""
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [json.loads(line)["key"] for line in body.splitlines()]
+
+
+def test_rerun_failed_children_only_reruns_just_their_objects_once(array_mode: Emulator):
+    # Given an array job of 3 uploads whose children 1 and 2 FAILED (child 0 succeeded)
+    local = array_mode
+    for index in range(3):
+        local.upload(f"incoming/part-{index}.csv")
+    with local.jobs_fail(exit_code=2):
+        local.drain()
+    (parent,) = local.jobs_submitted()
+    set_batch_status(f"{parent['jobId']}:0", "SUCCEEDED")
+    bucket, original = parent["parameters"]["manifestBucket"], parent["parameters"]["manifestKey"]
+    objects = manifest_keys(bucket, original)
+
+    # When its failed children are rerun, twice
+    first = command(local, "rerun", parent["jobId"], "--failed-children-only", "--json")
+    again = command(local, "rerun", parent["jobId"], "--failed-children-only", "--json")
+
+    # Then one array job of 2 children reads a new manifest of exactly children 1 and 2's objects
+    assert (first.exit_code, again.exit_code) == (0, 0), first.output + again.output
+    rerun = document(first)
+    assert set(rerun) == RERUN_KEYS
+    assert (rerun["children"], rerun["duplicate"]) == ([1, 2], False)
+    (rerun_job,) = [j for j in local.jobs_submitted() if j["jobId"] != parent["jobId"]]
+    assert rerun["jobs"] == [{"jobId": rerun_job["jobId"], "jobName": rerun_job["jobName"]}]
+    assert rerun_job["arrayProperties"]["size"] == 2
+    assert rerun_job["parameters"]["manifestKey"] == rerun["manifestKey"] != original
+    assert manifest_keys(bucket, rerun["manifestKey"]) == objects[1:]
+    # And the repeat submitted nothing: it names the first rerun's job
+    assert document(again)["duplicate"] is True
+    assert document(again)["jobs"] == rerun["jobs"]
+    assert len(local.jobs_submitted()) == 2
 
 
 # --- dlq --------------------------------------------------------------------------------------------
