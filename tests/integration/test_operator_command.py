@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +34,8 @@ from tests.integration.operator_cli import command, document, jobs_of
 pytestmark = pytest.mark.integration
 
 STATUS_KEYS = {"stack", "region", "checkedAt", "jobTypes", "deadLetterQueues", "attention", "warnings"}
+FOLLOW_POLL_SECONDS = 0.2
+FOLLOW_TIMEOUT_SECONDS = 60  # a fresh interpreter on a loaded machine, then one poll
 RERUN_KEYS = {
     "originalJobId",
     "originalJobName",
@@ -487,9 +491,12 @@ def test_backfill_shows_a_progress_bar_only_on_a_terminal(deployed: Emulator):
 
 
 def write_log_lines(local: Emulator, job_id: str, lines: list[str]) -> str:
+    """Log `lines` as the job's container would: in the stream of its last attempt, or of the attempt
+    it is running (Batch lists an attempt only once it has ended)."""
     (job,) = boto3.client("batch").describe_jobs(jobs=[job_id])["jobs"]
     group = local.stack.outputs["JobLogGroupName"]
-    stream = job["attempts"][-1]["container"]["logStreamName"]
+    container = job["attempts"][-1]["container"] if job["attempts"] else job["container"]
+    stream = container["logStreamName"]
     cloudwatch = boto3.client("logs")
     with contextlib.suppress(cloudwatch.exceptions.ResourceAlreadyExistsException):
         cloudwatch.create_log_stream(logGroupName=group, logStreamName=stream)
@@ -517,6 +524,89 @@ def test_logs_prints_the_last_attempts_stream(deployed: Emulator):
     assert (logged["attempt"], logged["logStream"]) == (1, stream)
     assert logged["logGroup"] == deployed.stack.outputs["JobLogGroupName"]
     assert [line["message"] for line in logged["lines"]] == ["starting", "wrote 12 rows", "done"]
+
+
+class FollowedLines:
+    """`batch-dispatch logs JOB_ID --follow` in a process of its own, its stdout read line by line as it
+    prints (a person watching a terminal sees the same lines at the same moments)."""
+
+    def __init__(self, local: Emulator, job_id: str) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(str(REPO_ROOT / p) for p in ("cli", "layers/common/python")),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "batch_dispatch_cli",
+                "--stack",
+                local.stack.name,
+                "logs",
+                job_id,
+                "--follow",
+                "--poll-seconds",
+                str(FOLLOW_POLL_SECONDS),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)  # the command ended
+
+    def next(self) -> str | None:
+        """The next line printed (None: the command ended)."""
+        try:
+            return self.lines.get(timeout=FOLLOW_TIMEOUT_SECONDS)
+        except queue.Empty:
+            pytest.fail(f"the command printed nothing more within {FOLLOW_TIMEOUT_SECONDS} s")
+
+    def until_end(self) -> tuple[list[str], int]:
+        """The lines printed until the command ended, and its exit code."""
+        rest = list(iter(self.next, None))
+        return rest, self.process.wait(timeout=FOLLOW_TIMEOUT_SECONDS)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_logs_follow_prints_a_running_jobs_lines_as_they_are_logged_until_it_ends(deployed: Emulator):
+    # Given a RUNNING job that has logged its first line
+    name = unique("report")
+    add_job_type(deployed, name)
+    with deployed.jobs_keep_running():
+        job_id = document(command(deployed, "run", name, "--json"))["jobId"]
+    write_log_lines(deployed, job_id, ["starting"])
+
+    # When its log is followed
+    followed = FollowedLines(deployed, job_id)
+    try:
+        # Then what it has logged is printed, and what it logs while it runs is printed as it comes
+        assert followed.next() == "starting"
+        write_log_lines(deployed, job_id, ["wrote 12 rows"])
+        assert followed.next() == "wrote 12 rows"
+        assert followed.process.poll() is None  # still following: the job runs
+        # And once the job has ended, its last lines are printed and the command ends with 0
+        write_log_lines(deployed, job_id, ["done"])
+        deployed.running_jobs.clear()
+        rest, exit_code = followed.until_end()
+    finally:
+        followed.stop()
+    assert (rest, exit_code) == (["done"], 0)
 
 
 def test_run_wait_ends_with_the_log_tail_when_there_is_one(deployed: Emulator):
