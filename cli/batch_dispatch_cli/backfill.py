@@ -80,7 +80,11 @@ def backfill(operator: Operator, job_type: str, start: str, end: str, dry_run: b
                     chosen.job_queue_arn, tick_job_spec(tick, chosen.job_name_prefix).job_name
                 )
                 outcome = "already-ran" if existing else "would-submit"
-                job = {"jobId": existing.job_id, "jobName": existing.job_name} if existing else {}
+                # The same keys for every tick: null where no job exists yet.
+                job = {
+                    "jobId": existing.job_id if existing else None,
+                    "jobName": existing.job_name if existing else None,
+                }
             else:
                 submitted = submit_tick(tick, settings)
                 discard_metrics()
@@ -109,7 +113,7 @@ def backfill(operator: Operator, job_type: str, start: str, end: str, dry_run: b
         f"{chosen.name}: {len(ticks)} tick(s) of {schedule.expression} "
         f"from {iso(window.start)} to {iso(window.end)}" + (" (dry run)" if dry_run else ""),
         ("scheduled time", "outcome", "job"),
-        [(r["scheduledTime"], _LABELS[r["outcome"]], r.get("jobName", "")) for r in results],
+        [(r["scheduledTime"], _LABELS[r["outcome"]], r["jobName"] or "") for r in results],
     )
     out.line(
         ", ".join(f"{count} {_LABELS[name]}" for name, count in counts.items()) if results else "No ticks."

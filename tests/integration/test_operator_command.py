@@ -46,6 +46,22 @@ RERUN_KEYS = {
     "requestKey",
 }
 RUN_KEYS = {"jobType", "jobId", "jobName", "duplicate", "idempotencyKey", "parameters"}
+RUN_WAIT_KEYS = RUN_KEYS | {"status", "statusReason", "logLines"}
+SCHEDULE_KEYS = {"expression", "timezone", "enabled", "nextRun", "name"}
+LAST_JOB_KEYS = {"jobId", "jobName", "at"}
+DLQ_DEPTH_KEYS = {"name", "url", "messages"}
+BACKFILL_KEYS = {"jobType", "schedule", "from", "to", "dryRun", "ticks", "counts"}
+BACKFILL_SCHEDULE_KEYS = {"name", "expression", "timezone"}
+TICK_KEYS = {"scheduledTime", "outcome", "jobId", "jobName"}
+LOGS_KEYS = {"jobId", "jobName", "status", "attempt", "attempts", "logGroup", "logStream", "lines"}
+LOG_LINE_KEYS = {"timestamp", "message"}
+DLQ_SHOW_KEYS = {"queues"}
+DLQ_SHOWN_QUEUE_KEYS = {"name", "url", "messages", "shown"}
+DLQ_MESSAGE_KEYS = {"messageId", "receiveCount", "errorCode", "errorMessage", "body"}
+REDRIVE_KEYS = {"queue", "kind", "dryRun", "target"}
+REDRIVE_MOVE_DRY_RUN_KEYS = REDRIVE_KEYS | {"messages"}  # a real move adds taskHandle (moto has no move task)
+REDRIVE_REINVOKE_DRY_RUN_KEYS = REDRIVE_KEYS | {"reinvoked", "wouldReinvoke"}
+REDRIVE_REINVOKE_KEYS = REDRIVE_KEYS | {"reinvoked", "messageIds", "skipped"}
 JOB_TYPE_KEYS = {
     "name",
     "schedule",
@@ -217,6 +233,9 @@ def test_status_json_has_each_job_type_and_each_dlq(local: Emulator):
     default, nightly = status["jobTypes"]
     assert set(default) == set(nightly) == JOB_TYPE_KEYS
     assert (default["name"], nightly["name"]) == ("default", "nightly")
+    assert set(default["schedule"]) == set(nightly["schedule"]) == SCHEDULE_KEYS
+    assert set(default["lastSuccess"]) == LAST_JOB_KEYS
+    assert all(set(queue) == DLQ_DEPTH_KEYS for queue in status["deadLetterQueues"])
     assert default["lastSuccess"]["jobName"].startswith(local.stack.name)
     assert default["schedule"]["expression"] == "rate(3 hours)"
     next_run = datetime.fromisoformat(nightly["schedule"]["nextRun"].replace("Z", "+00:00"))
@@ -247,10 +266,9 @@ def test_status_needs_attention_after_a_failure_in_the_last_24_hours(local: Emul
 
     assert result.exit_code == 1
     assert "default: 1 failed in the last 24 h" in result.stdout
-    assert (
-        document(command(local, "status", "--json"))["jobTypes"][0]["lastFailure"]["jobId"]
-        == (failed.result["jobId"])
-    )
+    last_failure = document(command(local, "status", "--json"))["jobTypes"][0]["lastFailure"]
+    assert set(last_failure) == LAST_JOB_KEYS
+    assert last_failure["jobId"] == failed.result["jobId"]
 
 
 def test_status_needs_attention_when_a_schedule_has_not_succeeded_for_longer_than_its_period(local: Emulator):
@@ -332,6 +350,7 @@ def test_run_wait_follows_the_job_to_its_end(deployed: Emulator):
 
     assert result.exit_code == 0, result.output
     finished = document(result)
+    assert set(finished) == RUN_WAIT_KEYS
     assert finished["status"] == "SUCCEEDED"
     assert finished["logLines"] == []
 
@@ -381,6 +400,9 @@ def test_backfill_submits_the_missed_ticks_and_skips_the_one_that_ran(deployed: 
 
     assert result.exit_code == 0, result.output
     report = document(result)
+    assert set(report) == BACKFILL_KEYS
+    assert set(report["schedule"]) == BACKFILL_SCHEDULE_KEYS
+    assert all(set(tick) == TICK_KEYS for tick in report["ticks"])
     assert [(t["scheduledTime"], t["outcome"]) for t in report["ticks"]] == [
         ("2026-11-20T01:00:00Z", "submitted"),
         ("2026-11-21T01:00:00Z", "skipped"),
@@ -432,7 +454,9 @@ def test_backfill_dry_run_lists_the_ticks_and_submits_nothing(deployed: Emulator
     add_job_type(deployed, name, schedule="cron(0 2 * * ? *)")
     fire(deployed, name, "2026-11-21T02:00:00Z")
 
-    result = command(deployed, "backfill", name, "--from", "2026-11-20", "--to", "2026-11-22", "--dry-run")
+    window = ["--from", "2026-11-20", "--to", "2026-11-22"]
+
+    result = command(deployed, "backfill", name, *window, "--dry-run")
 
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("2026-")]
@@ -440,6 +464,12 @@ def test_backfill_dry_run_lists_the_ticks_and_submits_nothing(deployed: Emulator
         ["2026-11-20T02:00:00Z", "would", "submit"],
         ["2026-11-21T02:00:00Z", "already", "ran"],
     ]
+    as_json = document(command(deployed, "backfill", name, *window, "--dry-run", "--json"))
+    assert set(as_json) == BACKFILL_KEYS
+    would, ran = as_json["ticks"]
+    assert set(would) == set(ran) == TICK_KEYS
+    assert (would["jobId"], would["jobName"]) == (None, None)
+    assert as_json["counts"] == {"would-submit": 1, "already-ran": 1}
     assert len(jobs_of(deployed, name)) == 1
 
 
@@ -521,6 +551,8 @@ def test_logs_prints_the_last_attempts_stream(deployed: Emulator):
     assert text.exit_code == 0, text.output
     assert text.stdout.splitlines() == ["starting", "wrote 12 rows", "done"]
     logged = document(as_json)
+    assert set(logged) == LOGS_KEYS
+    assert all(set(line) == LOG_LINE_KEYS for line in logged["lines"])
     assert (logged["attempt"], logged["logStream"]) == (1, stream)
     assert logged["logGroup"] == deployed.stack.outputs["JobLogGroupName"]
     assert [line["message"] for line in logged["lines"]] == ["starting", "wrote 12 rows", "done"]
@@ -774,8 +806,12 @@ def test_dlq_show_prints_what_is_parked_without_consuming_it(local: Emulator):
     assert result.exit_code == 0, result.output
     assert "== IntakeDLQ: ~1 message(s)" in result.stdout
     assert body in result.stdout
+    assert set(as_json) == DLQ_SHOW_KEYS
     shown = {q["name"]: q for q in as_json["queues"]}
     assert set(shown) == {"FailureNotifyDLQ", "IntakeDLQ", "ScheduleDLQ", "StormDLQ"}
+    assert all(set(queue) == DLQ_SHOWN_QUEUE_KEYS for queue in shown.values())
+    (message,) = shown["IntakeDLQ"]["shown"]
+    assert set(message) == DLQ_MESSAGE_KEYS
     assert [m["body"] for m in shown["IntakeDLQ"]["shown"]] == [body]
     assert local.dlq_messages()["IntakeDLQ"] == [body]  # still there for the alarm and a redrive
 
@@ -785,8 +821,11 @@ def test_a_dry_run_redrive_of_the_intake_dlq_names_the_move_and_changes_nothing(
     body = park_in_intake_dlq(local)
 
     result = command(local, "dlq", "redrive", "--queue", "IntakeDLQ", "--dry-run")
+    as_json = command(local, "dlq", "redrive", "--queue", "IntakeDLQ", "--dry-run", "--json")
 
     assert "move IntakeDLQ -> IntakeQueue (dry run)" in result.stdout
+    assert set(document(as_json)) == REDRIVE_MOVE_DRY_RUN_KEYS
+    assert (document(as_json)["target"], document(as_json)["messages"]) == ("IntakeQueue", 1)
     assert local.dlq_messages()["IntakeDLQ"] == [body]
 
 
@@ -797,6 +836,7 @@ def test_a_dry_run_redrive_of_a_function_dlq_changes_nothing(local: Emulator):
     result = command(local, "dlq", "redrive", "--queue", "ScheduleDLQ", "--dry-run", "--json")
 
     assert result.exit_code == 0
+    assert set(document(result)) == REDRIVE_REINVOKE_DRY_RUN_KEYS
     assert len(document(result)["wouldReinvoke"]) == 1
     assert [json.loads(b) for b in local.dlq_messages()["ScheduleDLQ"]] == [event]
 
@@ -815,6 +855,7 @@ def test_a_redrive_of_a_function_dlq_reinvokes_each_event_once_and_empties_it(lo
     first = redrive_document(command(local, "dlq", "redrive", "--queue", "ScheduleDLQ", "--json"))
     again = redrive_document(command(local, "dlq", "redrive", "--queue", "ScheduleDLQ", "--json"))
 
+    assert set(first) == set(again) == REDRIVE_REINVOKE_KEYS
     assert (first["reinvoked"], again["reinvoked"]) == (2, 0)
     assert first["target"] == local.stack.outputs["ScheduleSubmitFunctionName"]
     assert local.dlq_messages()["ScheduleDLQ"] == []
