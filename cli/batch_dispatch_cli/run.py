@@ -87,13 +87,14 @@ def run(
         out.line("Nothing new was submitted.")
     else:
         out.line(f"Submitted {chosen.name} job {job.job_name} ({job.job_id}).")
-        listed = ", ".join(f"{name}={value}" for name, value in sorted(document["parameters"].items()))
         source = (
             f"schedule {schedule.name}'s, then --param"
             if schedule
             else "--param; the job definition's defaults for the rest"
         )
-        out.line(f"Parameters ({source}): {listed or 'none'}")
+        out.line(f"Parameters ({source}):" + ("" if document["parameters"] else " none"))
+        for name, value in sorted(document["parameters"].items()):
+            out.line(f"  {name}={value}")
     if not wait:
         out.document(document)
         return 0

@@ -102,8 +102,12 @@ def test_a_param_overrides_one_of_the_schedules_parameters_and_keeps_the_others(
     assert run["parameters"]["report"] == "weekly-sales"
     assert run["parameters"]["day"] == "2026-11-22"
     assert run["parameters"]["scheduleName"] == deployed.schedule_of("nightly-report").name
-    (said,) = [line for line in result.stdout.splitlines() if line.startswith("Parameters (schedule ")]
-    assert "day=2026-11-22, report=weekly-sales, scheduleName=" in said
+    lines = result.stdout.splitlines()
+    said = lines[
+        lines.index(f"Parameters (schedule {deployed.schedule_of('nightly-report').name}'s, then --param):") :
+    ]
+    assert said[1:3] == ["  day=2026-11-22", "  report=weekly-sales"]
+    assert said[3].startswith("  scheduleName=")
 
 
 def test_a_job_type_without_a_schedule_runs_with_its_job_definitions_defaults(deployed: Emulator):
