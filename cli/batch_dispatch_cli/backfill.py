@@ -18,7 +18,7 @@ from batch_dispatch_cli.catalog import job_type_named, load_catalog, submit_sett
 from batch_dispatch_cli.context import Operator, operator_command
 from batch_dispatch_cli.errors import OperatorError
 from batch_dispatch_cli.output import iso
-from batch_dispatch_cli.schedules import StackSchedule, stack_schedules
+from batch_dispatch_cli.schedules import StackSchedule, job_type_schedule
 from batch_dispatch_cli.stack import DeployedStack
 from batch_dispatch_cli.timeparse import InvalidInputError, TimeRange, parse_range
 
@@ -27,18 +27,12 @@ MAX_TICKS = 1000  # more needs --yes: a typo in a range should not submit a year
 
 def schedule_of(operator: Operator, stack: DeployedStack, job_type: JobType) -> StackSchedule:
     """The job type's schedule in Scheduler, with the registry's expression where the entry carries it."""
-    found = stack_schedules(operator.aws.client("scheduler"), stack.output("ScheduleSubmitFunctionName"))
-    schedule = found.get(job_type.name)
+    schedule = job_type_schedule(operator.aws.client("scheduler"), stack, job_type)
     if schedule is None:
-        if job_type.schedule_expression:
-            raise OperatorError(
-                f"{job_type.name} has schedule {job_type.schedule_expression} in its registry entry, but no "
-                f"Scheduler schedule targets {stack.name}'s ScheduleSubmitFunction for it: deploy it again"
-            )
         raise OperatorError(
             f"{job_type.name} has no schedule: use `batch-dispatch run {job_type.name}` instead"
         )
-    return schedule.with_registry(job_type)
+    return schedule
 
 
 def ticks_in(schedule: StackSchedule, window: TimeRange) -> list[datetime]:
@@ -86,7 +80,11 @@ def backfill(operator: Operator, job_type: str, start: str, end: str, dry_run: b
                     chosen.job_queue_arn, tick_job_spec(tick, chosen.job_name_prefix).job_name
                 )
                 outcome = "already-ran" if existing else "would-submit"
-                job = {"jobId": existing.job_id, "jobName": existing.job_name} if existing else {}
+                # The same keys for every tick: null where no job exists yet.
+                job = {
+                    "jobId": existing.job_id if existing else None,
+                    "jobName": existing.job_name if existing else None,
+                }
             else:
                 submitted = submit_tick(tick, settings)
                 discard_metrics()
@@ -115,7 +113,7 @@ def backfill(operator: Operator, job_type: str, start: str, end: str, dry_run: b
         f"{chosen.name}: {len(ticks)} tick(s) of {schedule.expression} "
         f"from {iso(window.start)} to {iso(window.end)}" + (" (dry run)" if dry_run else ""),
         ("scheduled time", "outcome", "job"),
-        [(r["scheduledTime"], _LABELS[r["outcome"]], r.get("jobName", "")) for r in results],
+        [(r["scheduledTime"], _LABELS[r["outcome"]], r["jobName"] or "") for r in results],
     )
     out.line(
         ", ".join(f"{count} {_LABELS[name]}" for name, count in counts.items()) if results else "No ticks."

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+import batch_dispatch.submit.rerun as shared_rerun
 from batch_dispatch_cli.context import Operator, operator_command
 from batch_dispatch_cli.errors import ATTENTION, OperatorError
 
@@ -25,9 +26,6 @@ from batch_dispatch_cli.errors import ATTENTION, OperatorError
 @operator_command
 def rerun(operator: Operator, job_id: str, failed_children_only: bool, request_key: str | None) -> int:
     """Rerun the finished job JOB_ID (same definition, queue, parameters and overrides), once."""
-    # The shared rerun function is imported here, not at the top: the other subcommands work without it.
-    import batch_dispatch.submit.rerun as shared_rerun
-
     stack, out = operator.stack, operator.output
     policy = shared_rerun.RerunPolicy(
         stack_name=stack.name,

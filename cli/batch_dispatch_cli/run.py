@@ -1,20 +1,23 @@
 """`batch-dispatch run JOB_TYPE`: submit a job type now, through the schedule's submit path
-(batch_dispatch.submit.on_demand): its job definition, queue, naming and idempotency table."""
+(batch_dispatch.submit.on_demand): its job definition, queue, naming and idempotency table, and the
+parameters its schedule would send (read from Scheduler), `--param` values over them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from batch_dispatch.alerts.log_tail import read_tail
 from batch_dispatch.alerts.redaction import Redactor
-from batch_dispatch.submit.on_demand import submit_on_demand
+from batch_dispatch.submit.on_demand import on_demand_parameters, submit_on_demand
 from batch_dispatch_cli.catalog import job_type_named, load_catalog
 from batch_dispatch_cli.context import Operator, operator_command
 from batch_dispatch_cli.errors import ATTENTION, OperatorError
 from batch_dispatch_cli.follow import follow_job
 from batch_dispatch_cli.jobs import log_location
+from batch_dispatch_cli.schedules import job_type_schedule
 from batch_dispatch_cli.stack import DeployedStack
 from batch_dispatch_cli.timeparse import InvalidInputError, parse_parameters
 
@@ -42,7 +45,8 @@ def run(
     wait: bool,
     poll_seconds: float,
 ) -> int:
-    """Submit a job of JOB_TYPE now (the schedule's job definition, queue and naming)."""
+    """Submit a job of JOB_TYPE now, as its schedule would (job definition, queue, parameters), with
+    --param values over the schedule's parameters."""
     try:
         parameters = parse_parameters(params)
     except InvalidInputError as error:
@@ -52,8 +56,17 @@ def run(
     stack, out = operator.stack, operator.output
     with operator.aws.lent_to_layer():
         chosen = job_type_named(load_catalog(stack), job_type, stack)
+    schedule = job_type_schedule(operator.aws.client("scheduler"), stack, chosen)
+    schedule_input = schedule.input if schedule else None
+    requested_at = datetime.now(UTC)
+    with operator.aws.lent_to_layer():
         outcome = submit_on_demand(
-            chosen, table_name=stack.idempotency_table, parameters=parameters, request_key=idempotency_key
+            chosen,
+            table_name=stack.idempotency_table,
+            parameters=parameters,
+            request_key=idempotency_key,
+            requested_at=requested_at,
+            schedule=schedule_input,
         )
     job = outcome.job
     document: dict[str, Any] = {
@@ -62,6 +75,10 @@ def run(
         "jobName": job.job_name,
         "duplicate": outcome.duplicate,
         "idempotencyKey": idempotency_key,
+        # What this request sent (a duplicate sent nothing: the first request's job keeps its own).
+        "parameters": None
+        if outcome.duplicate
+        else on_demand_parameters(chosen, parameters, requested_at, schedule_input),
     }
     if outcome.duplicate:
         out.line(
@@ -70,6 +87,14 @@ def run(
         out.line("Nothing new was submitted.")
     else:
         out.line(f"Submitted {chosen.name} job {job.job_name} ({job.job_id}).")
+        source = (
+            f"schedule {schedule.name}'s, then --param"
+            if schedule
+            else "--param; the job definition's defaults for the rest"
+        )
+        out.line(f"Parameters ({source}):" + ("" if document["parameters"] else " none"))
+        for name, value in sorted(document["parameters"].items()):
+            out.line(f"  {name}={value}")
     if not wait:
         out.document(document)
         return 0

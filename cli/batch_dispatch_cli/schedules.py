@@ -14,6 +14,9 @@ from typing import Any, NamedTuple
 
 from batch_dispatch.job_types import DEFAULT, JobType
 from batch_dispatch.schedule_times import Schedule, UnsupportedExpressionError
+from batch_dispatch.submit.on_demand import ScheduleInput
+from batch_dispatch_cli.errors import OperatorError
+from batch_dispatch_cli.stack import DeployedStack
 
 
 class StackSchedule(NamedTuple):
@@ -43,6 +46,11 @@ class StackSchedule(NamedTuple):
             return self.times.period()
         except UnsupportedExpressionError:
             return None
+
+    @property
+    def input(self) -> ScheduleInput:
+        """What each tick sends besides its time, for a run on demand to send the same."""
+        return ScheduleInput(self.arn, self.parameters)
 
     def with_registry(self, job_type: JobType) -> StackSchedule:
         """The registry entry's expression, time zone and state where it carries them."""
@@ -74,6 +82,25 @@ def stack_schedules(scheduler: Any, function_name: str) -> dict[str, StackSchedu
             stack_schedule = from_get_schedule(schedule)
             found.setdefault(stack_schedule.job_type, stack_schedule)
     return found
+
+
+def job_type_schedule(scheduler: Any, stack: DeployedStack, job_type: JobType) -> StackSchedule | None:
+    """The job type's schedule in Scheduler, with the registry's expression where the entry carries it;
+    None when the job type has no schedule. A schedule the registry (or, for the default job type, the
+    stack's ScheduleExpression) declares but Scheduler does not hold is an OperatorError."""
+    found = stack_schedules(scheduler, stack.output("ScheduleSubmitFunctionName"))
+    schedule = found.get(job_type.name)
+    if schedule is not None:
+        return schedule.with_registry(job_type)
+    declared = job_type.schedule_expression or (
+        stack.parameters.get("ScheduleExpression", "") if job_type.is_default else ""
+    )
+    if declared:
+        raise OperatorError(
+            f"{job_type.name} declares schedule {declared}, but no Scheduler schedule targets "
+            f"{stack.name}'s ScheduleSubmitFunction for it: deploy the stack again"
+        )
+    return None
 
 
 def from_get_schedule(schedule: dict[str, Any]) -> StackSchedule:

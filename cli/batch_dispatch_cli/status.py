@@ -4,6 +4,9 @@ Exit code 1 when something needs a person: a DLQ holds messages, a job type fail
 or a job type has not succeeded within its ExpectSuccessEvery: the watchdog's expectation
 (batch_dispatch.expectations; `auto` is the schedule's longest gap plus a grace), so status calls a job
 type late exactly when the watchdog alerts it.
+
+Warnings do not change the exit code: two job types with the same upload route (Catalog.overlaps) are
+a catalog to tidy, not a failure; routing still picks one of them, always the same.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, NamedTuple
 
 import click
 
-from batch_dispatch.job_types import JobType
+from batch_dispatch.job_types import Catalog, JobType
 from batch_dispatch_cli.catalog import load_catalog
 from batch_dispatch_cli.context import Operator, operator_command
 from batch_dispatch_cli.errors import ATTENTION
@@ -103,6 +106,22 @@ def job_type_status(
     return JobTypeStatus(job_type, schedule, found, interval, attention)
 
 
+def route_text(job_type: JobType) -> str:
+    """An upload route as a key pattern: `incoming/csv/*.csv`; `*` takes every key."""
+    return f"{job_type.route_prefix}*{job_type.route_suffix}"
+
+
+def overlap_warnings(catalog: Catalog) -> list[str]:
+    """One line per pair of job types with the same upload route, naming the one routing picks."""
+    warnings = []
+    for first, second in catalog.overlaps():
+        pair = catalog.job_types[first]
+        chosen = catalog.route(pair.route_prefix + pair.route_suffix)
+        picks = f"; uploads that fit it start {chosen.name} only" if chosen else ""
+        warnings.append(f"{first} and {second} have the same upload route {route_text(pair)}{picks}")
+    return warnings
+
+
 def queue_depth(sqs: Any, url: str) -> int:
     attributes = sqs.get_queue_attributes(
         QueueUrl=url,
@@ -135,6 +154,7 @@ def status(operator: Operator) -> int:
     depths = {name: queue_depth(sqs, url) for name, url in stack.dead_letter_queues.items()}
     attention = [reason for row in rows for reason in row.attention]
     attention += [f"{name}: {depth} message(s) parked" for name, depth in depths.items() if depth]
+    warnings = overlap_warnings(catalog)
 
     out.document(
         {
@@ -147,6 +167,7 @@ def status(operator: Operator) -> int:
                 for name, depth in depths.items()
             ],
             "attention": attention,
+            "warnings": warnings,
         }
     )
     out.line(f"batch-dispatch stack {stack.name} ({stack.region}) at {now:%Y-%m-%d %H:%M} (all times UTC)")
@@ -167,12 +188,16 @@ def status(operator: Operator) -> int:
     out.table(
         "Dead-letter queues", ("queue", "messages"), [(name, str(depth)) for name, depth in depths.items()]
     )
+    if warnings:
+        out.line("Warnings:", style="bold yellow")
+        for warning in warnings:
+            out.line(f"  - {warning}", style="yellow")
     if attention:
         out.line("Needs attention:", style="bold red")
         for reason in attention:
             out.line(f"  - {reason}", style="red")
         return ATTENTION
-    out.line("All clear.", style="green")
+    out.line("Nothing needs attention (see the warnings)." if warnings else "All clear.", style="green")
     return 0
 
 

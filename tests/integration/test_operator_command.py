@@ -9,13 +9,15 @@ a job type of their own, so no test sees another's jobs.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,12 +28,40 @@ from click.testing import CliRunner, Result
 from batch_dispatch.schedule_times import Schedule
 from batch_dispatch_cli.app import cli
 from emulator.core import Emulator
-from tests.conftest import REPO_ROOT, load_event
+from tests.conftest import REPO_ROOT, fresh_account, load_event, set_batch_status
+from tests.integration.operator_cli import command, document, jobs_of
 
 pytestmark = pytest.mark.integration
 
-HAS_SHARED_RERUN = importlib.util.find_spec("batch_dispatch.submit.rerun") is not None
-STATUS_KEYS = {"stack", "region", "checkedAt", "jobTypes", "deadLetterQueues", "attention"}
+STATUS_KEYS = {"stack", "region", "checkedAt", "jobTypes", "deadLetterQueues", "attention", "warnings"}
+FOLLOW_POLL_SECONDS = 0.2
+FOLLOW_TIMEOUT_SECONDS = 60  # a fresh interpreter on a loaded machine, then one poll
+RERUN_KEYS = {
+    "originalJobId",
+    "originalJobName",
+    "jobs",
+    "children",
+    "manifestKey",
+    "duplicate",
+    "requestKey",
+}
+RUN_KEYS = {"jobType", "jobId", "jobName", "duplicate", "idempotencyKey", "parameters"}
+RUN_WAIT_KEYS = RUN_KEYS | {"status", "statusReason", "logLines"}
+SCHEDULE_KEYS = {"expression", "timezone", "enabled", "nextRun", "name"}
+LAST_JOB_KEYS = {"jobId", "jobName", "at"}
+DLQ_DEPTH_KEYS = {"name", "url", "messages"}
+BACKFILL_KEYS = {"jobType", "schedule", "from", "to", "dryRun", "ticks", "counts"}
+BACKFILL_SCHEDULE_KEYS = {"name", "expression", "timezone"}
+TICK_KEYS = {"scheduledTime", "outcome", "jobId", "jobName"}
+LOGS_KEYS = {"jobId", "jobName", "status", "attempt", "attempts", "logGroup", "logStream", "lines"}
+LOG_LINE_KEYS = {"timestamp", "message"}
+DLQ_SHOW_KEYS = {"queues"}
+DLQ_SHOWN_QUEUE_KEYS = {"name", "url", "messages", "shown"}
+DLQ_MESSAGE_KEYS = {"messageId", "receiveCount", "errorCode", "errorMessage", "body"}
+REDRIVE_KEYS = {"queue", "kind", "dryRun", "target"}
+REDRIVE_MOVE_DRY_RUN_KEYS = REDRIVE_KEYS | {"messages"}  # a real move adds taskHandle (moto has no move task)
+REDRIVE_REINVOKE_DRY_RUN_KEYS = REDRIVE_KEYS | {"reinvoked", "wouldReinvoke"}
+REDRIVE_REINVOKE_KEYS = REDRIVE_KEYS | {"reinvoked", "messageIds", "skipped"}
 JOB_TYPE_KEYS = {
     "name",
     "schedule",
@@ -49,19 +79,6 @@ JOB_TYPE_KEYS = {
 def deployed(module_emulator: Emulator) -> Emulator:
     """The module's stack, not redeployed (the emulator deployed it when it started)."""
     return module_emulator
-
-
-def command(local: Emulator, *args: str, env: dict[str, str | None] | None = None) -> Result:
-    """`batch-dispatch --stack <the local stack> ARGS`, in-process; stdout and stderr kept apart."""
-    runner = CliRunner(mix_stderr=False)
-    # Piped output has whole table rows unless COLUMNS says otherwise (test runners' workers set it).
-    environment: dict[str, str | None] = {"COLUMNS": None, **(env or {})}
-    return runner.invoke(cli, ["--stack", local.stack.name, *args], env=environment, catch_exceptions=False)
-
-
-def document(result: Result) -> Any:
-    """The one JSON document --json printed (json.loads refuses anything more)."""
-    return json.loads(result.stdout)
 
 
 def add_job_type(
@@ -132,14 +149,6 @@ def add_job_type(
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def jobs_of(local: Emulator, job_type: str) -> list[dict[str, Any]]:
-    """The job type's jobs in moto Batch (its definition `<stack>_<job type>`)."""
-    family = f"{local.stack.name}_{job_type}"
-    return [
-        j for j in local.jobs_submitted() if j["jobDefinition"].rsplit("/", 1)[-1].split(":")[0] == family
-    ]
 
 
 def fire(local: Emulator, job_type: str, when: str) -> dict[str, Any]:
@@ -224,6 +233,9 @@ def test_status_json_has_each_job_type_and_each_dlq(local: Emulator):
     default, nightly = status["jobTypes"]
     assert set(default) == set(nightly) == JOB_TYPE_KEYS
     assert (default["name"], nightly["name"]) == ("default", "nightly")
+    assert set(default["schedule"]) == set(nightly["schedule"]) == SCHEDULE_KEYS
+    assert set(default["lastSuccess"]) == LAST_JOB_KEYS
+    assert all(set(queue) == DLQ_DEPTH_KEYS for queue in status["deadLetterQueues"])
     assert default["lastSuccess"]["jobName"].startswith(local.stack.name)
     assert default["schedule"]["expression"] == "rate(3 hours)"
     next_run = datetime.fromisoformat(nightly["schedule"]["nextRun"].replace("Z", "+00:00"))
@@ -254,10 +266,9 @@ def test_status_needs_attention_after_a_failure_in_the_last_24_hours(local: Emul
 
     assert result.exit_code == 1
     assert "default: 1 failed in the last 24 h" in result.stdout
-    assert (
-        document(command(local, "status", "--json"))["jobTypes"][0]["lastFailure"]["jobId"]
-        == (failed.result["jobId"])
-    )
+    last_failure = document(command(local, "status", "--json"))["jobTypes"][0]["lastFailure"]
+    assert set(last_failure) == LAST_JOB_KEYS
+    assert last_failure["jobId"] == failed.result["jobId"]
 
 
 def test_status_needs_attention_when_a_schedule_has_not_succeeded_for_longer_than_its_period(local: Emulator):
@@ -281,7 +292,7 @@ def test_run_submits_a_job_of_the_job_type_through_the_schedules_path(deployed: 
 
     assert result.exit_code == 0, result.output
     submitted = document(result)
-    assert set(submitted) == {"jobType", "jobId", "jobName", "duplicate", "idempotencyKey"}
+    assert set(submitted) == RUN_KEYS
     (job,) = jobs_of(deployed, name)
     assert job["jobId"] == submitted["jobId"]
     assert submitted["duplicate"] is False
@@ -339,6 +350,7 @@ def test_run_wait_follows_the_job_to_its_end(deployed: Emulator):
 
     assert result.exit_code == 0, result.output
     finished = document(result)
+    assert set(finished) == RUN_WAIT_KEYS
     assert finished["status"] == "SUCCEEDED"
     assert finished["logLines"] == []
 
@@ -388,6 +400,9 @@ def test_backfill_submits_the_missed_ticks_and_skips_the_one_that_ran(deployed: 
 
     assert result.exit_code == 0, result.output
     report = document(result)
+    assert set(report) == BACKFILL_KEYS
+    assert set(report["schedule"]) == BACKFILL_SCHEDULE_KEYS
+    assert all(set(tick) == TICK_KEYS for tick in report["ticks"])
     assert [(t["scheduledTime"], t["outcome"]) for t in report["ticks"]] == [
         ("2026-11-20T01:00:00Z", "submitted"),
         ("2026-11-21T01:00:00Z", "skipped"),
@@ -439,7 +454,9 @@ def test_backfill_dry_run_lists_the_ticks_and_submits_nothing(deployed: Emulator
     add_job_type(deployed, name, schedule="cron(0 2 * * ? *)")
     fire(deployed, name, "2026-11-21T02:00:00Z")
 
-    result = command(deployed, "backfill", name, "--from", "2026-11-20", "--to", "2026-11-22", "--dry-run")
+    window = ["--from", "2026-11-20", "--to", "2026-11-22"]
+
+    result = command(deployed, "backfill", name, *window, "--dry-run")
 
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("2026-")]
@@ -447,6 +464,12 @@ def test_backfill_dry_run_lists_the_ticks_and_submits_nothing(deployed: Emulator
         ["2026-11-20T02:00:00Z", "would", "submit"],
         ["2026-11-21T02:00:00Z", "already", "ran"],
     ]
+    as_json = document(command(deployed, "backfill", name, *window, "--dry-run", "--json"))
+    assert set(as_json) == BACKFILL_KEYS
+    would, ran = as_json["ticks"]
+    assert set(would) == set(ran) == TICK_KEYS
+    assert (would["jobId"], would["jobName"]) == (None, None)
+    assert as_json["counts"] == {"would-submit": 1, "already-ran": 1}
     assert len(jobs_of(deployed, name)) == 1
 
 
@@ -498,9 +521,12 @@ def test_backfill_shows_a_progress_bar_only_on_a_terminal(deployed: Emulator):
 
 
 def write_log_lines(local: Emulator, job_id: str, lines: list[str]) -> str:
+    """Log `lines` as the job's container would: in the stream of its last attempt, or of the attempt
+    it is running (Batch lists an attempt only once it has ended)."""
     (job,) = boto3.client("batch").describe_jobs(jobs=[job_id])["jobs"]
     group = local.stack.outputs["JobLogGroupName"]
-    stream = job["attempts"][-1]["container"]["logStreamName"]
+    container = job["attempts"][-1]["container"] if job["attempts"] else job["container"]
+    stream = container["logStreamName"]
     cloudwatch = boto3.client("logs")
     with contextlib.suppress(cloudwatch.exceptions.ResourceAlreadyExistsException):
         cloudwatch.create_log_stream(logGroupName=group, logStreamName=stream)
@@ -525,9 +551,94 @@ def test_logs_prints_the_last_attempts_stream(deployed: Emulator):
     assert text.exit_code == 0, text.output
     assert text.stdout.splitlines() == ["starting", "wrote 12 rows", "done"]
     logged = document(as_json)
+    assert set(logged) == LOGS_KEYS
+    assert all(set(line) == LOG_LINE_KEYS for line in logged["lines"])
     assert (logged["attempt"], logged["logStream"]) == (1, stream)
     assert logged["logGroup"] == deployed.stack.outputs["JobLogGroupName"]
     assert [line["message"] for line in logged["lines"]] == ["starting", "wrote 12 rows", "done"]
+
+
+class FollowedLines:
+    """`batch-dispatch logs JOB_ID --follow` in a process of its own, its stdout read line by line as it
+    prints (a person watching a terminal sees the same lines at the same moments)."""
+
+    def __init__(self, local: Emulator, job_id: str) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(str(REPO_ROOT / p) for p in ("cli", "layers/common/python")),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "batch_dispatch_cli",
+                "--stack",
+                local.stack.name,
+                "logs",
+                job_id,
+                "--follow",
+                "--poll-seconds",
+                str(FOLLOW_POLL_SECONDS),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)  # the command ended
+
+    def next(self) -> str | None:
+        """The next line printed (None: the command ended)."""
+        try:
+            return self.lines.get(timeout=FOLLOW_TIMEOUT_SECONDS)
+        except queue.Empty:
+            pytest.fail(f"the command printed nothing more within {FOLLOW_TIMEOUT_SECONDS} s")
+
+    def until_end(self) -> tuple[list[str], int]:
+        """The lines printed until the command ended, and its exit code."""
+        rest = list(iter(self.next, None))
+        return rest, self.process.wait(timeout=FOLLOW_TIMEOUT_SECONDS)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_logs_follow_prints_a_running_jobs_lines_as_they_are_logged_until_it_ends(deployed: Emulator):
+    # Given a RUNNING job that has logged its first line
+    name = unique("report")
+    add_job_type(deployed, name)
+    with deployed.jobs_keep_running():
+        job_id = document(command(deployed, "run", name, "--json"))["jobId"]
+    write_log_lines(deployed, job_id, ["starting"])
+
+    # When its log is followed
+    followed = FollowedLines(deployed, job_id)
+    try:
+        # Then what it has logged is printed, and what it logs while it runs is printed as it comes
+        assert followed.next() == "starting"
+        write_log_lines(deployed, job_id, ["wrote 12 rows"])
+        assert followed.next() == "wrote 12 rows"
+        assert followed.process.poll() is None  # still following: the job runs
+        # And once the job has ended, its last lines are printed and the command ends with 0
+        write_log_lines(deployed, job_id, ["done"])
+        deployed.running_jobs.clear()
+        rest, exit_code = followed.until_end()
+    finally:
+        followed.stop()
+    assert (rest, exit_code) == (["done"], 0)
 
 
 def test_run_wait_ends_with_the_log_tail_when_there_is_one(deployed: Emulator):
@@ -563,9 +674,6 @@ def test_logs_of_an_unknown_job_or_attempt_is_exit_code_2(deployed: Emulator, jo
 # --- rerun ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not HAS_SHARED_RERUN, reason="batch_dispatch.submit.rerun (the shared rerun) is not on this branch"
-)
 def test_rerun_submits_one_rerun_however_often_it_is_asked(deployed: Emulator):
     name = unique("report")
     add_job_type(deployed, name)
@@ -576,15 +684,14 @@ def test_rerun_submits_one_rerun_however_often_it_is_asked(deployed: Emulator):
     second = command(deployed, "rerun", failed, "--json")
 
     assert (first.exit_code, second.exit_code) == (0, 0), first.output + second.output
+    assert set(document(first)) == set(document(second)) == RERUN_KEYS
     (rerun_job,) = document(first)["jobs"]
+    assert set(rerun_job) == {"jobId", "jobName"}
     assert document(second)["duplicate"] is True
     assert document(second)["jobs"] == [rerun_job]
     assert sorted(j["jobId"] for j in jobs_of(deployed, name)) == sorted([failed, rerun_job["jobId"]])
 
 
-@pytest.mark.skipif(
-    not HAS_SHARED_RERUN, reason="batch_dispatch.submit.rerun (the shared rerun) is not on this branch"
-)
 def test_rerun_of_an_unknown_job_is_exit_code_2_and_submits_nothing(deployed: Emulator):
     before = len(deployed.jobs_submitted())
 
@@ -593,6 +700,92 @@ def test_rerun_of_an_unknown_job_is_exit_code_2_and_submits_nothing(deployed: Em
     assert result.exit_code == 2
     assert "Batch has no job" in result.stderr
     assert len(deployed.jobs_submitted()) == before
+
+
+def test_rerun_of_a_running_job_is_refused_and_works_once_it_has_ended(deployed: Emulator):
+    # Given a job that is still RUNNING
+    name = unique("report")
+    add_job_type(deployed, name)
+    with deployed.jobs_keep_running():
+        running = document(command(deployed, "run", name, "--json"))["jobId"]
+
+    # When it is rerun
+    refused = command(deployed, "rerun", running)
+
+    # Then the command refuses in one line, and Batch holds no other job
+    assert refused.exit_code == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.endswith("is RUNNING: rerun it once it has ended (SUCCEEDED or FAILED).")
+    assert [j["jobId"] for j in jobs_of(deployed, name)] == [running]
+    # And the refusal kept no claim on the request key: once the job has ended, the rerun goes through
+    deployed.running_jobs.clear()
+    ended = command(deployed, "rerun", running, "--json")
+    assert ended.exit_code == 0, ended.output
+    assert document(ended)["duplicate"] is False
+    assert len(jobs_of(deployed, name)) == 2
+
+
+def test_rerun_failed_children_only_of_a_job_that_is_not_an_array_is_refused(deployed: Emulator):
+    name = unique("report")
+    add_job_type(deployed, name)
+    with deployed.jobs_fail():
+        failed = document(command(deployed, "run", name, "--json"))["jobId"]
+
+    result = command(deployed, "rerun", failed, "--failed-children-only")
+
+    assert result.exit_code == 2
+    assert "is not an array job: rerun it whole instead" in result.stderr
+    assert [j["jobId"] for j in jobs_of(deployed, name)] == [failed]
+
+
+@pytest.fixture
+def array_mode(module_emulator: Emulator) -> Iterator[Emulator]:
+    """A fresh account with the stack deployed in array mode (SubmitMode=ARRAY); afterwards the module's
+    stack again, as the tests that take `deployed` expect it."""
+    parameters = module_emulator.parameter_overrides
+    module_emulator.parameter_overrides = {**parameters, "SubmitMode": "ARRAY"}
+    fresh_account(module_emulator).deploy()
+    yield module_emulator
+    module_emulator.parameter_overrides = parameters
+    fresh_account(module_emulator).deploy()
+
+
+def manifest_keys(bucket: str, key: str) -> list[str]:
+    """The object keys a manifest lists, one per array child, in child order."""
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [json.loads(line)["key"] for line in body.splitlines()]
+
+
+def test_rerun_failed_children_only_reruns_just_their_objects_once(array_mode: Emulator):
+    # Given an array job of 3 uploads whose children 1 and 2 FAILED (child 0 succeeded)
+    local = array_mode
+    for index in range(3):
+        local.upload(f"incoming/part-{index}.csv")
+    with local.jobs_fail(exit_code=2):
+        local.drain()
+    (parent,) = local.jobs_submitted()
+    set_batch_status(f"{parent['jobId']}:0", "SUCCEEDED")
+    bucket, original = parent["parameters"]["manifestBucket"], parent["parameters"]["manifestKey"]
+    objects = manifest_keys(bucket, original)
+
+    # When its failed children are rerun, twice
+    first = command(local, "rerun", parent["jobId"], "--failed-children-only", "--json")
+    again = command(local, "rerun", parent["jobId"], "--failed-children-only", "--json")
+
+    # Then one array job of 2 children reads a new manifest of exactly children 1 and 2's objects
+    assert (first.exit_code, again.exit_code) == (0, 0), first.output + again.output
+    rerun = document(first)
+    assert set(rerun) == RERUN_KEYS
+    assert (rerun["children"], rerun["duplicate"]) == ([1, 2], False)
+    (rerun_job,) = [j for j in local.jobs_submitted() if j["jobId"] != parent["jobId"]]
+    assert rerun["jobs"] == [{"jobId": rerun_job["jobId"], "jobName": rerun_job["jobName"]}]
+    assert rerun_job["arrayProperties"]["size"] == 2
+    assert rerun_job["parameters"]["manifestKey"] == rerun["manifestKey"] != original
+    assert manifest_keys(bucket, rerun["manifestKey"]) == objects[1:]
+    # And the repeat submitted nothing: it names the first rerun's job
+    assert document(again)["duplicate"] is True
+    assert document(again)["jobs"] == rerun["jobs"]
+    assert len(local.jobs_submitted()) == 2
 
 
 # --- dlq --------------------------------------------------------------------------------------------
@@ -613,8 +806,12 @@ def test_dlq_show_prints_what_is_parked_without_consuming_it(local: Emulator):
     assert result.exit_code == 0, result.output
     assert "== IntakeDLQ: ~1 message(s)" in result.stdout
     assert body in result.stdout
+    assert set(as_json) == DLQ_SHOW_KEYS
     shown = {q["name"]: q for q in as_json["queues"]}
     assert set(shown) == {"FailureNotifyDLQ", "IntakeDLQ", "ScheduleDLQ", "StormDLQ"}
+    assert all(set(queue) == DLQ_SHOWN_QUEUE_KEYS for queue in shown.values())
+    (message,) = shown["IntakeDLQ"]["shown"]
+    assert set(message) == DLQ_MESSAGE_KEYS
     assert [m["body"] for m in shown["IntakeDLQ"]["shown"]] == [body]
     assert local.dlq_messages()["IntakeDLQ"] == [body]  # still there for the alarm and a redrive
 
@@ -624,8 +821,11 @@ def test_a_dry_run_redrive_of_the_intake_dlq_names_the_move_and_changes_nothing(
     body = park_in_intake_dlq(local)
 
     result = command(local, "dlq", "redrive", "--queue", "IntakeDLQ", "--dry-run")
+    as_json = command(local, "dlq", "redrive", "--queue", "IntakeDLQ", "--dry-run", "--json")
 
     assert "move IntakeDLQ -> IntakeQueue (dry run)" in result.stdout
+    assert set(document(as_json)) == REDRIVE_MOVE_DRY_RUN_KEYS
+    assert (document(as_json)["target"], document(as_json)["messages"]) == ("IntakeQueue", 1)
     assert local.dlq_messages()["IntakeDLQ"] == [body]
 
 
@@ -636,6 +836,7 @@ def test_a_dry_run_redrive_of_a_function_dlq_changes_nothing(local: Emulator):
     result = command(local, "dlq", "redrive", "--queue", "ScheduleDLQ", "--dry-run", "--json")
 
     assert result.exit_code == 0
+    assert set(document(result)) == REDRIVE_REINVOKE_DRY_RUN_KEYS
     assert len(document(result)["wouldReinvoke"]) == 1
     assert [json.loads(b) for b in local.dlq_messages()["ScheduleDLQ"]] == [event]
 
@@ -654,6 +855,7 @@ def test_a_redrive_of_a_function_dlq_reinvokes_each_event_once_and_empties_it(lo
     first = redrive_document(command(local, "dlq", "redrive", "--queue", "ScheduleDLQ", "--json"))
     again = redrive_document(command(local, "dlq", "redrive", "--queue", "ScheduleDLQ", "--json"))
 
+    assert set(first) == set(again) == REDRIVE_REINVOKE_KEYS
     assert (first["reinvoked"], again["reinvoked"]) == (2, 0)
     assert first["target"] == local.stack.outputs["ScheduleSubmitFunctionName"]
     assert local.dlq_messages()["ScheduleDLQ"] == []

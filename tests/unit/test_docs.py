@@ -176,3 +176,16 @@ def test_the_readme_layout_names_every_module_of_the_shared_package():
         if path.name != "__init__.py" and not re.search(rf"\b{re.escape(named_as(path))}", layout)
     ]
     assert missing == [], f"README's project layout does not name {missing}"
+
+
+def test_the_operator_commands_example_outputs_are_the_ones_the_script_regenerates():
+    from scripts.operator_command_examples import DOC, EXAMPLES, MARKER
+
+    text = DOC.read_text(encoding="utf-8")
+
+    # Every example the script makes has one marked block, and every marked block is one of them
+    assert sorted(match.group(2) for match in MARKER.finditer(text)) == sorted(EXAMPLES)
+    # And every block showing the command's output is one of those: none is written by hand
+    output_blocks = re.findall(r"(<!-- example: [a-z-]+ -->\n)?```\n\$ batch-dispatch", text)
+    assert output_blocks
+    assert all(output_blocks), "a block of command output in operator-command.md is not marked"

@@ -5,11 +5,23 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import pytest
+
 from batch_dispatch.job_types import JobType, default_job_type
-from batch_dispatch.submit.on_demand import on_demand_job_spec, submit_on_demand
+from batch_dispatch.submit.on_demand import (
+    ScheduleInput,
+    on_demand_job_spec,
+    on_demand_parameters,
+    submit_on_demand,
+)
+from batch_dispatch.submit.schedule import ScheduleTick, tick_job_spec
 
 VALID_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 REQUESTED_AT = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
+NIGHTLY_SCHEDULE = ScheduleInput(
+    "arn:aws:scheduler:us-east-1:123456789012:schedule/default/nightly-report-schedule",
+    {"report": "daily-sales", "days": 1},
+)
 
 
 def job_type_of(moto_batch) -> JobType:
@@ -27,16 +39,41 @@ def test_the_job_is_named_after_the_job_type_and_the_key_with_string_parameters(
 
     assert VALID_JOB_NAME.match(spec.job_name)
     assert spec.job_name.startswith("nightly-run-catch-up-22nd-")
-    assert spec.parameters == {"day": "2026-11-22", "limit": "5", "scheduledTime": "2026-11-23T12:30:00Z"}
+    # No schedule: the request's parameters only (Batch takes the rest from the job definition)
+    assert spec.parameters == {"day": "2026-11-22", "limit": "5"}
     assert spec.tags["batch-dispatch:trigger"] == "on-demand"
 
 
-def test_a_scheduled_time_given_as_a_parameter_wins_over_the_request_time():
+def test_a_scheduled_job_type_gets_what_its_schedule_sends_at_the_request_time():
     job_type = default_job_type(job_definition_arn="arn:d", job_queue_arn="arn:q", job_name_prefix="nightly")
 
-    spec = on_demand_job_spec(job_type, {"scheduledTime": "2026-11-20T02:00:00Z"}, "k", REQUESTED_AT)
+    spec = on_demand_job_spec(job_type, {}, "k", REQUESTED_AT, NIGHTLY_SCHEDULE)
 
-    assert spec.parameters["scheduledTime"] == "2026-11-20T02:00:00Z"
+    tick = ScheduleTick(NIGHTLY_SCHEDULE.schedule_arn, REQUESTED_AT, {"report": "daily-sales", "days": 1})
+    assert spec.parameters == tick_job_spec(tick, "nightly").parameters
+    assert spec.parameters == {
+        "report": "daily-sales",
+        "days": "1",
+        "scheduledTime": "2026-11-23T12:30:00Z",
+        "scheduleName": "nightly-report-schedule",
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"report": "weekly"}, {"report": "weekly", "days": "1"}),
+        ({"scheduledTime": "2026-11-20T02:00:00Z"}, {"scheduledTime": "2026-11-20T02:00:00Z"}),
+        ({"scheduleName": "by-hand"}, {"scheduleName": "by-hand"}),
+    ],
+)
+def test_the_requests_parameters_win_over_the_schedules(given, expected):
+    job_type = default_job_type(job_definition_arn="arn:d", job_queue_arn="arn:q", job_name_prefix="nightly")
+
+    parameters = on_demand_parameters(job_type, given, REQUESTED_AT, NIGHTLY_SCHEDULE)
+
+    assert parameters.items() >= expected.items()
+    assert set(parameters) == {"report", "days", "scheduledTime", "scheduleName"}
 
 
 def test_a_request_submits_a_job_of_the_job_type_with_its_environment(moto_batch):

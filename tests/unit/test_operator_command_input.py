@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from batch_dispatch.job_types import default_job_type
+from batch_dispatch.job_types import Catalog, default_job_type
 from batch_dispatch_cli.errors import OperatorError
 from batch_dispatch_cli.jobs import Activity
 from batch_dispatch_cli.schedules import StackSchedule, from_get_schedule, targets_function
 from batch_dispatch_cli.stack import samconfig_value, stack_name_for
-from batch_dispatch_cli.status import lateness
+from batch_dispatch_cli.status import lateness, overlap_warnings
 from batch_dispatch_cli.timeparse import InvalidInputError, parse_parameters, parse_range, parse_time
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -218,3 +218,15 @@ def test_a_new_schedule_is_not_late_before_its_first_period_has_passed():
     new = EVERY_3_HOURS._replace(anchor=NOW - timedelta(hours=2))
 
     assert lateness(JOB_TYPE, new, never, NOW)[1] is None
+
+
+def test_overlapping_routes_are_one_warning_per_pair_naming_the_job_type_uploads_start():
+    everything = JOB_TYPE._replace(name="everything", job_name_prefix="everything")
+    csv = JOB_TYPE._replace(name="csv", job_name_prefix="csv", route_prefix="in/", route_suffix=".csv")
+    unrouted = JOB_TYPE._replace(name="nightly", job_name_prefix="nightly", routed=False)
+    catalog = Catalog(job_types={t.name: t for t in (JOB_TYPE, everything, csv, unrouted)})
+
+    assert overlap_warnings(catalog) == [
+        "default and everything have the same upload route *; uploads that fit it start default only"
+    ]
+    assert overlap_warnings(Catalog(job_types={"csv": csv, "nightly": unrouted})) == []

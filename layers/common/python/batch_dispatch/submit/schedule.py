@@ -132,13 +132,20 @@ def batch_parameters(parameters: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def tick_parameters(tick: ScheduleTick) -> dict[str, str]:
+    """The job parameters a tick carries: its schedule's own (the Input's `parameters`), then its
+    scheduled time and the schedule's name, which the schedule's parameters cannot override."""
+    parameters = batch_parameters(tick.parameters)
+    parameters.update(scheduledTime=tick.scheduled_time_iso, scheduleName=tick.schedule_name)
+    return parameters
+
+
 def tick_job_spec(tick: ScheduleTick, prefix: str) -> JobSpec:
     """The tick's job, with its parameters: named after the job type (`prefix`) and the time; the
     stack's own job type also names the schedule (a job type has one schedule, the stack may have
     several)."""
     stamp = tick.scheduled_time.strftime("%Y%m%dT%H%M%SZ")
-    parameters = batch_parameters(tick.parameters)
-    parameters.update(scheduledTime=tick.scheduled_time_iso, scheduleName=tick.schedule_name)
+    parameters = tick_parameters(tick)
     middle = f"{tick.schedule_name}-{stamp}" if tick.job_type == DEFAULT else stamp
     return JobSpec(
         job_name=safe_job_name(prefix, middle, f"{tick.schedule_arn}|{tick.scheduled_time_iso}"),
