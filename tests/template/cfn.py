@@ -25,6 +25,8 @@ EXISTING_NETWORK = {
     "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
     "SecurityGroupIds": "sg-0123456789abcdef0",
 }
+# Every function of template.yaml by logical id, written out (not read from the template) so that a
+# function lost from the template fails the tests that go through this list.
 FUNCTIONS = [
     "ScheduleSubmitFunction",
     "S3SubmitFunction",
