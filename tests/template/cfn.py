@@ -16,6 +16,7 @@ from typing import Any
 from emulator.sam import REPO_ROOT, load_template, transform_template
 
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+JOB_TYPE_TEMPLATE_PATH = REPO_ROOT / "job-types" / "job-type.yaml"
 REGION = "us-east-1"
 NO_VALUE = object()
 
@@ -40,6 +41,12 @@ FUNCTIONS = [
 @cache
 def sam_template() -> dict[str, Any]:
     return load_template()
+
+
+@cache
+def job_type_template() -> dict[str, Any]:
+    """job-types/job-type.yaml, the template of each job type's nested stack (plain CloudFormation)."""
+    return load_template(JOB_TYPE_TEMPLATE_PATH)
 
 
 @cache
@@ -230,7 +237,11 @@ class RuleEvaluator:
 
 def rules_refusing(**overrides: str) -> list[str]:
     """The AssertDescription of every rule assertion these parameters fail (empty: CloudFormation goes on)."""
-    template = sam_template()
+    return rules_refusing_in(sam_template(), **overrides)
+
+
+def rules_refusing_in(template: dict[str, Any], **overrides: str) -> list[str]:
+    """`rules_refusing` for another template (a job type's)."""
     evaluate = RuleEvaluator(template, overrides)
     refused: list[str] = []
     for rule in template.get("Rules", {}).values():
