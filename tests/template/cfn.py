@@ -65,10 +65,12 @@ def parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dic
 
 class Resolver:
     """Evaluates what CloudFormation evaluates before creating resources: Conditions, Fn::If,
-    AWS::NoValue and Refs to parameters. Everything else (resource Refs, GetAtt, Sub) is kept."""
+    AWS::NoValue, Refs to parameters and Fn::FindInMap of known keys. Everything else (resource Refs,
+    GetAtt, Sub) is kept."""
 
     def __init__(self, template: dict[str, Any], overrides: dict[str, str]) -> None:
         self.params = parameter_values(template, overrides)
+        self.mappings = template.get("Mappings", {})
         self.condition_defs = template.get("Conditions", {})
         self.conditions: dict[str, bool] = {}
 
@@ -106,6 +108,11 @@ class Resolver:
                     return NO_VALUE
                 if node["Ref"] in self.params:
                     return self.params[node["Ref"]]
+            if set(node) == {"Fn::FindInMap"}:
+                keys = [self.resolve(key) for key in node["Fn::FindInMap"]]
+                if all(isinstance(key, str) for key in keys):
+                    mapping, top, second = keys
+                    return self.mappings[mapping][top][second]
             resolved = {key: self.resolve(value) for key, value in node.items()}
             return {key: value for key, value in resolved.items() if value is not NO_VALUE}
         if isinstance(node, list):
