@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from emulator.sam import read_template
+
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+CONFIGURATION = REPO / "docs" / "configuration.md"
 README_MAX_LINES = 250
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -176,3 +179,22 @@ def test_the_readme_layout_names_every_module_of_the_shared_package():
         if path.name != "__init__.py" and not re.search(rf"\b{re.escape(named_as(path))}", layout)
     ]
     assert missing == [], f"README's project layout does not name {missing}"
+
+
+def parameter_rows(page: Path) -> list[str]:
+    """The parameter each row of the page's "## Parameters" table names (first cell, in backticks)."""
+    text = page.read_text(encoding="utf-8")
+    section = text[text.index("## Parameters") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
+
+
+def test_the_configuration_page_has_one_row_for_every_template_parameter():
+    # Given the template's parameters and the rows of docs/configuration.md's table
+    parameters = list(read_template(REPO / "template.yaml")["Parameters"])
+    rows = parameter_rows(CONFIGURATION)
+
+    # Then each parameter is described exactly once, and no row names a parameter that does not exist
+    assert sorted(set(parameters) - set(rows)) == [], "parameters without a row in docs/configuration.md"
+    assert sorted(set(rows) - set(parameters)) == [], "rows for parameters template.yaml does not have"
+    assert len(rows) == len(set(rows)), "a parameter has two rows"
