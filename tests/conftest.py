@@ -71,14 +71,20 @@ def load_event(relative_path: str) -> Any:
 
 @dataclass
 class FakeLambdaContext:
+    """A Lambda context whose time runs out `timeout_seconds` after it was made, or, with `remaining_ms`
+    set, whose time left is whatever the test sets it to (a clock that moves only when told)."""
+
     function_name: str = "test-function"
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     timeout_seconds: float = 30.0
+    remaining_ms: int | None = None
     _started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
+        if self.remaining_ms is not None:
+            return self.remaining_ms
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
 
 
@@ -117,6 +123,24 @@ def create_id_table(name: str) -> None:
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+
+
+def create_alert_state_table(name: str) -> None:
+    """A DynamoDB table keyed by `pk` + `sk`, as the template's AlertStateTable is (in the current moto)."""
+    import boto3
+
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
     )
 
 

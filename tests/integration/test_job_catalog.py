@@ -14,9 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from emulator.core import Emulator
+from emulator.sam import read_template
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.integration
 EXAMPLES = REPO_ROOT / "job-types" / "examples.yaml"
 STACK_SECRET = "batch-dispatch/slack-webhook"
 THUMBNAILS_SECRET = "batch-dispatch/slack-thumbnails"
+QUEUE_PRIORITY = {"high": 100, "normal": 50, "low": 10}  # docs/job-types.md#priority
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,38 @@ def test_every_job_type_is_in_the_registry_with_its_queue(local: Emulator):
     assert "HighPriorityJobQueue" in entries["csv-ingest"]["jobQueue"]
     assert "LowPriorityJobQueue" in entries["nightly-report"]["jobQueue"]
     assert entries["thumbnails"]["webhookSecretName"] == THUMBNAILS_SECRET
+
+
+def test_each_job_types_priority_puts_its_jobs_in_the_queue_of_that_priority(local: Emulator):
+    # Given the job types of examples.yaml as declared (Priority defaults to normal) and as registered
+    declared = {
+        application["Properties"]["Parameters"]["Name"]: application["Properties"]["Parameters"].get(
+            "Priority", "normal"
+        )
+        for application in read_template(EXAMPLES).values()
+    }
+    entries = local.job_type_entries()
+    batch = boto3.client("batch")
+    queues = {q["jobQueueArn"]: q for q in batch.describe_job_queues()["jobQueues"]}
+    default_queue = local.stack.functions["S3SubmitFunction"].environment["JOB_QUEUE_ARN"]
+
+    # Then each one's registry entry names a queue of that priority in Batch, over the one compute environment
+    assert sorted(set(declared.values())) == ["high", "low", "normal"]
+    assert {name: entry["priority"] for name, entry in entries.items()} == declared
+    assert {name: queues[entry["jobQueue"]]["priority"] for name, entry in entries.items()} == {
+        name: QUEUE_PRIORITY[priority] for name, priority in declared.items()
+    }
+    assert queues[default_queue]["priority"] == QUEUE_PRIORITY["normal"]  # the default job type's
+    environments = {str(q["computeEnvironmentOrder"]) for q in queues.values()}
+    assert len(queues) == 3
+    assert len(environments) == 1
+
+    # And a job of each routed job type lands in its queue
+    local.upload("incoming/csv/a.csv")
+    local.upload("images/a.png")
+    local.drain()
+    landed = {job["job_type"]: queues[job["jobQueue"]]["priority"] for job in local.jobs_submitted()}
+    assert landed == {"csv-ingest": 100, "thumbnails": 50}
 
 
 def test_each_schedule_submits_its_own_job_type_once_per_tick(local: Emulator):

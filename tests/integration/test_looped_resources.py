@@ -9,17 +9,10 @@ import boto3
 import pytest
 
 from emulator.core import Emulator
+from tests.template.cfn import FUNCTIONS
 
 pytestmark = pytest.mark.integration
 
-FUNCTIONS = [
-    "ScheduleSubmitFunction",
-    "S3SubmitFunction",
-    "FailureNotifyFunction",
-    "StormDigestFunction",
-    "SlackActionsFunction",
-    "WatchdogFunction",
-]
 TLS_ONLY_QUEUES = ["IntakeDLQ", "ScheduleDLQ", "FailureNotifyDLQ", "StormDLQ", "StormQueue"]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from emulator.sam import REPO_ROOT, load_template, transform_template
 
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+JOB_TYPE_TEMPLATE_PATH = REPO_ROOT / "job-types" / "job-type.yaml"
 REGION = "us-east-1"
 NO_VALUE = object()
 
@@ -26,6 +27,8 @@ EXISTING_NETWORK = {
     "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
     "SecurityGroupIds": "sg-0123456789abcdef0",
 }
+# Every function of template.yaml by logical id, written out (not read from the template) so that a
+# function lost from the template fails the tests that go through this list.
 FUNCTIONS = [
     "ScheduleSubmitFunction",
     "S3SubmitFunction",
@@ -39,6 +42,12 @@ FUNCTIONS = [
 @cache
 def sam_template() -> dict[str, Any]:
     return load_template()
+
+
+@cache
+def job_type_template() -> dict[str, Any]:
+    """job-types/job-type.yaml, the template of each job type's nested stack (plain CloudFormation)."""
+    return load_template(JOB_TYPE_TEMPLATE_PATH)
 
 
 @cache
@@ -57,10 +66,12 @@ def parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dic
 
 class Resolver:
     """Evaluates what CloudFormation evaluates before creating resources: Conditions, Fn::If,
-    AWS::NoValue and Refs to parameters. Everything else (resource Refs, GetAtt, Sub) is kept."""
+    AWS::NoValue, Refs to parameters and Fn::FindInMap of known keys. Everything else (resource Refs,
+    GetAtt, Sub) is kept."""
 
     def __init__(self, template: dict[str, Any], overrides: dict[str, str]) -> None:
         self.params = parameter_values(template, overrides)
+        self.mappings = template.get("Mappings", {})
         self.condition_defs = template.get("Conditions", {})
         self.conditions: dict[str, bool] = {}
 
@@ -104,6 +115,11 @@ class Resolver:
                     return NO_VALUE
                 if node["Ref"] in self.params:
                     return self.params[node["Ref"]]
+            if set(node) == {"Fn::FindInMap"}:
+                keys = [self.resolve(key) for key in node["Fn::FindInMap"]]
+                if all(isinstance(key, str) for key in keys):
+                    mapping, top, second = keys
+                    return self.mappings[mapping][top][second]
             resolved = {key: self.resolve(value) for key, value in node.items()}
             return {key: value for key, value in resolved.items() if value is not NO_VALUE}
         if isinstance(node, list):
@@ -235,7 +251,11 @@ class RuleEvaluator:
 
 def rules_refusing(**overrides: str) -> list[str]:
     """The AssertDescription of every rule assertion these parameters fail (empty: CloudFormation goes on)."""
-    template = sam_template()
+    return rules_refusing_in(sam_template(), **overrides)
+
+
+def rules_refusing_in(template: dict[str, Any], **overrides: str) -> list[str]:
+    """`rules_refusing` for another template (a job type's)."""
     evaluate = RuleEvaluator(template, overrides)
     refused: list[str] = []
     for rule in template.get("Rules", {}).values():

@@ -1,14 +1,16 @@
 """No role may touch data it does not own: data-plane actions are always scoped to our resources.
 
 Checked over the transformed template (what CloudFormation receives after the SAM transform), with
-every Fn::If branch counted, for each compute type and mode. AWS managed policies are not in the
-template, so what they grant on "*" is written out below from the AWS managed policy reference
-(https://docs.aws.amazon.com/aws-managed-policy/latest/reference/policy-list.html); an AWS managed
-policy missing from the table fails the test until someone looks it up.
+every Fn::If branch counted, for each compute type and mode, and over job-types/job-type.yaml (each job
+type's nested stack, whose policy lets the shared execution role read the job type's secret). AWS
+managed policies are not in the template, so what they grant on "*" is written out below from the AWS
+managed policy reference (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/policy-list.html);
+an AWS managed policy missing from the table fails the test until someone looks it up.
 """
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 from typing import Any
@@ -21,12 +23,25 @@ from tests.template.cfn import (
     all_policy_statements,
     as_list,
     deploy,
+    job_type_template,
     of_type,
     props,
     transformed,
 )
 
-DATA_PLANE = ["sqs:*", "dynamodb:*", "s3:*", "secretsmanager:*", "logs:PutLogEvents", "batch:SubmitJob"]
+# Reading job output (log events) and the job catalog (SSM parameters: job definitions, routes, webhook
+# secret names) is data access too.
+DATA_PLANE = [
+    "sqs:*",
+    "dynamodb:*",
+    "s3:*",
+    "secretsmanager:*",
+    "logs:PutLogEvents",
+    "logs:GetLogEvents",
+    "logs:FilterLogEvents",
+    "ssm:GetParameter*",
+    "batch:SubmitJob",
+]
 
 # What each AWS managed policy allows on Resource "*".
 AWS_MANAGED_ON_EVERYTHING = {
@@ -157,6 +172,135 @@ def test_no_policy_grants_a_data_plane_action_on_every_resource(variant):
     assert [grant for grant in wide if is_data_plane(grant[2])] == []
     # And the check itself sees the wide grants that remain (it would notice new ones)
     assert ("SubmitJobsPolicy", "FindJobsByName", "batch:ListJobs") in wide
+
+
+def test_a_job_types_policies_grant_no_data_plane_action_on_every_resource():
+    # Given a job type's template (every Fn::If branch counted)
+    template = job_type_template()
+
+    # When we list what it allows on "*"
+    wide = grants_on_everything(template)
+
+    # Then none of it is data access, and the check saw the job type's one policy
+    assert [grant for grant in wide if is_data_plane(grant[2])] == []
+    assert [owner for owner, _ in all_policy_statements(template)] == ["ReadJobSecret"]
+
+
+def _allowing_everything(action: str) -> dict[str, Any]:
+    return {
+        "Resources": {
+            "Policy": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {
+                    "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
+                },
+            }
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "secretsmanager:GetSecretValue",
+        "logs:GetLogEvents",
+        "logs:FilterLogEvents",
+        "ssm:GetParametersByPath",
+        "ssm:GetParameter",
+        "ssm:*",
+        "logs:*",
+    ],
+)
+def test_the_check_fails_on_reading_secrets_job_logs_or_the_catalog_everywhere(action):
+    # Given a policy that allows one of these reads on every resource
+    # Then it counts as data-plane access on every resource
+    assert [g for g in grants_on_everything(_allowing_everything(action)) if is_data_plane(g[2])]
+
+
+def test_the_check_fails_when_a_job_type_may_read_every_secret():
+    # Given the job type's secret policy widened to every secret
+    template = copy.deepcopy(job_type_template())
+    template["Resources"]["ReadJobSecret"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"] = "*"
+
+    # Then the check reports it
+    assert ("ReadJobSecret", "inline", "secretsmanager:GetSecretValue") in grants_on_everything(template)
+
+
+def _who_may(template: dict[str, Any], action: str) -> list[tuple[str, str]]:
+    """(owner, resource as JSON) of every Allow statement naming `action`."""
+    return [
+        (owner, json.dumps(resource, sort_keys=True))
+        for owner, statement in all_policy_statements(template)
+        if statement.get("Effect") == "Allow" and action in as_list(statement.get("Action", []))
+        for resource in as_list(statement.get("Resource", []))
+    ]
+
+
+def test_a_job_type_lets_the_execution_role_read_its_own_secret_and_only_that():
+    # Given a job type's template and the platform list the parent passes it
+    template = job_type_template()
+    policy = template["Resources"]["ReadJobSecret"]
+    platform = props(deploy(), "JobTypePlatform")["Value"]["Fn::Join"][1]
+
+    # Then only the job type's own JobSecretArn may be read, only when it has one, by the execution role
+    assert _who_may(template, "secretsmanager:GetSecretValue") == [
+        ("ReadJobSecret", json.dumps({"Ref": "JobSecretArn"}))
+    ]
+    assert policy["Condition"] == "HasJobSecret"
+    assert template["Conditions"]["HasJobSecret"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "JobSecretArn"}, ""]}]
+    }
+    (role,) = policy["Properties"]["Roles"]
+    index = role["Fn::Select"][0]
+    assert role == {"Fn::Select": [index, {"Ref": "Platform"}]}
+    assert platform[index] == {"Ref": "ExecutionRole"}
+
+
+REGISTRY_PATH_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/batch-dispatch/"
+    "${AWS::StackName}/job-types"
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v['ComputeType']}-{v['SubmitMode']}")
+def test_the_job_catalog_may_be_read_only_at_the_stacks_registry_path(variant):
+    # Given the transformed template and the path the job types write their entries under
+    template = transformed(**variant)
+    path = template["Outputs"]["JobTypesPath"]["Value"]
+
+    # Then the functions read exactly that path, through the two shared policies, and nothing else of SSM
+    assert path == {"Fn::Sub": "/batch-dispatch/${AWS::StackName}/job-types"}
+    assert REGISTRY_PATH_ARN["Fn::Sub"].endswith(f"parameter{path['Fn::Sub']}")
+    expected = json.dumps(REGISTRY_PATH_ARN, sort_keys=True)
+    assert _who_may(template, "ssm:GetParametersByPath") == [
+        ("SubmitJobsPolicy", expected),
+        ("PostAlertsPolicy", expected),
+    ]
+    ssm_actions = {
+        action
+        for _, statement in all_policy_statements(template)
+        for action in as_list(statement.get("Action", []))
+        if action.startswith("ssm:")
+    }
+    assert ssm_actions == {"ssm:GetParametersByPath"}
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v['ComputeType']}-{v['SubmitMode']}")
+def test_job_output_may_be_read_only_from_the_stacks_job_log_group(variant):
+    # Given the transformed template
+    template = transformed(**variant)
+    group = (
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${JobLogGroup}:log-stream:*"
+    )
+
+    # Then only the notifier reads log events (the failed attempt's tail), and only the job log group's
+    assert _who_may(template, "logs:GetLogEvents") == [
+        ("FailureNotifyFunctionRole", json.dumps({"Fn::Sub": group}))
+    ]
+    assert _who_may(template, "logs:FilterLogEvents") == []
+    # And that group is the one every job definition writes to
+    definition = template["Resources"]["JobDefinition"]["Properties"]["ContainerProperties"]
+    assert definition["LogConfiguration"]["Options"]["awslogs-group"] == {"Ref": "JobLogGroup"}
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ AWS's own tables are written out here, independently of the template, from the d
   https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html
 The Rules are evaluated over the raw template (tests/template/cfn.py `rules_refusing`), as CloudFormation
 does before it creates anything. That every accepted combination really deploys is checked in the
-emulator by tests/integration/test_parameter_matrix.py.
+emulator by tests/integration/test_parameter_matrix.py. job-types/job-type.yaml carries its own copy of
+the vCPU/memory Rules (a nested stack cannot use its parent's): it must refuse exactly what
+template.yaml and AWS refuse.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from itertools import product
 
 import pytest
 
-from tests.template.cfn import COMPUTE_TYPES, VPC_MODES, combination, rules_refusing, sam_template
+from tests.template.cfn import (
+    COMPUTE_TYPES,
+    VPC_MODES,
+    combination,
+    job_type_template,
+    rules_refusing,
+    rules_refusing_in,
+    sam_template,
+)
 
 
 def _steps(first: int, last: int, step: int) -> set[int]:
@@ -130,3 +140,40 @@ def test_an_existing_vpc_without_subnets_or_security_groups_is_refused(missing):
     chosen[missing] = ""
 
     assert rules_refusing(**chosen) == [f"VpcMode=Existing needs {missing}."]
+
+
+def test_a_job_type_offers_the_stacks_vcpu_values_and_memory_range():
+    # Given the job type's Vcpu/Memory parameters and the stack's JobVcpu/JobMemory
+    job_type = job_type_template()["Parameters"]
+    stack = sam_template()["Parameters"]
+
+    # Then both offer the same values, all of which the AWS table knows
+    assert job_type["Vcpu"]["AllowedValues"] == stack["JobVcpu"]["AllowedValues"]
+    assert set(job_type["Vcpu"]["AllowedValues"]) == set(FARGATE_MEMORY)
+    for bound in ("MinValue", "MaxValue"):
+        assert job_type["Memory"][bound] == stack["JobMemory"][bound]
+
+
+@pytest.mark.parametrize("compute_type", COMPUTE_TYPES)
+def test_a_job_types_rules_accept_exactly_the_pairs_the_stack_and_aws_accept(compute_type):
+    # Given every vCPU value and a dense memory sample on this compute type
+    vcpus = job_type_template()["Parameters"]["Vcpu"]["AllowedValues"]
+    disagreements = []
+
+    for vcpu, memory in product(vcpus, MEMORY_SAMPLE):
+        # When CloudFormation evaluates the job type's Rules, and the stack's for its own job
+        job_type_refused = rules_refusing_in(
+            job_type_template(), ComputeType=compute_type, Vcpu=vcpu, Memory=str(memory)
+        )
+        stack_refused = rules_refusing(ComputeType=compute_type, JobVcpu=vcpu, JobMemory=str(memory))
+        accepted = (
+            job_type_refused == [],
+            stack_refused == [],
+            aws_accepts(compute_type, vcpu, memory, 1, 1),
+        )
+
+        # Then the job type, the stack and AWS all agree on the pair (the copies cannot drift apart)
+        if len(set(accepted)) != 1:
+            disagreements.append((vcpu, memory, accepted, job_type_refused))
+
+    assert disagreements == []

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import load_event
+from tests.conftest import REPO_ROOT, load_event
 from tests.template.cfn import (
     COMPUTE_TYPES,
     as_list,
@@ -285,6 +285,28 @@ def test_the_longest_accepted_alert_queue_list_fits_the_event_pattern(arn_of):
 
     # Then EventBridge accepts it (counted with JSON's spaces, more than it will send)
     assert len(json.dumps(pattern)) <= EVENT_PATTERN_LIMIT
+
+
+def test_the_alert_queue_limit_is_told_as_the_template_enforces_it():
+    # Given the parameter's real limit, and how many us-east-1 queue ARNs it holds with 128- and
+    # 10-character queue names
+    spec = sam_template()["Parameters"]["AdditionalAlertQueueArns"]
+    limit = spec["MaxLength"]
+    long_names = len(
+        _fill(lambda i: f"arn:aws:batch:us-east-1:123456789012:job-queue/{i:0>128}", limit).split(",")
+    )
+    short_names = len(
+        _fill(lambda i: f"arn:aws:batch:us-east-1:123456789012:job-queue/{i:0>10}", limit).split(",")
+    )
+    docs = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    (row,) = [line for line in docs.splitlines() if line.startswith("| `AdditionalAlertQueueArns` |")]
+
+    # Then the parameter's texts and the configuration page give that limit and those counts
+    for text in (spec["ConstraintDescription"], spec["Description"], row):
+        assert f"{limit} characters" in text
+    for text in (spec["Description"], row):
+        assert f"{long_names} queues with 128-character names" in text
+        assert f"{short_names} with 10-character names" in text
 
 
 @pytest.mark.parametrize(

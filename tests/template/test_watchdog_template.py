@@ -12,11 +12,8 @@ import re
 
 import pytest
 
-from emulator.sam import load_template
-from tests.template.cfn import REPO_ROOT, as_list, deploy, props, role_statements
+from tests.template.cfn import as_list, deploy, job_type_template, props, role_statements
 from tests.template.cfn import sam_template as _sam_template
-
-JOB_TYPE_TEMPLATE = REPO_ROOT / "job-types" / "job-type.yaml"
 
 
 def statements_by_action(role: str) -> dict[str, list[str]]:
@@ -80,7 +77,7 @@ def test_watchdog_rate_takes_minutes_up_to_an_hour(rate, accepted):
 )
 def test_expect_success_every_is_auto_off_or_a_span_in_both_templates(value, accepted):
     stack = _sam_template()["Parameters"]["ExpectSuccessEvery"]["AllowedPattern"]
-    job_type = load_template(JOB_TYPE_TEMPLATE)["Parameters"]["ExpectSuccessEvery"]["AllowedPattern"]
+    job_type = job_type_template()["Parameters"]["ExpectSuccessEvery"]["AllowedPattern"]
 
     assert stack == job_type
     assert (re.fullmatch(stack, value) is not None) is accepted
@@ -98,9 +95,7 @@ def test_the_default_job_types_schedule_and_expectations_reach_the_watchdog():
 
 
 def test_a_job_types_registry_entry_carries_its_expectations():
-    entry = load_template(JOB_TYPE_TEMPLATE)["Resources"]["RegistryEntry"]["Properties"]["Value"]["Fn::Sub"][
-        0
-    ]
+    entry = job_type_template()["Resources"]["RegistryEntry"]["Properties"]["Value"]["Fn::Sub"][0]
 
     assert '"expectSuccessEvery": "${ExpectSuccessEvery}"' in entry
     assert '"expectedDuration": "${ExpectedDuration}"' in entry

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from emulator.sam import read_template
+
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+CONFIGURATION = REPO / "docs" / "configuration.md"
 README_MAX_LINES = 250
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -189,3 +192,22 @@ def test_the_operator_commands_example_outputs_are_the_ones_the_script_regenerat
     output_blocks = re.findall(r"(<!-- example: [a-z-]+ -->\n)?```\n\$ batch-dispatch", text)
     assert output_blocks
     assert all(output_blocks), "a block of command output in operator-command.md is not marked"
+
+
+def parameter_rows(page: Path) -> list[str]:
+    """The parameter each row of the page's "## Parameters" table names (first cell, in backticks)."""
+    text = page.read_text(encoding="utf-8")
+    section = text[text.index("## Parameters") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
+
+
+def test_the_configuration_page_has_one_row_for_every_template_parameter():
+    # Given the template's parameters and the rows of docs/configuration.md's table
+    parameters = list(read_template(REPO / "template.yaml")["Parameters"])
+    rows = parameter_rows(CONFIGURATION)
+
+    # Then each parameter is described exactly once, and no row names a parameter that does not exist
+    assert sorted(set(parameters) - set(rows)) == [], "parameters without a row in docs/configuration.md"
+    assert sorted(set(rows) - set(parameters)) == [], "rows for parameters template.yaml does not have"
+    assert len(rows) == len(set(rows)), "a parameter has two rows"

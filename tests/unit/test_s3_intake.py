@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -34,9 +33,8 @@ from batch_dispatch.submit.per_object import handle as handle_batch
 from batch_dispatch.submit.s3_events import MalformedNotificationError, S3Upload, Skip, parse_body
 from batch_dispatch.submit.upload_job import idempotency_key, upload_job_spec
 from functions.s3_submit import app
-from tests.conftest import MotoBatch
+from tests.conftest import FakeLambdaContext, MotoBatch, load_event
 
-EVENTS = Path(__file__).resolve().parents[2] / "events" / "s3"
 BUCKET = "batch-dispatch-intake-example"
 PREFIX = "bd-test"
 JOB_NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -52,11 +50,6 @@ def job_type(prefix: str = PREFIX) -> JobType:
         job_queue_arn="arn:aws:batch:us-east-1:123456789012:job-queue/jobs-queue",
         job_name_prefix=prefix,
     )
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """One of the sample events in events/s3/ (a fresh copy each time)."""
-    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
 
 
 def rewrite_body(event: dict[str, Any], index: int, change: Callable[[dict[str, Any]], None]) -> dict:
@@ -84,21 +77,6 @@ def failed_ids(response: dict[str, Any]) -> set[str]:
 
 def message_ids(event: dict[str, Any]) -> list[str]:
     return [message["messageId"] for message in event["Records"]]
-
-
-class FakeContext:
-    """A Lambda context whose remaining time tests can set (or let a fake client use up)."""
-
-    function_name = "S3SubmitFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:S3SubmitFunction"
-    aws_request_id = "0f5d2c1e-1111-4a2b-9c3d-abcdefabcdef"
-
-    def __init__(self, remaining_ms: int = 60_000) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 class FlakyBatch:
@@ -197,9 +175,9 @@ class Invocation:
 def invoke(aws: Aws, capsys: pytest.CaptureFixture[str]) -> Callable[..., Invocation]:
     """Call the real handler (decorators included); metrics are read back from its EMF output."""
 
-    def _invoke(event: dict[str, Any], context: FakeContext | None = None) -> Invocation:
+    def _invoke(event: dict[str, Any], context: FakeLambdaContext | None = None) -> Invocation:
         capsys.readouterr()
-        response = app.lambda_handler(event, context or FakeContext())
+        response = app.lambda_handler(event, context or FakeLambdaContext(remaining_ms=60_000))
         counts: Counter[str] = Counter()
         for line in capsys.readouterr().out.splitlines():
             try:
@@ -222,7 +200,7 @@ def invoke(aws: Aws, capsys: pytest.CaptureFixture[str]) -> Callable[..., Invoca
 
 def test_an_upload_becomes_one_job_with_its_bucket_key_and_object_details(aws, invoke):
     # Given one ObjectCreated:Put notification from a versioned bucket
-    event = load_event("sqs-object-created.json")
+    event = load_event("s3/sqs-object-created.json")
 
     # When the function handles it
     result = invoke(event)
@@ -246,7 +224,7 @@ def test_an_upload_becomes_one_job_with_its_bucket_key_and_object_details(aws, i
 
 def test_odd_keys_reach_the_job_exactly_as_stored_in_s3(aws, invoke):
     # Given notifications for keys with spaces, '+', '%', unicode and deep paths (two in one body)
-    event = load_event("sqs-object-created-odd-keys.json")
+    event = load_event("s3/sqs-object-created-odd-keys.json")
 
     # When the function handles the batch
     result = invoke(event)
@@ -276,7 +254,7 @@ def test_a_1024_byte_key_is_submitted_whole(aws, invoke):
     def long_key(body: dict[str, Any]) -> None:
         body["Records"][0]["s3"]["object"]["key"] = quote_plus(key, safe="/")
 
-    event = rewrite_body(load_event("sqs-object-created.json"), 0, long_key)
+    event = rewrite_body(load_event("s3/sqs-object-created.json"), 0, long_key)
 
     # When it is handled
     result = invoke(event)
@@ -290,7 +268,7 @@ def test_a_1024_byte_key_is_submitted_whole(aws, invoke):
 
 def test_an_sns_wrapped_notification_is_unwrapped(aws, invoke):
     # Given S3 -> SNS -> SQS: the body is an SNS envelope whose Message is the S3 notification
-    event = load_event("sqs-sns-wrapped.json")
+    event = load_event("s3/sqs-sns-wrapped.json")
 
     # When it is handled
     result = invoke(event)
@@ -307,7 +285,7 @@ def test_an_sns_wrapped_notification_is_unwrapped(aws, invoke):
 
 def test_the_s3_test_event_submits_nothing_and_is_not_a_failure(aws, invoke):
     # Given the s3:TestEvent S3 sends when the notification is configured
-    event = load_event("sqs-test-event.json")
+    event = load_event("s3/sqs-test-event.json")
 
     # When it is handled
     result = invoke(event)
@@ -332,7 +310,7 @@ def test_the_s3_test_event_submits_nothing_and_is_not_a_failure(aws, invoke):
 )
 def test_events_other_than_uploads_submit_nothing(aws, invoke, event_name):
     # Given notifications that are not uploads
-    event = load_event("sqs-object-removed.json")
+    event = load_event("s3/sqs-object-removed.json")
     if event_name:
 
         def rename(body: dict[str, Any]) -> None:
@@ -351,7 +329,7 @@ def test_events_other_than_uploads_submit_nothing(aws, invoke, event_name):
 
 def test_a_folder_marker_submits_nothing(aws, invoke):
     # Given the zero-byte "incoming/2026/01/16/" object the console creates for a folder
-    event = load_event("sqs-folder-marker.json")
+    event = load_event("s3/sqs-folder-marker.json")
 
     # When it is handled
     result = invoke(event)
@@ -366,7 +344,7 @@ def test_a_folder_marker_submits_nothing(aws, invoke):
 
 def test_a_malformed_body_fails_alone_and_the_good_one_still_runs(aws, invoke):
     # Given a batch with a good notification and a body that is not JSON
-    event = load_event("sqs-malformed.json")
+    event = load_event("s3/sqs-malformed.json")
     bad_id = message_ids(event)[1]
 
     # When the batch is handled
@@ -381,7 +359,7 @@ def test_a_malformed_body_fails_alone_and_the_good_one_still_runs(aws, invoke):
 
 def test_a_batch_of_only_malformed_bodies_reports_each_as_a_failed_item(aws, invoke):
     # Given a batch whose every body is garbage
-    event = load_event("sqs-malformed.json")
+    event = load_event("s3/sqs-malformed.json")
     event["Records"] = event["Records"][1:]
 
     # When it is handled
@@ -479,7 +457,7 @@ def test_bodies_of_another_shape_are_rejected_with_a_reason_that_never_quotes_th
 
 def test_the_same_notification_twice_in_one_batch_submits_one_job(aws, invoke):
     # Given S3 delivered one notification twice (two SQS messages, same body)
-    event = load_event("sqs-duplicate.json")
+    event = load_event("s3/sqs-duplicate.json")
 
     # When the batch is handled
     result = invoke(event)
@@ -493,7 +471,7 @@ def test_the_same_notification_twice_in_one_batch_submits_one_job(aws, invoke):
 
 def test_the_same_notification_in_two_invocations_submits_one_job(aws, invoke):
     # Given a notification already handled once
-    event = load_event("sqs-object-created.json")
+    event = load_event("s3/sqs-object-created.json")
     invoke(event)
 
     # When it arrives again in another invocation (a new SQS message)
@@ -509,7 +487,7 @@ def test_the_same_notification_in_two_invocations_submits_one_job(aws, invoke):
 
 def test_two_uploads_of_the_same_key_are_two_jobs(aws, invoke):
     # Given the same key uploaded twice (each upload has its own sequencer)
-    event = load_event("sqs-duplicate.json")
+    event = load_event("s3/sqs-duplicate.json")
 
     def second_upload(body: dict[str, Any]) -> None:
         body["Records"][0]["s3"]["object"]["sequencer"] = "0065A5C3D2E1F0AE99"
@@ -526,7 +504,7 @@ def test_two_uploads_of_the_same_key_are_two_jobs(aws, invoke):
 
 def test_a_concurrent_delivery_fails_and_its_redelivery_is_a_duplicate(aws, invoke):
     # Given another invocation receives the same notification while this one is submitting it
-    event = load_event("sqs-object-created.json")
+    event = load_event("s3/sqs-object-created.json")
     concurrent = copy.deepcopy(event)
     concurrent["Records"][0]["messageId"] = "concurrent-delivery"
     fake = aws.flaky_batch()
@@ -534,7 +512,9 @@ def test_a_concurrent_delivery_fails_and_its_redelivery_is_a_duplicate(aws, invo
 
     def other_invocation() -> None:
         if not seen:
-            seen["response"] = handle_batch(concurrent, settings_module.load(S3SubmitSettings), FakeContext())
+            seen["response"] = handle_batch(
+                concurrent, settings_module.load(S3SubmitSettings), FakeLambdaContext(remaining_ms=60_000)
+            )
 
     fake.before_submit = other_invocation
 
@@ -555,9 +535,9 @@ def test_a_concurrent_delivery_fails_and_its_redelivery_is_a_duplicate(aws, invo
 
 def test_a_failed_record_of_a_multi_record_body_is_retried_without_resubmitting_the_others(aws, invoke):
     # Given a body with two uploads, where Batch throttles the second until the time budget runs out
-    event = load_event("sqs-object-created-odd-keys.json")
+    event = load_event("s3/sqs-object-created-odd-keys.json")
     event["Records"] = event["Records"][-1:]
-    context = FakeContext(remaining_ms=60_000)
+    context = FakeLambdaContext(remaining_ms=60_000)
     fake = aws.flaky_batch()
 
     def throttle_from_now_on() -> None:
@@ -590,7 +570,7 @@ def test_throttled_submits_back_off_and_succeed_once(aws, invoke):
     fake = aws.flaky_batch(throttles=3)
 
     # When an upload is handled
-    result = invoke(load_event("sqs-object-created.json"))
+    result = invoke(load_event("s3/sqs-object-created.json"))
 
     # Then it is submitted once, after three throttled attempts that are counted
     assert result.response == {"batchItemFailures": []}
@@ -603,13 +583,13 @@ def test_throttled_submits_back_off_and_succeed_once(aws, invoke):
 def test_throttling_past_the_time_budget_fails_the_record_and_a_redelivery_submits_it(aws, invoke):
     # Given Batch throttles every call and each call uses a second of an 8-second budget
     fake = aws.flaky_batch(throttles=math.inf)
-    context = FakeContext(remaining_ms=8_000)
+    context = FakeLambdaContext(remaining_ms=8_000)
 
     def one_second_passes() -> None:
         context.remaining_ms -= 1_000
 
     fake.before_submit = one_second_passes
-    event = load_event("sqs-object-created.json")
+    event = load_event("s3/sqs-object-created.json")
 
     # When the upload is handled
     first = invoke(event, context)
@@ -631,10 +611,10 @@ def test_throttling_past_the_time_budget_fails_the_record_and_a_redelivery_submi
 def test_no_record_is_started_when_the_time_budget_is_nearly_spent(aws, invoke):
     # Given an invocation with one second left
     fake = aws.flaky_batch()
-    event = load_event("sqs-object-created-odd-keys.json")
+    event = load_event("s3/sqs-object-created-odd-keys.json")
 
     # When the batch is handled
-    result = invoke(event, FakeContext(remaining_ms=1_000))
+    result = invoke(event, FakeLambdaContext(remaining_ms=1_000))
 
     # Then every message is reported failed at once, without calling Batch
     assert failed_ids(result.response) == set(message_ids(event))
@@ -650,10 +630,10 @@ def test_no_record_is_started_when_the_time_budget_is_nearly_spent(aws, invoke):
 
 def test_records_after_the_budget_runs_out_mid_batch_fail_fast(aws, invoke):
     # Given a batch of three uploads where the first submit uses up the time budget
-    event = load_event("sqs-object-created-odd-keys.json")
+    event = load_event("s3/sqs-object-created-odd-keys.json")
     event["Records"] = event["Records"][:3]
     later_ids = message_ids(event)[1:]
-    context = FakeContext(remaining_ms=60_000)
+    context = FakeLambdaContext(remaining_ms=60_000)
     fake = aws.flaky_batch()
 
     def budget_gone() -> None:
@@ -678,7 +658,7 @@ def test_records_after_the_budget_runs_out_mid_batch_fail_fast(aws, invoke):
 
 def test_a_redelivery_adopts_the_job_a_crashed_attempt_submitted(aws, invoke):
     # Given a job for this upload is already in Batch (an earlier attempt crashed before saving it)
-    event = load_event("sqs-object-created.json")
+    event = load_event("s3/sqs-object-created.json")
     upload = parse_body(event["Records"][0]["body"])[0]
     assert isinstance(upload, S3Upload)
     settings = settings_module.load(S3SubmitSettings)
@@ -704,7 +684,7 @@ def test_a_first_delivery_does_not_look_for_earlier_jobs(aws, invoke):
     fake = aws.flaky_batch()
 
     # When it is handled
-    invoke(load_event("sqs-object-created.json"))
+    invoke(load_event("s3/sqs-object-created.json"))
 
     # Then the hot path is one SubmitJob and no ListJobs
     assert fake.calls == Counter({"submit_job": 1})
@@ -713,7 +693,7 @@ def test_a_first_delivery_does_not_look_for_earlier_jobs(aws, invoke):
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 def test_a_crash_between_submit_and_save_is_recovered_by_the_redelivery(aws, invoke):
     # Given the execution environment died right after SubmitJob (the record stays INPROGRESS)
-    event = load_event("sqs-object-created.json")
+    event = load_event("s3/sqs-object-created.json")
     fake = aws.flaky_batch()
 
     def die() -> None:
@@ -812,9 +792,9 @@ def test_the_idempotency_key_prefers_version_then_sequencer_then_event_time():
 
 def test_a_body_with_mixed_records_yields_uploads_and_skips_in_order():
     # Given one body carrying an upload, a delete and a folder marker
-    records = json.loads(load_event("sqs-object-created.json")["Records"][0]["body"])["Records"]
-    removed = json.loads(load_event("sqs-object-removed.json")["Records"][0]["body"])["Records"]
-    marker = json.loads(load_event("sqs-folder-marker.json")["Records"][0]["body"])["Records"]
+    records = json.loads(load_event("s3/sqs-object-created.json")["Records"][0]["body"])["Records"]
+    removed = json.loads(load_event("s3/sqs-object-removed.json")["Records"][0]["body"])["Records"]
+    marker = json.loads(load_event("s3/sqs-folder-marker.json")["Records"][0]["body"])["Records"]
     body = json.dumps({"Records": records + removed + marker})
 
     # When it is parsed
@@ -827,8 +807,8 @@ def test_a_body_with_mixed_records_yields_uploads_and_skips_in_order():
 
 def test_an_sns_wrapped_test_event_is_skipped_too():
     # Given S3 -> SNS -> SQS delivering the s3:TestEvent inside an SNS envelope
-    envelope = json.loads(load_event("sqs-sns-wrapped.json")["Records"][0]["body"])
-    envelope["Message"] = load_event("sqs-test-event.json")["Records"][0]["body"]
+    envelope = json.loads(load_event("s3/sqs-sns-wrapped.json")["Records"][0]["body"])
+    envelope["Message"] = load_event("s3/sqs-test-event.json")["Records"][0]["body"]
 
     # When it is parsed
     items = parse_body(json.dumps(envelope))
@@ -902,7 +882,7 @@ def test_notifications_as_moto_s3_sends_them_directly_and_through_sns_become_job
 
 def test_an_eventbridge_object_created_event_is_one_upload_with_its_key_as_stored():
     # Given an EventBridge "Object Created" event, whose key is NOT URL-encoded
-    body = load_event("sqs-eventbridge-object-created.json")["Records"][0]["body"]
+    body = load_event("s3/sqs-eventbridge-object-created.json")["Records"][0]["body"]
 
     # When it is parsed
     (upload,) = parse_body(body)
@@ -917,7 +897,7 @@ def test_an_eventbridge_object_created_event_is_one_upload_with_its_key_as_store
 
 def test_eventbridge_deletes_and_restores_submit_nothing_and_are_not_failures(aws, invoke):
     # Given "Object Deleted" and "Object Restore Completed" events
-    event = load_event("sqs-eventbridge-not-uploads.json")
+    event = load_event("s3/sqs-eventbridge-not-uploads.json")
 
     # When they are handled
     outcome = invoke(event)
@@ -932,9 +912,9 @@ def test_the_same_upload_as_a_notification_and_as_an_eventbridge_event_is_one_jo
     # Given one upload of a key with a space, "+", "%" and "é", delivered by a bucket with both
     # notifications and EventBridge turned on: once URL-encoded (notification), once as stored
     key = "landing/daily report+v2 100% café.csv"
-    eventbridge = load_event("sqs-eventbridge-object-created.json")
+    eventbridge = load_event("s3/sqs-eventbridge-object-created.json")
     notification = rewrite_body(
-        load_event("sqs-object-created.json"),
+        load_event("s3/sqs-object-created.json"),
         0,
         lambda body: body["Records"][0]["s3"].update(
             bucket={"name": "batch-dispatch-data-landing"},

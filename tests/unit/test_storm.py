@@ -32,6 +32,7 @@ from batch_dispatch.alerts.storm.model import (
 from batch_dispatch.alerts.storm.store import StormStore
 from batch_dispatch.alerts.storm.tracker import StormTracker
 from batch_dispatch.settings import StormDigestSettings, from_environment
+from tests.conftest import create_alert_state_table
 
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/jobs"
 PARENT = "5e6f7081-92a3-4b4c-8d5e-6f708192a3b4"
@@ -130,20 +131,8 @@ class PlainRenderer:
 @pytest.fixture
 def aws():
     with mock_aws():
-        dynamodb = boto3.client("dynamodb")
-        dynamodb.create_table(
-            TableName="alert-state",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
-        yield dynamodb, InMemoryQueue()
+        create_alert_state_table("alert-state")
+        yield boto3.client("dynamodb"), InMemoryQueue()
 
 
 def make(aws, clock: Clock, threshold: int = 10, window: int = 300):

@@ -24,7 +24,7 @@ from emulator.moto_server import failing_batch_jobs
 from emulator.running_jobs import RunningJobs
 from emulator.slack_stub import SlackStandIn
 from functions.watchdog import app
-from tests.conftest import FakeLambdaContext, MotoBatch, load_event
+from tests.conftest import FakeLambdaContext, MotoBatch, create_alert_state_table, load_event
 
 STACK = "batch-dispatch-test"  # the moto_batch fixture's JOB_NAME_PREFIX
 REGISTRY = f"/batch-dispatch/{STACK}/job-types"
@@ -133,18 +133,7 @@ def watch(moto_batch: MotoBatch, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wa
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(Name="batch-dispatch/slack-webhook", SecretString=stack_channel.url)
         secrets.create_secret(Name="batch-dispatch/slack-nightly", SecretString=nightly_channel.url)
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
+        create_alert_state_table(TABLE)
         dlq_url = boto3.client("sqs").create_queue(QueueName="schedule-dlq")["QueueUrl"]
         nightly = boto3.client("batch").register_job_definition(
             jobDefinitionName=f"{STACK}_nightly",
