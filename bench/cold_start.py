@@ -6,13 +6,14 @@ Each sample is a fresh `python -I` process with what Lambda gives a function: it
 layers/common/python on sys.path, the environment template.yaml sets for it (Globals and its own
 variables, references filled with stand-in names), LAMBDA_TASK_ROOT and fake credentials. It imports
 `app`, then calls `app.lambda_handler` with a real sample event from events/. Every AWS call and the
-Slack post are answered at once by a stub on loopback (DynamoDB, Batch, SQS, Secrets Manager, Logs, the
+Slack post are answered at once by a stub on loopback (DynamoDB, Batch, SQS, SSM, Secrets Manager, Logs, the
 webhook, a click's response URL), so the figure is our code's cost, not the network's. The Rerun click
 (events/slack/rerun-click.json) is signed again before each sample, with the stub's signing secret and
 the current time (a signature older than 5 minutes is refused), its response URL pointing at the stub.
 
 The baseline is what any Python function with the same AWS clients pays: `import boto3` and creating
-the boto3 clients this function uses, in the same kind of process. Samples are interleaved (each
+the boto3 clients this function uses, in the same kind of process (the stub records the services each
+function called: one its baseline does not create stops the run). Samples are interleaved (each
 function and its baseline, in rotating order) so machine noise hits all of them alike. Target: every
 handler's init + first invocation at most 1.15x its baseline. `--costs` also prints what the optional
 pieces cost on top of boto3 (X-Ray SDK patching, pydantic, slack_sdk, Powertools utilities).
