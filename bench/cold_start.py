@@ -6,13 +6,14 @@ Each sample is a fresh `python -I` process with what Lambda gives a function: it
 layers/common/python on sys.path, the environment template.yaml sets for it (Globals and its own
 variables, references filled with stand-in names), LAMBDA_TASK_ROOT and fake credentials. It imports
 `app`, then calls `app.lambda_handler` with a real sample event from events/. Every AWS call and the
-Slack post are answered at once by a stub on loopback (DynamoDB, Batch, SQS, Secrets Manager, Logs, the
+Slack post are answered at once by a stub on loopback (DynamoDB, Batch, SQS, SSM, Secrets Manager, Logs, the
 webhook, a click's response URL), so the figure is our code's cost, not the network's. The Rerun click
 (events/slack/rerun-click.json) is signed again before each sample, with the stub's signing secret and
 the current time (a signature older than 5 minutes is refused), its response URL pointing at the stub.
 
 The baseline is what any Python function with the same AWS clients pays: `import boto3` and creating
-the boto3 clients this function uses, in the same kind of process. Samples are interleaved (each
+the boto3 clients this function uses, in the same kind of process (the stub records the services each
+function called: one its baseline does not create stops the run). Samples are interleaved (each
 function and its baseline, in rotating order) so machine noise hits all of them alike. Target: every
 handler's init + first invocation at most 1.15x its baseline. `--costs` also prints what the optional
 pieces cost on top of boto3 (X-Ray SDK patching, pydantic, slack_sdk, Powertools utilities).
@@ -34,7 +35,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,14 +50,19 @@ RESPONSE_PATH = "/actions/T000/1/bench"
 CLICK_EVENT = "events/slack/rerun-click.json"
 SIGNING_SECRET = "bench-signing-secret"  # noqa: S105 - the stub's, signs the bench's own clicks
 
-# logical id -> (function directory, sample event, the boto3 clients its first invocation uses)
+# logical id -> (function directory, sample event, the boto3 clients its first invocation uses). The stub
+# checks the last list: a function that calls a service its baseline does not create fails the run.
 FUNCTIONS: dict[str, tuple[str, str, list[str]]] = {
     "ScheduleSubmitFunction": (
         "functions/schedule_submit",
         "events/schedule/scheduler-tick.json",
         ["dynamodb", "batch"],
     ),
-    "S3SubmitFunction": ("functions/s3_submit", "events/s3/sqs-object-created.json", ["dynamodb", "batch"]),
+    "S3SubmitFunction": (
+        "functions/s3_submit",
+        "events/s3/sqs-object-created.json",
+        ["ssm", "dynamodb", "batch"],  # ssm: the job-type registry, read to route the upload
+    ),
     "FailureNotifyFunction": (
         "functions/failure_notify",
         "events/batch/job-failed-container.json",
@@ -75,7 +81,7 @@ FUNCTIONS: dict[str, tuple[str, str, list[str]]] = {
     "WatchdogFunction": (
         "functions/watchdog",
         "events/watchdog/scheduler-tick.json",
-        ["ssm", "batch", "dynamodb", "sqs"],
+        ["ssm", "batch", "dynamodb", "secretsmanager", "sqs"],  # secretsmanager: the webhook of its alert
     ),
 }
 
@@ -144,6 +150,7 @@ class StubAws(BaseHTTPRequestHandler):
     webhook_url = ""
     signing_secret_name = ""
     stack_name = ""
+    services_called: ClassVar[set[str]] = set()  # signing names since the last clear
     protocol_version = "HTTP/1.1"  # keep connections open, as AWS endpoints do
     disable_nagle_algorithm = True  # headers and body go out at once (no delayed-ACK stall)
 
@@ -151,6 +158,7 @@ class StubAws(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         target = self.headers.get("X-Amz-Target", "")
+        self.services_called.add(signing_service(self.headers.get("Authorization", "")))
         answer: Any = {}
         content_type = "application/x-amz-json-1.0"
         if self.path in (WEBHOOK_PATH, RESPONSE_PATH):
@@ -223,6 +231,13 @@ class StubAws(BaseHTTPRequestHandler):
         pass
 
 
+def signing_service(authorization: str) -> str:
+    """The service a SigV4 request was signed for (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`);
+    "" for an unsigned request (the webhook, a click's response URL)."""
+    scope = authorization.partition("Credential=")[2].split(",", 1)[0].split("/")
+    return scope[3] if len(scope) == 5 else ""
+
+
 def function_environments(endpoint: str) -> dict[str, dict[str, str]]:
     """Each function's environment as template.yaml sets it (default parameters): the template deployed
     into the local emulator, whose CloudFormation resolves every reference and condition."""
@@ -291,6 +306,15 @@ def lambda_environment(function_name: str, extra: dict[str, str], endpoint: str)
     }
 
 
+def check_baseline_clients(name: str, called: set[str], baseline: set[str]) -> None:
+    """The baseline must create the clients the function used, or the ratio compares unlike things."""
+    if called != baseline:
+        raise SystemExit(
+            f"{name} called {sorted(called)} but its baseline creates {sorted(baseline)}: "
+            "update FUNCTIONS in bench/cold_start.py"
+        )
+
+
 def run_probe(code: str, env: dict[str, str]) -> dict[str, Any]:
     completed = subprocess.run(  # noqa: S603 - our own interpreter, our own code
         [sys.executable, "-I", "-c", code], env=env, capture_output=True, text=True, check=False, cwd="/"
@@ -331,8 +355,10 @@ def main() -> None:
                 code = _FUNCTION_PROBE.format(
                     paths=[str(ROOT / directory), str(LAYER)], name=name, event=str(event_path)
                 )
+                StubAws.services_called.clear()
                 outcome = run_probe(code, env)
                 results[name] = outcome["result"]
+                check_baseline_clients(name, StubAws.services_called - {""}, set(services))
             samples[(name, kind)].append(outcome["total_ms"])
             cpu_samples[(name, kind)].append(outcome["cpu_ms"])
     server.shutdown()
