@@ -13,9 +13,10 @@ the current time (a signature older than 5 minutes is refused), its response URL
 
 The baseline is what any Python function with the same AWS clients pays: `import boto3` and creating
 the boto3 clients this function uses, in the same kind of process (the stub records the services each
-function called: one its baseline does not create stops the run). Samples are interleaved (each
-function and its baseline, in rotating order) so machine noise hits all of them alike. Target: every
-handler's init + first invocation at most 1.15x its baseline. `--costs` also prints what the optional
+function called: one its baseline does not create stops the run). Each function's sample runs back to
+back with one of its baseline (which goes first alternates), and the ratio is the median of those pairs'
+ratios, so machine noise hits both sides of a ratio alike. Target: every handler's init + first
+invocation at most 1.15x its baseline. `--costs` also prints what the optional
 pieces cost on top of boto3 (X-Ray SDK patching, pydantic, slack_sdk, Powertools utilities).
 Prints a table, then one JSON line.
 """
@@ -325,6 +326,28 @@ def run_probe(code: str, env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+def sample(
+    name: str,
+    kind: str,
+    environment: dict[str, str],
+    endpoint: str,
+    clicks: Path,
+    results: dict[str, Any],
+) -> dict[str, Any]:
+    """One cold start of the function `name` (kind "function") or of its baseline (kind "baseline")."""
+    directory, event, services = FUNCTIONS[name]
+    env = lambda_environment(name, environment, endpoint)
+    if kind == "baseline":
+        return run_probe(_BASELINE_PROBE.format(services=services), env)
+    event_path = fresh_click(endpoint, clicks) if event == CLICK_EVENT else ROOT / event
+    code = _FUNCTION_PROBE.format(paths=[str(ROOT / directory), str(LAYER)], name=name, event=str(event_path))
+    StubAws.services_called.clear()
+    outcome = run_probe(code, env)
+    results[name] = outcome["result"]
+    check_baseline_clients(name, StubAws.services_called - {""}, set(services))
+    return outcome
+
+
 def main() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # the SAM transform needs a region
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -342,25 +365,23 @@ def main() -> None:
     targets = [(name, kind) for name in FUNCTIONS for kind in ("function", "baseline")]
     samples: dict[tuple[str, str], list[float]] = {t: [] for t in targets}
     cpu_samples: dict[tuple[str, str], list[float]] = {t: [] for t in targets}
+    pair_ratios: dict[str, list[float]] = {name: [] for name in FUNCTIONS}
+    cpu_pair_ratios: dict[str, list[float]] = {name: [] for name in FUNCTIONS}
     results: dict[str, Any] = {}
+    names = list(FUNCTIONS)
     for run in range(args.runs):
-        shift = run % len(targets)
-        for name, kind in targets[shift:] + targets[:shift]:
-            directory, event, services = FUNCTIONS[name]
-            env = lambda_environment(name, environments[name], endpoint)
-            if kind == "baseline":
-                outcome = run_probe(_BASELINE_PROBE.format(services=services), env)
-            else:
-                event_path = fresh_click(endpoint, clicks) if event == CLICK_EVENT else ROOT / event
-                code = _FUNCTION_PROBE.format(
-                    paths=[str(ROOT / directory), str(LAYER)], name=name, event=str(event_path)
-                )
-                StubAws.services_called.clear()
-                outcome = run_probe(code, env)
-                results[name] = outcome["result"]
-                check_baseline_clients(name, StubAws.services_called - {""}, set(services))
-            samples[(name, kind)].append(outcome["total_ms"])
-            cpu_samples[(name, kind)].append(outcome["cpu_ms"])
+        shift = run % len(names)
+        for name in names[shift:] + names[:shift]:
+            # A function's sample and its baseline's run back to back (which goes first alternates), so
+            # both see the same moment of a noisy machine; the ratio is taken pair by pair.
+            kinds = ("baseline", "function") if run % 2 == 0 else ("function", "baseline")
+            pair: dict[str, dict[str, Any]] = {}
+            for kind in kinds:
+                pair[kind] = sample(name, kind, environments[name], endpoint, clicks, results)
+                samples[(name, kind)].append(pair[kind]["total_ms"])
+                cpu_samples[(name, kind)].append(pair[kind]["cpu_ms"])
+            pair_ratios[name].append(pair["function"]["total_ms"] / pair["baseline"]["total_ms"])
+            cpu_pair_ratios[name].append(pair["function"]["cpu_ms"] / pair["baseline"]["cpu_ms"])
     server.shutdown()
     for path in clicks.iterdir():
         path.unlink()
@@ -371,10 +392,8 @@ def main() -> None:
     for name in FUNCTIONS:
         baseline = statistics.median(samples[(name, "baseline")])
         total = statistics.median(samples[(name, "function")])
-        ratio = total / baseline
-        cpu_ratio = statistics.median(cpu_samples[(name, "function")]) / statistics.median(
-            cpu_samples[(name, "baseline")]
-        )
+        ratio = statistics.median(pair_ratios[name])
+        cpu_ratio = statistics.median(cpu_pair_ratios[name])
         figures[name] = {
             "baseline_ms": round(baseline, 1),
             "init_plus_first_ms": round(total, 1),
