@@ -181,9 +181,9 @@ def test_a_job_types_policies_grant_no_data_plane_action_on_every_resource():
     # When we list what it allows on "*"
     wide = grants_on_everything(template)
 
-    # Then none of it is data access, and the check saw the job type's one policy
+    # Then none of it is data access, and the check saw the job type's two policies
     assert [grant for grant in wide if is_data_plane(grant[2])] == []
-    assert [owner for owner, _ in all_policy_statements(template)] == ["ReadJobSecret"]
+    assert [owner for owner, _ in all_policy_statements(template)] == ["ReadJobSecret", "ReadUploadBucket"]
 
 
 def _allowing_everything(action: str) -> dict[str, Any]:
