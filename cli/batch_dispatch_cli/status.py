@@ -106,19 +106,24 @@ def job_type_status(
     return JobTypeStatus(job_type, schedule, found, interval, attention)
 
 
-def route_text(job_type: JobType) -> str:
-    """An upload route as a key pattern: `incoming/csv/*.csv`; `*` takes every key."""
-    return f"{job_type.route_prefix}*{job_type.route_suffix}"
+def route_text(job_type: JobType, catalog: Catalog) -> str:
+    """An upload route as a key pattern: `incoming/csv/*.csv` (`*` takes every key), in an attached
+    bucket `s3://partner-drop/orders/*.csv`."""
+    pattern = f"{job_type.route_prefix}*{job_type.route_suffix}"
+    return f"s3://{job_type.bucket}/{pattern}" if catalog.names_bucket(job_type) else pattern
 
 
 def overlap_warnings(catalog: Catalog) -> list[str]:
-    """One line per pair of job types with the same upload route, naming the one routing picks."""
+    """One line per pair of job types with the same upload route, naming the one routing starts for
+    uploads that fit both: the catalog's routing between the two, in their bucket."""
     warnings = []
     for first, second in catalog.overlaps():
-        pair = catalog.job_types[first]
-        chosen = catalog.route(pair.route_prefix + pair.route_suffix)
+        one = catalog.job_types[first]
+        between = catalog._replace(job_types={first: one, second: catalog.job_types[second]})
+        bucket = one.bucket if catalog.names_bucket(one) else catalog.intake_bucket or None
+        chosen = between.route(one.route_prefix + one.route_suffix, bucket)
         picks = f"; uploads that fit it start {chosen.name} only" if chosen else ""
-        warnings.append(f"{first} and {second} have the same upload route {route_text(pair)}{picks}")
+        warnings.append(f"{first} and {second} have the same upload route {route_text(one, catalog)}{picks}")
     return warnings
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_dispatch.job_types import Catalog, default_job_type
+from batch_dispatch.job_types import Catalog, JobType, default_job_type
 from batch_dispatch_cli.errors import OperatorError
 from batch_dispatch_cli.jobs import Activity
 from batch_dispatch_cli.schedules import StackSchedule, from_get_schedule, targets_function
@@ -230,3 +230,29 @@ def test_overlapping_routes_are_one_warning_per_pair_naming_the_job_type_uploads
         "default and everything have the same upload route *; uploads that fit it start default only"
     ]
     assert overlap_warnings(Catalog(job_types={"csv": csv, "nightly": unrouted})) == []
+
+
+def test_an_overlap_names_the_bucket_it_is_in_and_the_job_type_routing_starts_there():
+    # Given two job types with one route in the intake bucket, and two more with it in an attached bucket
+    def orders(name: str, bucket: str = "") -> JobType:
+        return JOB_TYPE._replace(name=name, job_name_prefix=name, route_prefix="orders/", bucket=bucket)
+
+    catalog = Catalog(
+        job_types={
+            t.name: t
+            for t in (
+                orders("x-orders"),
+                orders("y-orders"),
+                orders("a-partner", "partner"),
+                orders("b-partner", "partner"),
+            )
+        },
+        intake_bucket="intake",
+    )
+
+    # Then each pair is warned of in its own bucket, with the job type uploads there start
+    assert overlap_warnings(catalog) == [
+        "a-partner and b-partner have the same upload route s3://partner/orders/*; "
+        "uploads that fit it start b-partner only",
+        "x-orders and y-orders have the same upload route orders/*; uploads that fit it start y-orders only",
+    ]
