@@ -62,7 +62,8 @@ FUNCTIONS: dict[str, tuple[str, str, list[str]]] = {
     "S3SubmitFunction": (
         "functions/s3_submit",
         "events/s3/sqs-object-created.json",
-        ["ssm", "dynamodb", "batch"],  # ssm: the job-type registry, read to route the upload
+        # ssm: the job-type registry, read to route the upload; s3: the loop guard reads the object's lineage
+        ["ssm", "s3", "dynamodb", "batch"],
     ),
     "FailureNotifyFunction": (
         "functions/failure_notify",
@@ -154,6 +155,14 @@ class StubAws(BaseHTTPRequestHandler):
     services_called: ClassVar[set[str]] = set()  # signing names since the last clear
     protocol_version = "HTTP/1.1"  # keep connections open, as AWS endpoints do
     disable_nagle_algorithm = True  # headers and body go out at once (no delayed-ACK stall)
+
+    def do_HEAD(self) -> None:
+        """HeadObject: an object without metadata (the loop guard reads its lineage)."""
+        self.services_called.add(signing_service(self.headers.get("Authorization", "")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.send_header("Last-Modified", "Thu, 15 Jan 2026 10:30:00 GMT")
+        self.end_headers()
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -250,6 +259,8 @@ def function_environments(endpoint: str) -> dict[str, dict[str, str]]:
         for name in ("STORM_QUEUE_URL", "SCHEDULE_DLQ_URL"):  # the stub answers any queue URL of its own
             if name in env:
                 env[name] = f"{endpoint}/123456789012/" + env[name].rsplit("/", 1)[-1]
+    # The sample upload lands in the intake bucket (routes of the default job type apply to it alone).
+    found["S3SubmitFunction"]["INTAKE_BUCKET"] = sample_upload_bucket()
     # The click's user is allowed (RerunAllowedSlackUsers), so the sample reruns the job.
     found["SlackActionsFunction"]["ALLOWED_SLACK_USERS"] = clicking_user()
     StubAws.signing_secret_name = found["SlackActionsFunction"]["SLACK_SIGNING_SECRET_NAME"]
@@ -276,6 +287,11 @@ def fresh_click(endpoint: str, directory: Path) -> Path:
     path = directory / f"click-{time.monotonic_ns()}.json"
     path.write_text(json.dumps(event), encoding="utf-8")
     return path
+
+
+def sample_upload_bucket() -> str:
+    event = json.loads((ROOT / FUNCTIONS["S3SubmitFunction"][1]).read_text(encoding="utf-8"))
+    return str(json.loads(event["Records"][0]["body"])["Records"][0]["s3"]["bucket"]["name"])
 
 
 def clicking_user() -> str:
