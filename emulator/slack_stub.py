@@ -6,7 +6,8 @@ sent the way Slack sends them (standard library only, loopback only).
         slack.script("rate_limited", "ok")   # the next two posts: 429 (Retry-After: 1), then 200
         ...
         slack.messages                       # every accepted JSON payload, in order
-        slack.requests                       # every request, with the status it was answered
+        slack.requests                       # every request, with the status it was answered and
+                                             # when it arrived (received_at: rates per webhook)
         event = slack.click(message, "rerun", user_id="U0ONCALL", signing_secret=secret)
         slack.responses                      # what was posted to the clicks' response URLs
 
@@ -110,6 +111,7 @@ class RecordedRequest:
     body: str
     payload: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    received_at: float = 0.0  # time.time() when the request arrived (before any hang), for rates
 
 
 def validation_error(payload: Any) -> str | None:
@@ -291,13 +293,17 @@ class SlackStandIn:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            received_at = 0.0  # time.time() when the request being answered arrived
+
             def log_message(self, format: str, *args: Any) -> None:  # silence stderr access logs
                 return
 
             def do_GET(self) -> None:
+                self.received_at = time.time()
                 self._answer(405, "invalid_method", kind="invalid_method")
 
             def do_POST(self) -> None:
+                self.received_at = time.time()
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(min(length, 5_000_000)).decode("utf-8", "replace")
                 try:
@@ -348,7 +354,9 @@ class SlackStandIn:
                 accepted: bool = False,
             ) -> None:
                 stand_in._record(
-                    RecordedRequest(self.command, self.path, status, kind, raw, payload, headers or {}),
+                    RecordedRequest(
+                        self.command, self.path, status, kind, raw, payload, headers or {}, self.received_at
+                    ),
                     accepted,
                 )
                 data = body.encode("utf-8")

@@ -283,6 +283,22 @@ def test_the_stand_in_rejects_what_slack_would_reject(world, payload, code):
     assert world.stand_in.requests[0].reply == code
 
 
+def test_the_stand_in_records_when_each_post_arrived_not_when_it_was_answered(world):
+    world.stand_in.script(Reply.hang(0.5), "ok")
+    sent_at = time.time()
+
+    once_quickly = FAST._replace(timeout_seconds=0.2, max_retries=0)
+    with pytest.raises(SlackTransientError):  # the hang outlasts the post's 0.2 s timeout
+        post_message(MESSAGE, secret_name=SECRET_NAME, policy=once_quickly)
+    time.sleep(0.4)  # the hang ends: the stand-in answers (and records) it now
+    post_message(MESSAGE, secret_name=SECRET_NAME, policy=FAST)
+
+    hung, accepted = sorted(world.stand_in.requests, key=lambda r: r.received_at)
+    assert (hung.status, accepted.status) == (503, 200)
+    assert sent_at <= hung.received_at < sent_at + 0.2  # arrival, before the 0.5 s hang
+    assert accepted.received_at - hung.received_at >= 0.5
+
+
 # --- the secret ---------------------------------------------------------------------------------------
 
 
