@@ -102,15 +102,32 @@ def test_concurrent_posters_get_distinct_slots_at_least_a_second_apart(dynamodb)
     assert slots[-1] - slots[0] < 7.5  # and no slot is wasted
 
 
-def test_waiting_sleeps_until_the_slot_but_never_longer_than_allowed(dynamodb):
+def test_waiting_sleeps_until_the_slot(dynamodb):
     clock = FrozenClock()
     slept: list[float] = []
     pacer = SlackPacer(TABLE, 1.0, client=dynamodb, clock=clock, sleep=slept.append)
 
-    waited = [pacer.wait_for_turn("hook", max_wait_seconds=1.5) for _ in range(3)]
+    waited = [pacer.wait_for_turn("hook", max_wait_seconds=5) for _ in range(3)]
 
-    assert waited == [0.0, 1.0, 1.5]
-    assert slept == [1.0, 1.5]
+    assert waited == [0.0, 1.0, 2.0]
+    assert slept == [1.0, 2.0]
+
+
+def test_a_slot_further_than_the_post_may_wait_is_not_taken_and_the_post_goes_now(dynamodb):
+    # Given posts that took the next two seconds
+    clock = FrozenClock()
+    slept: list[float] = []
+    pacer = SlackPacer(TABLE, 1.0, client=dynamodb, clock=clock, sleep=slept.append)
+    pacer.wait_for_turn("hook", max_wait_seconds=1.5)
+    pacer.wait_for_turn("hook", max_wait_seconds=1.5)
+
+    # When more posts may wait only 1.5 s (the next free slot is 2 s away)
+    waited = [pacer.wait_for_turn("hook", max_wait_seconds=1.5) for _ in range(5)]
+
+    # Then they go now without taking a slot: the next free one is still 2 s away, not 7
+    assert waited == [0.0] * 5
+    assert slept == [1.0]
+    assert pacer.claim("hook") == 2.0
 
 
 def test_a_failing_table_costs_the_pacing_not_the_post(dynamodb):
