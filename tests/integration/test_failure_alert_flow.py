@@ -129,12 +129,12 @@ def test_alerts_posted_at_once_reach_one_webhook_a_second_apart(local: Emulator)
         outcomes = list(pool.map(lambda event: local.invoke("FailureNotifyFunction", event), events))
 
     # Then each is posted once, and Slack saw them about a second apart (its limit per webhook): the
-    # posts' slots are a second apart, their way from slot to Slack varies with the machine's load
-    # (unpaced, they arrive within milliseconds)
+    # slots are 1.1 s apart, the way from a slot to Slack varies with the machine's load (unpaced,
+    # they arrive within milliseconds)
     assert [o.error for o in outcomes] == [None, None, None]
     arrivals = sorted(r.received_at for r in local.slack.requests)
     assert [r.status for r in local.slack.requests] == [200, 200, 200]
-    assert min(later - earlier for earlier, later in pairwise(arrivals)) >= 0.75
+    assert min(later - earlier for earlier, later in pairwise(arrivals)) >= 0.9
 
 
 def test_a_revoked_webhook_parks_the_event_in_the_dlq_without_leaking_the_url(

@@ -1,10 +1,11 @@
-"""Slack takes one message per second per webhook: posts claim the webhook's next free second in the
+"""Slack takes one message per second per webhook: posts claim the webhook's next free slot in the
 alert-state table (moto DynamoDB here), whichever function or execution environment posts them."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from typing import Any
@@ -13,7 +14,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from batch_dispatch import execution_environment
+from batch_dispatch.aws import clients
+from batch_dispatch.settings import SlackSettings, from_environment
+from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 from batch_dispatch.slack.pacing import SlackPacer
+from batch_dispatch.slack.post_once import longest_wait, post_once
+from emulator.slack_stub import SlackStandIn
+from tests.conftest import FakeLambdaContext, create_id_table
 
 TABLE = "alert-state"
 
@@ -37,22 +45,26 @@ class FrozenClock:
         return self.now
 
 
+def create_alert_state_table(client: Any) -> None:
+    client.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+
+
 @pytest.fixture
 def dynamodb() -> Any:
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
+        create_alert_state_table(client)
         yield client
 
 
@@ -137,3 +149,79 @@ def test_a_failing_table_costs_the_pacing_not_the_post(dynamodb):
     assert pacer.wait_for_turn("hook", max_wait_seconds=10) == 0.0
     assert pacer.wait_for_turn("hook", max_wait_seconds=10) == 0.0
     assert slept == []
+
+
+@pytest.mark.parametrize(
+    ("time_left", "longest"),
+    [(None, 20.0), (60.0, 20.0), (40.0, 12.0), (28.0, 0.0), (5.0, 0.0)],
+)
+def test_a_post_waits_at_most_its_budget_and_only_while_its_whole_delivery_still_fits(time_left, longest):
+    # budget 20 s, then one more 5 s timeout, and 3 s kept free
+    policy = DeliveryPolicy(timeout_seconds=5, budget_seconds=20.0, safety_margin_seconds=3.0)
+
+    assert longest_wait(policy, time_left) == longest
+
+
+# --- through post_once, as the alert functions post ----------------------------------------------------
+
+SECRET_NAME = "batch-dispatch/test/slack-webhook"
+IDEMPOTENCY_TABLE = "batch-dispatch-idempotency"
+
+
+@pytest.fixture
+def stand_in() -> Iterator[SlackStandIn]:
+    """The Slack stand-in behind the webhook secret, the idempotency and alert-state tables in moto."""
+    with SlackStandIn() as slack, mock_aws():
+        boto3.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=slack.url)
+        create_id_table(IDEMPOTENCY_TABLE)
+        create_alert_state_table(boto3.client("dynamodb"))
+        execution_environment.reset()
+        clients.use_client("dynamodb", boto3.client("dynamodb"))
+        yield slack
+        execution_environment.reset()
+
+
+def slack_settings(**environment: str) -> SlackSettings:
+    return from_environment(
+        SlackSettings,
+        {
+            "SLACK_WEBHOOK_SECRET_NAME": SECRET_NAME,
+            "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+            "ALERT_STATE_TABLE_NAME": TABLE,
+            **environment,
+        },
+    )
+
+
+def next_free_slot() -> float:
+    item = boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"pk": {"S": f"slack#{SECRET_NAME}"}, "sk": {"S": "next-post"}}
+    )["Item"]
+    return int(item["next_ms"]["N"]) / 1000
+
+
+def test_the_next_slot_is_more_than_a_second_after_a_post_reached_slack(stand_in):
+    # Given the alert functions' own settings (Slack counts a post when it arrives)
+    settings = slack_settings()
+
+    # When an alert is posted
+    assert post_once(
+        "test", "job-1", {"text": "job-1 failed"}, settings, FakeLambdaContext(timeout_seconds=60.0)
+    )
+
+    # Then the webhook's next post may not arrive within a second of this one's arrival
+    (arrived,) = [r.received_at for r in stand_in.requests]
+    assert next_free_slot() - arrived > 1.0
+
+
+def test_a_post_waits_for_its_slot_when_the_webhook_posted_just_before(stand_in):
+    # Given a post that just reached the webhook
+    settings = slack_settings(SLACK_BUDGET_SECONDS="4")
+    post_once("test", "job-1", {"text": "job-1 failed"}, settings, FakeLambdaContext(timeout_seconds=60.0))
+
+    # When another alert is posted at once
+    post_once("test", "job-2", {"text": "job-2 failed"}, settings, FakeLambdaContext(timeout_seconds=60.0))
+
+    # Then Slack receives it a second later
+    first, second = [r.received_at for r in stand_in.requests]
+    assert second - first >= 1.0

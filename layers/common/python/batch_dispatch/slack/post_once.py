@@ -18,6 +18,7 @@ from batch_dispatch.aws.idempotency import IDEMPOTENCY_TTL_SECONDS, idempotency_
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import SlackSettings
 from batch_dispatch.slack import webhook
+from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 from batch_dispatch.slack.pacing import SlackPacer
 
 
@@ -50,11 +51,7 @@ def post_once(
         remaining = remaining_seconds(lambda_context)
         if settings.alert_state_table_name and settings.slack_seconds_between_posts > 0:
             pacer = SlackPacer(settings.alert_state_table_name, settings.slack_seconds_between_posts)
-            # half the post's budget at most, and out of the invocation's time left
-            most = policy.budget_seconds / 2
-            if remaining is not None:
-                most = min(most, remaining - policy.safety_margin_seconds)
-            waited = pacer.wait_for_turn(channel, max_wait_seconds=most)
+            waited = pacer.wait_for_turn(channel, max_wait_seconds=longest_wait(policy, remaining))
             remaining = None if remaining is None else remaining - waited
         webhook.post_message(message, secret_name=channel, policy=policy, remaining_seconds=remaining)
         return {"postedAt": datetime.now(UTC).isoformat(), "duplicate": False}
@@ -66,6 +63,15 @@ def post_once(
         logger.exception("Slack notification failed", extra={"error_kind": error.kind, "alert": prefix})
         raise
     return not result.get("duplicate")
+
+
+def longest_wait(policy: DeliveryPolicy, remaining: float | None) -> float:
+    """How long a post may wait for its slot: its own budget at most, and only while its whole delivery
+    (the budget and one more timeout) still fits in the invocation's time left."""
+    if remaining is None:
+        return policy.budget_seconds
+    whole_delivery = policy.budget_seconds + policy.timeout_seconds + policy.safety_margin_seconds
+    return max(0.0, min(policy.budget_seconds, remaining - whole_delivery))
 
 
 def remaining_seconds(lambda_context: LambdaContext | None) -> float | None:
