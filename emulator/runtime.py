@@ -118,12 +118,30 @@ class LambdaRuntime:
             except Exception as exc:  # the emulator reports every handler failure, as Lambda does
                 return Invocation(error=handler_error(logical_id, exc))
 
+    def invoke_in(
+        self, environments: ExecutionEnvironments | None, logical_id: str, event: Any
+    ) -> Invocation:
+        """One invocation in one of `environments` (worker processes), or on this thread without them;
+        counted in `concurrency` either way."""
+        if environments is None:
+            return self.invoke(logical_id, event)
+        with self.concurrency.running(logical_id):
+            return environments.invoke(event)
+
     # -- asynchronous invoke (EventBridge rules, Scheduler) ----------------------------------------
-    def invoke_async(self, logical_id: str, event: Any, max_retries: int = 2) -> Invocation:
-        """Lambda's async semantics: retry up to `max_retries` times, then the function's DLQ."""
+    def invoke_async(
+        self,
+        logical_id: str,
+        event: Any,
+        max_retries: int = 2,
+        *,
+        environments: ExecutionEnvironments | None = None,
+    ) -> Invocation:
+        """Lambda's async semantics: retry up to `max_retries` times, then the function's DLQ. The
+        handler runs on the caller's thread, or in one of `environments` (worker processes) when given."""
         outcome = Invocation()
         for attempt in range(max_retries + 1):
-            outcome = self.invoke(logical_id, event)
+            outcome = self.invoke_in(environments, logical_id, event)
             outcome.attempts = attempt + 1
             if outcome.error is None:
                 return outcome
@@ -250,11 +268,7 @@ class LambdaRuntime:
             if not records:
                 return False
             event = {"Records": records}
-            if environments is None:
-                outcome = self.invoke(logical_id, event)
-            else:
-                with self.concurrency.running(logical_id):
-                    outcome = environments.invoke(event)
+            outcome = self.invoke_in(environments, logical_id, event)
             with lock:
                 invocations += 1
             failed_ids = failed_message_ids(outcome, records, source.report_batch_item_failures)

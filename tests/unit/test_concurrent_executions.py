@@ -3,10 +3,12 @@ ConcurrentExecutions metric does: benchmarks check a reserved concurrency agains
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from emulator.environments import ExecutionEnvironments
 from emulator.runtime import LambdaRuntime
 from emulator.stack import FunctionInfo, Stack
 
@@ -28,13 +30,27 @@ def lambda_handler(event, context):
 """
 
 
+IN_WHICH_PROCESS = """
+import os
+
+def lambda_handler(event, context):
+    if event.get("fail"):
+        raise RuntimeError("failed")
+    return {"pid": os.getpid()}
+"""
+
+
 def runtime_with_sleepy_function(code_dir: Path) -> LambdaRuntime:
-    (code_dir / "app.py").write_text(HANDLER, encoding="utf-8")
+    return runtime_with_function(code_dir, "SleepyFunction", HANDLER)
+
+
+def runtime_with_function(code_dir: Path, logical_id: str, code: str) -> LambdaRuntime:
+    (code_dir / "app.py").write_text(code, encoding="utf-8")
     function = FunctionInfo(
-        logical_id="SleepyFunction",
+        logical_id=logical_id,
         code_dir=code_dir,
         handler="app.lambda_handler",
-        physical_name="sleepy",
+        physical_name=logical_id.lower(),
         environment={},
         timeout=30,
         triggers={},
@@ -47,7 +63,7 @@ def runtime_with_sleepy_function(code_dir: Path) -> LambdaRuntime:
         parameters={},
         physical_ids={},
         outputs={},
-        functions={"SleepyFunction": function},
+        functions={logical_id: function},
     )
     return LambdaRuntime(stack)
 
@@ -76,3 +92,16 @@ def test_invocations_one_after_another_peak_at_one(tmp_path: Path):
         runtime.invoke("SleepyFunction", {})
 
     assert runtime.concurrency.peak("SleepyFunction") == 1
+
+
+def test_an_asynchronous_invocation_in_worker_processes_runs_and_is_retried_there(tmp_path: Path):
+    runtime = runtime_with_function(tmp_path, "WorkerFunction", IN_WHICH_PROCESS)
+
+    with ExecutionEnvironments(runtime.stack, "WorkerFunction", 2) as environments:
+        succeeded = runtime.invoke_async("WorkerFunction", {}, environments=environments)
+        failed = runtime.invoke_async("WorkerFunction", {"fail": True}, 2, environments=environments)
+
+    assert succeeded.result["pid"] in environments.pids
+    assert succeeded.result["pid"] != os.getpid()
+    assert (failed.attempts, failed.error["type"]) == (3, "RuntimeError")
+    assert runtime.concurrency.peak("WorkerFunction") == 1
