@@ -16,6 +16,7 @@ Replies follow Slack's: 200 `ok`; 400 `invalid_payload` / `no_text` / `invalid_b
 with Retry-After; 500 `internal_error`. Accepted payloads are validated like Slack does (text or blocks,
 at most 50 blocks, section text <= 3000, header <= 150), so a malformed message fails here too.
 
+`SlackStandInProcess` serves one from a process of its own, for benchmarks that time arrivals.
 `python -m emulator.slack_stub` runs one in the foreground and prints each message it receives.
 """
 
@@ -25,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import json
+import multiprocessing
 import sys
 import threading
 import time
@@ -476,6 +478,76 @@ def function_url_event(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
         "body": base64.b64encode(body).decode(),
         "isBase64Encoded": True,
     }
+
+
+# -- in a process of its own ----------------------------------------------------------------------
+
+
+def _serve_in_this_process(connection: Any) -> None:
+    """The stand-in process: serve, answer `requests` / `messages` with a copy, end on `stop`."""
+    with SlackStandIn() as slack:
+        connection.send(slack.url)
+        while (command := connection.recv()) != "stop":
+            connection.send(getattr(slack, command))
+
+
+class SlackStandInProcess:
+    """A SlackStandIn served by a process of its own (spawned): when the emulator's process is busy
+    (many threads sharing one interpreter lock), its threads would note a post's arrival late, and a
+    benchmark measuring Slack's rate per webhook would measure that instead. Offers what the emulator
+    reads: `url`, `requests`, `messages`, `start()`, `stop()`."""
+
+    def __init__(self) -> None:
+        self._connection: Any = None
+        self._process: Any = None
+        self._url = ""
+        self._lock = threading.Lock()
+
+    def start(self) -> str:
+        if self._process is None:
+            context = multiprocessing.get_context("spawn")
+            self._connection, child = context.Pipe()
+            self._process = context.Process(
+                target=_serve_in_this_process, args=(child,), name="slack-stand-in", daemon=True
+            )
+            self._process.start()
+            self._url = str(self._connection.recv())
+        return self._url
+
+    def stop(self) -> None:
+        if self._process is not None:
+            with self._lock:
+                self._connection.send("stop")
+            self._process.join(timeout=10)
+            self._process, self._connection = None, None
+
+    def __enter__(self) -> SlackStandInProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._process is None:
+            raise RuntimeError("SlackStandInProcess is not running: call start() first")
+        return self._url
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return list(self._ask("requests"))
+
+    @property
+    def messages(self) -> list[Any]:
+        return list(self._ask("messages"))
+
+    def _ask(self, command: str) -> Any:
+        with self._lock:
+            if self._connection is None:
+                raise RuntimeError("SlackStandInProcess is not running: call start() first")
+            self._connection.send(command)
+            return self._connection.recv()
 
 
 def main() -> None:
