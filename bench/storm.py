@@ -1,6 +1,6 @@
 """Failure storm at scale: an array job of N children fails while uploads keep arriving.
 
-    .venv/bin/python bench/storm.py [--children 10000] [--uploads 1000] --fast-moto
+    .venv/bin/python bench/storm.py [--children 10000] [--uploads 1000] --fast-moto [--processes]
 
 Deploys template.yaml into the emulator and makes an array job of N children FAIL in moto Batch (no
 Docker). Each child's "Batch Job State Change" event is built from DescribeJobs, as EventBridge
@@ -8,7 +8,10 @@ delivers it; 10 % of them are delivered a second time (EventBridge is at-least-o
 the parent's own FAILED event. They reach FailureNotifyFunction with Lambda's asynchronous semantics
 (`Emulator.invoke`: retries, then FailureNotifyDLQ), never more at once than the function's reserved
 concurrency (ReservedConcurrentExecutions, read from Lambda: the template's
-NotifierReservedConcurrency); the runtime records the most invocations that ever ran at once.
+NotifierReservedConcurrency); the runtime records the most invocations that ever ran at once. With
+--processes, FailureNotifyFunction and StormDigestFunction run in warm worker processes, one per
+concurrent invocation as in Lambda's execution environments (emulator/environments.py), instead of on
+threads of this process.
 
 Meanwhile U uploads arrive in the intake bucket (bucket notification -> IntakeQueue) and
 S3SubmitFunction drains them with its event source mapping's settings; StormDigestFunction polls
@@ -17,7 +20,8 @@ StormQueue, where each window's close becomes visible when its SQS delay ends, a
 Scaled down so a run takes minutes, with the functions' own environment (as UpdateFunctionConfiguration
 would set it): STORM_WINDOW_SECONDS --window-seconds instead of 300 and STORM_GRACE_SECONDS
 --grace-seconds instead of 90 (the same 30:9 ratio by default). When the last event is delivered, the
-last windows' closes are fast-forwarded (`Emulator.close_storm_windows`: their SQS delays released).
+last windows' closes are fast-forwarded (as `Emulator.close_storm_windows` does: their SQS delays
+released).
 
 Counted from the system, not from the script: Slack posts from the stand-in (per webhook, with the
 time each arrived), the children posted on their own (their job ids) and the digests' own counts
@@ -25,7 +29,10 @@ time each arrived), the children posted on their own (their job ids) and the dig
 alert. Slack's rate (one message per second per webhook) comes from the stand-in's arrival times.
 Storm windows are the windows the digests name; posts per window count a digest in the window it
 names and every other post in the window it arrived in ("storm over" apart). Uploads: jobs per
-object in moto Batch, objects in IntakeDLQ, lost = neither.
+object in moto Batch, objects in IntakeDLQ, lost = neither. The Slack stand-in runs in a process of
+its own (emulator.slack_stub.SlackStandInProcess): on a thread of this busy process it would note
+arrivals late, by up to a second, and the rate per webhook would measure that. Senders on threads of
+this process (without --processes) are late the same way: the rate is Lambda's with --processes.
 
 --fast-moto installs bench/moto_speedups.py first, as bench/burst.py does: the storm writes two
 DynamoDB items per child in transactions, which plain moto answers by copying the whole table per
@@ -61,8 +68,10 @@ from bench.burst import objects_in_dlq  # noqa: E402
 from bench.moto_speedups import DirectQueue  # noqa: E402
 from bench.report import print_report  # noqa: E402
 from emulator.core import Emulator  # noqa: E402
+from emulator.environments import ExecutionEnvironments  # noqa: E402
 from emulator.mapping_queue import MappingQueue  # noqa: E402
 from emulator.moto_server import ACCOUNT_ID, REGION  # noqa: E402
+from emulator.slack_stub import SlackStandInProcess  # noqa: E402
 
 NOTIFIER = "FailureNotifyFunction"
 DIGESTER = "StormDigestFunction"
@@ -219,7 +228,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         moto_speedups.apply()
     log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - closed below, after the emulator
     try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), Emulator() as local:
+        with (
+            contextlib.redirect_stdout(log),
+            contextlib.redirect_stderr(log),
+            Emulator(slack=SlackStandInProcess()) as local,  # notes arrivals on time, whatever our load
+            contextlib.ExitStack() as processes,
+        ):
             storm_environment = {
                 "STORM_WINDOW_SECONDS": str(args.window_seconds),
                 "STORM_GRACE_SECONDS": str(args.grace_seconds),
@@ -230,6 +244,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             local.update_function_environment(INTAKE, POWERTOOLS_LOG_LEVEL=args.log_level)
             reserved = reserved_concurrency(local, NOTIFIER)
             threshold = int(local.stack.functions[NOTIFIER].environment.get("STORM_THRESHOLD", "10"))
+            notifiers = digesters = None
+            if args.processes:  # spawned and warmed before the clock starts, as a storm finds Lambda's
+                notifiers = processes.enter_context(
+                    ExecutionEnvironments(local.stack, NOTIFIER, reserved, output_path=args.log)
+                )
+                digest_concurrency = local.runtime.event_source(DIGESTER).max_concurrency
+                digesters = processes.enter_context(
+                    ExecutionEnvironments(local.stack, DIGESTER, digest_concurrency, output_path=args.log)
+                )
+            notifier_retries = local.shim.async_retry_attempts(NOTIFIER)
 
             parent, kids, parent_job = fail_array_job(local, args.children)
             events = [local.batch_event(job) for job in kids]
@@ -253,20 +277,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     time.sleep(max(0.0, started + index * args.upload_seconds / len(keys) - time.monotonic()))
                 uploaded.set()
 
-            def drain(function: str) -> Any:
+            def drain(function: str, environments: ExecutionEnvironments | None = None) -> Any:
                 return lambda: local.drain(
-                    function, idle_timeout=args.timeout, queue_factory=queues, retry_visibility_seconds=1
+                    function,
+                    idle_timeout=args.timeout,
+                    queue_factory=queues,
+                    retry_visibility_seconds=1,
+                    environments=environments,
                 )
+
+            def notify(event: dict[str, Any]) -> Any:  # EventBridge -> Lambda, asynchronously
+                return local.runtime.invoke_async(NOTIFIER, event, notifier_retries, environments=notifiers)
 
             started = time.monotonic()
             uploader = threading.Thread(target=upload_spread_out, name="uploads", daemon=True)
             intake = UntilStopped("intake", drain(INTAKE))
-            digests = UntilStopped("digests", drain(DIGESTER))
+            digests = UntilStopped("digests", drain(DIGESTER, digesters))
             for thread in (uploader, intake, digests):
                 thread.start()
             errors: Counter[str] = Counter()
             with ThreadPoolExecutor(max_workers=reserved) as notifier:
-                for outcome in notifier.map(lambda event: local.invoke(NOTIFIER, event), deliveries):
+                for outcome in notifier.map(notify, deliveries):
                     if outcome.error is not None:
                         errors[outcome.error["type"]] += 1
             delivered_s = time.monotonic() - started
@@ -275,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             digests.stop()
             # The last windows close later than the run: fast-forward their delayed closes (and any
             # end check they schedule) until nothing is left.
-            while local.close_storm_windows():
+            while local.release_delayed(DIGESTER) + drain(DIGESTER, digesters)():
                 pass
             elapsed = time.monotonic() - started
 
@@ -305,6 +336,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 1),
         "deliveries_per_s": round(len(deliveries) / delivered_s, 1) if delivered_s else None,
         "moto": "with bench/moto_speedups.py" if args.fast_moto else "as released",
+        "execution_environments": "processes" if args.processes else "in-process",
         "scaled": {
             "storm_window_s": f"{args.window_seconds} (template default 300)",
             "storm_grace_s": f"{args.grace_seconds} (90)",
@@ -328,6 +360,11 @@ def main() -> None:
         "--fast-moto",
         action="store_true",
         help="install bench/moto_speedups.py first (default: moto as released)",
+    )
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="run the notifier's and the digest's invocations in warm worker processes",
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up draining after this many s")
     parser.add_argument("--seed", type=int, default=7)
@@ -365,6 +402,7 @@ def main() -> None:
             f"{result['intake_dlq']} / {result['failure_notify_dlq']} / {result['storm_dlq']}",
         ),
         ("moto", result["moto"]),
+        ("alert functions run", result["execution_environments"]),
         ("scaled down", ", ".join(f"{k} {v}" for k, v in result["scaled"].items())),
         ("deliveries done s (per s)", f"{result['deliveries_done_s']} ({result['deliveries_per_s']})"),
         ("elapsed s", result["elapsed_s"]),
