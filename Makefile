@@ -93,8 +93,8 @@ bench: $(BIN)/.installed ## Benchmarks (print result tables): cold start, burst 
 	$(BIN)/python bench/burst.py --mode array --objects 10000 --fast-moto
 	$(BIN)/python bench/burst.py --mode array --objects 10000 --fast-moto --processes
 	$(BIN)/python bench/slack_outage.py
-	$(BIN)/python bench/catalog.py --job-types 100
-	$(BIN)/python bench/storm.py --children 10000 --fast-moto
+	$(BIN)/python bench/catalog.py --job-types 100 --processes
+	$(BIN)/python bench/storm.py --children 10000 --fast-moto --processes
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
