@@ -87,12 +87,14 @@ deploy: build ## sam deploy to ENV (dev|prod) from samconfig.toml
 deploy-guided: build ## First deploy: sam deploy --guided (writes your answers to samconfig.toml)
 	$(BIN)/sam deploy --guided --config-env $(ENV)
 
-bench: $(BIN)/.installed ## Benchmarks (print result tables): cold start, burst (both modes; array also in worker processes), Slack outage
+bench: $(BIN)/.installed ## Benchmarks (print result tables): cold start, burst (both modes; array also in worker processes), Slack outage, 100-type catalog, 10,000-child failure storm
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/burst.py --fast-moto
 	$(BIN)/python bench/burst.py --mode array --objects 10000 --fast-moto
 	$(BIN)/python bench/burst.py --mode array --objects 10000 --fast-moto --processes
 	$(BIN)/python bench/slack_outage.py
+	$(BIN)/python bench/catalog.py --job-types 100 --processes
+	$(BIN)/python bench/storm.py --children 10000 --fast-moto --processes
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -54,19 +54,22 @@ class Emulator:
         parameter_overrides: dict[str, str] | None = None,
         *,
         with_slack: bool = True,
+        slack: Any = None,
         template_path: Path = TEMPLATE_PATH,
         job_types: Path | None = None,
         outside_buckets: Sequence[str] = (),
     ) -> None:
+        """`slack`: a Slack stand-in of the caller's (emulator.slack_stub.SlackStandInProcess, say),
+        started here and stopped with the emulator, instead of a new SlackStandIn."""
         self.parameter_overrides = parameter_overrides or {}
         self.template_path = template_path
         self.job_types = job_types
         # Buckets "created outside the stack": made before each deploy, as their owner set them up.
         self.outside_buckets = tuple(outside_buckets)
         self._workdir = tempfile.TemporaryDirectory(prefix="batch-dispatch-emulator-")
-        self.with_slack = with_slack
+        self.with_slack = with_slack or slack is not None
         self.server = MotoServer()
-        self.slack: Any = None
+        self.slack: Any = slack
         self.stack: Stack
         self.shim: Shim
         self.nested_shims: list[Shim] = []
@@ -85,9 +88,10 @@ class Emulator:
         # test module) would make this deploy fail with "stack already exists".
         self.server.reset()
         if self.with_slack:
-            from emulator.slack_stub import SlackStandIn
+            if self.slack is None:
+                from emulator.slack_stub import SlackStandIn
 
-            self.slack = SlackStandIn()
+                self.slack = SlackStandIn()
             self.slack.start()
         self.deploy()
         return self

@@ -11,7 +11,8 @@ moto as released, behind a WSGI wrapper of our own:
   the rate limit with 429, as Batch does) or watch it; rewriters may change moto's answer into what AWS
   would say of a state moto cannot reach (emulator/running_jobs.py: a job still RUNNING); listeners see
   each request with the answer (`DelayedMessages` keeps every message sent with a delay, so the emulator
-  can deliver it early).
+  can deliver it early; `RequestCounts` counts the requests of each operation, so a benchmark can count
+  a function's calls).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -245,6 +247,55 @@ class DelayedMessages:
             self.messages.clear()
 
 
+# -- requests answered, by operation ---------------------------------------------------------------
+
+
+class RequestCounts:
+    """How many requests moto answered, by operation, noted from the wire.
+
+    The operation is the X-Amz-Target of JSON-protocol services (`AmazonSSM.GetParametersByPath`,
+    `AmazonSQS.SendMessage`...), else `METHOD path` (REST services: `POST /v1/submitjob`). A paginated
+    call's later pages carry a NextToken: `calls()` counts first pages only (whole calls, e.g. one read
+    of an SSM path however many pages it takes), `requests()` every page.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: Counter[str] = Counter()
+        self._later_pages: Counter[str] = Counter()
+
+    def __call__(self, request: WireRequest, _status: int, _body: bytes) -> None:
+        operation = request.target or f"{request.method} {request.path}"
+        later_page = b'"NextToken"' in request.body() and bool(_next_token(request))
+        with self._lock:
+            self._requests[operation] += 1
+            if later_page:
+                self._later_pages[operation] += 1
+
+    def requests(self, operation: str) -> int:
+        """Every request of `operation` moto answered (each page of a paginated call)."""
+        with self._lock:
+            return self._requests[operation]
+
+    def calls(self, operation: str) -> int:
+        """The requests of `operation` that started a call (no NextToken: its first page)."""
+        with self._lock:
+            return self._requests[operation] - self._later_pages[operation]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self._later_pages.clear()
+
+
+def _next_token(request: WireRequest) -> str:
+    try:
+        sent = request.json()
+    except ValueError:
+        return ""
+    return str(sent.get("NextToken") or "") if isinstance(sent, dict) else ""
+
+
 # -- the server ------------------------------------------------------------------------------------
 
 
@@ -256,7 +307,8 @@ class MotoServer:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self.delayed_messages = DelayedMessages()
-        self.app.listeners.append(self.delayed_messages)
+        self.request_counts = RequestCounts()
+        self.app.listeners.extend([self.delayed_messages, self.request_counts])
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -289,6 +341,7 @@ class MotoServer:
         self._post("/moto-api/reset", {})
         self._post("/moto-api/config", {"batch": {"use_docker": False}})
         self.delayed_messages.clear()
+        self.request_counts.clear()
 
     @contextmanager
     def intercepting(self, interceptor: Interceptor) -> Iterator[None]:

@@ -33,11 +33,41 @@ from emulator.stack import FunctionInfo, Stack
 _process_environment = ProcessEnvironment()
 
 
+class ConcurrentExecutions:
+    """Invocations of each function running at once, and the most there ever were (what Lambda's
+    ConcurrentExecutions metric shows, and what a reserved concurrency caps)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, int] = {}
+        self._peak: dict[str, int] = {}
+
+    @contextmanager
+    def running(self, logical_id: str) -> Iterator[None]:
+        with self._lock:
+            now = self._running[logical_id] = self._running.get(logical_id, 0) + 1
+            self._peak[logical_id] = max(self._peak.get(logical_id, 0), now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[logical_id] -= 1
+
+    def now(self, logical_id: str) -> int:
+        with self._lock:
+            return self._running.get(logical_id, 0)
+
+    def peak(self, logical_id: str) -> int:
+        with self._lock:
+            return self._peak.get(logical_id, 0)
+
+
 class LambdaRuntime:
     """Loads each function's handler from its CodeUri and invokes it with the deployed environment.
 
     `event_sources` are the template's SQS event source mappings (by function logical id) and
     `redrive` answers (maxReceiveCount, DLQ logical id) for a queue, both read from the template.
+    `concurrency` counts each function's invocations running at once (and the peak).
     """
 
     def __init__(
@@ -52,6 +82,7 @@ class LambdaRuntime:
         self.event_sources = event_sources or {}
         self._redrive = redrive or (lambda _queue: (0, None))
         self.retry_delay_seconds = retry_delay_seconds
+        self.concurrency = ConcurrentExecutions()
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         for layer_dir in layer_python_dirs(stack):
             if layer_dir not in sys.path:
@@ -81,18 +112,36 @@ class LambdaRuntime:
         info = self.stack.functions[logical_id]
         handler = self.handler(logical_id)
         context = LocalContext(function_name=info.physical_name, timeout_seconds=info.timeout)
-        with self.environment(info):
+        with self.concurrency.running(logical_id), self.environment(info):
             try:
                 return Invocation(result=handler(json.loads(json.dumps(event)), context))
             except Exception as exc:  # the emulator reports every handler failure, as Lambda does
                 return Invocation(error=handler_error(logical_id, exc))
 
+    def invoke_in(
+        self, environments: ExecutionEnvironments | None, logical_id: str, event: Any
+    ) -> Invocation:
+        """One invocation in one of `environments` (worker processes), or on this thread without them;
+        counted in `concurrency` either way."""
+        if environments is None:
+            return self.invoke(logical_id, event)
+        with self.concurrency.running(logical_id):
+            return environments.invoke(event)
+
     # -- asynchronous invoke (EventBridge rules, Scheduler) ----------------------------------------
-    def invoke_async(self, logical_id: str, event: Any, max_retries: int = 2) -> Invocation:
-        """Lambda's async semantics: retry up to `max_retries` times, then the function's DLQ."""
+    def invoke_async(
+        self,
+        logical_id: str,
+        event: Any,
+        max_retries: int = 2,
+        *,
+        environments: ExecutionEnvironments | None = None,
+    ) -> Invocation:
+        """Lambda's async semantics: retry up to `max_retries` times, then the function's DLQ. The
+        handler runs on the caller's thread, or in one of `environments` (worker processes) when given."""
         outcome = Invocation()
         for attempt in range(max_retries + 1):
-            outcome = self.invoke(logical_id, event)
+            outcome = self.invoke_in(environments, logical_id, event)
             outcome.attempts = attempt + 1
             if outcome.error is None:
                 return outcome
@@ -219,7 +268,7 @@ class LambdaRuntime:
             if not records:
                 return False
             event = {"Records": records}
-            outcome = environments.invoke(event) if environments else self.invoke(logical_id, event)
+            outcome = self.invoke_in(environments, logical_id, event)
             with lock:
                 invocations += 1
             failed_ids = failed_message_ids(outcome, records, source.report_batch_item_failures)

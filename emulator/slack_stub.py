@@ -6,7 +6,8 @@ sent the way Slack sends them (standard library only, loopback only).
         slack.script("rate_limited", "ok")   # the next two posts: 429 (Retry-After: 1), then 200
         ...
         slack.messages                       # every accepted JSON payload, in order
-        slack.requests                       # every request, with the status it was answered
+        slack.requests                       # every request, with the status it was answered and
+                                             # when it arrived (received_at: rates per webhook)
         event = slack.click(message, "rerun", user_id="U0ONCALL", signing_secret=secret)
         slack.responses                      # what was posted to the clicks' response URLs
 
@@ -15,6 +16,7 @@ Replies follow Slack's: 200 `ok`; 400 `invalid_payload` / `no_text` / `invalid_b
 with Retry-After; 500 `internal_error`. Accepted payloads are validated like Slack does (text or blocks,
 at most 50 blocks, section text <= 3000, header <= 150), so a malformed message fails here too.
 
+`SlackStandInProcess` serves one from a process of its own, for benchmarks that time arrivals.
 `python -m emulator.slack_stub` runs one in the foreground and prints each message it receives.
 """
 
@@ -24,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import json
+import multiprocessing
 import sys
 import threading
 import time
@@ -110,6 +113,7 @@ class RecordedRequest:
     body: str
     payload: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    received_at: float = 0.0  # time.time() when the request arrived (before any hang), for rates
 
 
 def validation_error(payload: Any) -> str | None:
@@ -291,13 +295,17 @@ class SlackStandIn:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            received_at = 0.0  # time.time() when the request being answered arrived
+
             def log_message(self, format: str, *args: Any) -> None:  # silence stderr access logs
                 return
 
             def do_GET(self) -> None:
+                self.received_at = time.time()
                 self._answer(405, "invalid_method", kind="invalid_method")
 
             def do_POST(self) -> None:
+                self.received_at = time.time()
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(min(length, 5_000_000)).decode("utf-8", "replace")
                 try:
@@ -348,7 +356,9 @@ class SlackStandIn:
                 accepted: bool = False,
             ) -> None:
                 stand_in._record(
-                    RecordedRequest(self.command, self.path, status, kind, raw, payload, headers or {}),
+                    RecordedRequest(
+                        self.command, self.path, status, kind, raw, payload, headers or {}, self.received_at
+                    ),
                     accepted,
                 )
                 data = body.encode("utf-8")
@@ -468,6 +478,76 @@ def function_url_event(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
         "body": base64.b64encode(body).decode(),
         "isBase64Encoded": True,
     }
+
+
+# -- in a process of its own ----------------------------------------------------------------------
+
+
+def _serve_in_this_process(connection: Any) -> None:
+    """The stand-in process: serve, answer `requests` / `messages` with a copy, end on `stop`."""
+    with SlackStandIn() as slack:
+        connection.send(slack.url)
+        while (command := connection.recv()) != "stop":
+            connection.send(getattr(slack, command))
+
+
+class SlackStandInProcess:
+    """A SlackStandIn served by a process of its own (spawned): when the emulator's process is busy
+    (many threads sharing one interpreter lock), its threads would note a post's arrival late, and a
+    benchmark measuring Slack's rate per webhook would measure that instead. Offers what the emulator
+    reads: `url`, `requests`, `messages`, `start()`, `stop()`."""
+
+    def __init__(self) -> None:
+        self._connection: Any = None
+        self._process: Any = None
+        self._url = ""
+        self._lock = threading.Lock()
+
+    def start(self) -> str:
+        if self._process is None:
+            context = multiprocessing.get_context("spawn")
+            self._connection, child = context.Pipe()
+            self._process = context.Process(
+                target=_serve_in_this_process, args=(child,), name="slack-stand-in", daemon=True
+            )
+            self._process.start()
+            self._url = str(self._connection.recv())
+        return self._url
+
+    def stop(self) -> None:
+        if self._process is not None:
+            with self._lock:
+                self._connection.send("stop")
+            self._process.join(timeout=10)
+            self._process, self._connection = None, None
+
+    def __enter__(self) -> SlackStandInProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._process is None:
+            raise RuntimeError("SlackStandInProcess is not running: call start() first")
+        return self._url
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return list(self._ask("requests"))
+
+    @property
+    def messages(self) -> list[Any]:
+        return list(self._ask("messages"))
+
+    def _ask(self, command: str) -> Any:
+        with self._lock:
+            if self._connection is None:
+                raise RuntimeError("SlackStandInProcess is not running: call start() first")
+            self._connection.send(command)
+            return self._connection.recv()
 
 
 def main() -> None:

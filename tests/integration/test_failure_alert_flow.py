@@ -8,6 +8,8 @@ import copy
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import boto3
 import pytest
@@ -113,6 +115,26 @@ def test_slack_rate_limiting_is_waited_out(local: Emulator):
     assert [r.status for r in local.slack.requests] == [429, 500, 200]
     assert len(local.slack_messages()) == 1
     assert time.monotonic() - started >= 1.0  # the Retry-After was honoured
+
+
+def test_alerts_posted_at_once_reach_one_webhook_a_second_apart(local: Emulator):
+    # Given three jobs that fail at the same moment
+    with local.jobs_fail(exit_code=1):
+        for hour in ("09", "10", "11"):
+            local.tick(f"2026-11-23T{hour}:00:00Z")
+    events = [local.batch_event(job) for job in local.describe_jobs()]
+
+    # When their events reach three concurrent invocations of the notifier
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(lambda event: local.invoke("FailureNotifyFunction", event), events))
+
+    # Then each is posted once, and Slack saw them about a second apart (its limit per webhook): the
+    # slots are 1.1 s apart, the way from a slot to Slack varies with the machine's load (unpaced,
+    # they arrive within milliseconds)
+    assert [o.error for o in outcomes] == [None, None, None]
+    arrivals = sorted(r.received_at for r in local.slack.requests)
+    assert [r.status for r in local.slack.requests] == [200, 200, 200]
+    assert min(later - earlier for earlier, later in pairwise(arrivals)) >= 0.9
 
 
 def test_a_revoked_webhook_parks_the_event_in_the_dlq_without_leaking_the_url(

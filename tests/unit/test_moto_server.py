@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from emulator.moto_server import DelayedMessages, OneRequestAtATime, WireAnswer, WireRequest
+from emulator.moto_server import DelayedMessages, OneRequestAtATime, RequestCounts, WireAnswer, WireRequest
 
 
 class SlowApp:
@@ -115,3 +115,38 @@ def test_messages_sent_with_a_delay_are_noted_once_each_until_released():
     assert [m.body for m in delayed.take_pending("other")] == []
     assert [m.body for m in delayed.take_pending("storm")] == ["close", "later"]
     assert delayed.take_pending("storm") == []
+
+
+def test_requests_are_counted_per_operation_and_later_pages_apart():
+    moto = SlowApp()
+    app = OneRequestAtATime(moto)
+    counts = RequestCounts()
+    app.listeners.append(counts)
+    by_path = "AmazonSSM.GetParametersByPath"
+
+    for _read in range(2):  # two reads of a three-page path
+        call(app, environ({"Path": "/job-types"}, target=by_path))
+        call(app, environ({"Path": "/job-types", "NextToken": "page-2"}, target=by_path))
+        call(app, environ({"Path": "/job-types", "NextToken": "page-3"}, target=by_path))
+    call(app, environ({"Path": "/job-types", "NextToken": ""}, target=by_path))  # empty: a first page
+    call(app, environ({}, target="", path="/v1/submitjob"))
+    call(app, environ({"QueueUrl": "http://x/123/q", "MessageBody": "hi"}))
+
+    assert counts.requests(by_path) == 7
+    assert counts.calls(by_path) == 3
+    assert counts.calls("POST /v1/submitjob") == 1
+    assert counts.calls("AmazonSQS.SendMessage") == 1
+    assert counts.calls("AmazonSSM.GetParameter") == 0
+    counts.clear()
+    assert counts.requests(by_path) == 0
+
+
+def test_a_request_an_interceptor_answers_is_not_counted():
+    app = OneRequestAtATime(SlowApp())
+    counts = RequestCounts()
+    app.listeners.append(counts)
+    app.interceptors.append(lambda _request: WireAnswer.aws_json_error(429, "TooManyRequestsException", "no"))
+
+    call(app, environ({}, target="", path="/v1/submitjob"))
+
+    assert counts.requests("POST /v1/submitjob") == 0

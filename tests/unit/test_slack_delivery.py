@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from batch_dispatch.settings import ConfigurationError
 from batch_dispatch.slack import webhook
 from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 from batch_dispatch.slack.webhook import SlackPermanentError, SlackTransientError, post_message
-from emulator.slack_stub import Reply, SlackStandIn
+from emulator.slack_stub import Reply, SlackStandIn, SlackStandInProcess
 from functions.failure_notify import app
 from tests.conftest import FakeLambdaContext, create_id_table, load_event
 
@@ -281,6 +282,40 @@ def test_the_stand_in_rejects_what_slack_would_reject(world, payload, code):
     assert raised.value.kind == code
     assert world.stand_in.messages == []
     assert world.stand_in.requests[0].reply == code
+
+
+def test_the_stand_in_records_when_each_post_arrived_not_when_it_was_answered(world):
+    world.stand_in.script(Reply.hang(0.5), "ok")
+    sent_at = time.time()
+
+    once_quickly = FAST._replace(timeout_seconds=0.2, max_retries=0)
+    with pytest.raises(SlackTransientError):  # the hang outlasts the post's 0.2 s timeout
+        post_message(MESSAGE, secret_name=SECRET_NAME, policy=once_quickly)
+    time.sleep(0.4)  # the hang ends: the stand-in answers (and records) it now
+    post_message(MESSAGE, secret_name=SECRET_NAME, policy=FAST)
+
+    hung, accepted = sorted(world.stand_in.requests, key=lambda r: r.received_at)
+    assert (hung.status, accepted.status) == (503, 200)
+    assert sent_at <= hung.received_at < sent_at + 0.2  # arrival, before the 0.5 s hang
+    assert accepted.received_at - hung.received_at >= 0.5
+
+
+def test_a_stand_in_in_its_own_process_answers_and_records_like_one_in_this_process():
+    with SlackStandInProcess() as stand_in:
+        before = time.time()
+        for n in range(2):
+            body = json.dumps({"text": f"post {n}"}).encode()
+            request = urllib.request.Request(  # noqa: S310 - the stand-in, on loopback
+                stand_in.url, data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
+                assert answer.read() == b"ok"
+        after = time.time()
+        requests, messages = stand_in.requests, stand_in.messages
+
+    assert messages == [{"text": "post 0"}, {"text": "post 1"}]
+    assert [(r.status, r.path) for r in requests] == [(200, "/services/T000/B000/XXXX")] * 2
+    assert before <= requests[0].received_at <= requests[1].received_at <= after
 
 
 # --- the secret ---------------------------------------------------------------------------------------

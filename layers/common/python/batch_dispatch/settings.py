@@ -179,8 +179,16 @@ class JobSubmitSettings(CatalogSettings):
     environment: str = env("ENVIRONMENT", "dev")
 
 
-class SlackSettings(Settings):
-    """Where and how alerts are posted. Delivery tuning keeps the worst case inside the Lambda timeout."""
+class AlertStateSettings(Settings):
+    """The alert functions' state table: storm windows and the Slack post pacing live there."""
+
+    alert_state_table_name: str = env("ALERT_STATE_TABLE_NAME", "")
+
+
+class SlackSettings(AlertStateSettings):
+    """Where and how alerts are posted. Delivery tuning keeps the worst case inside the Lambda timeout.
+    Posts to one webhook are spaced `slack_seconds_between_posts` apart (Slack: one a second) through
+    the alert-state table; without one they are not paced."""
 
     slack_webhook_secret_name: str = env("SLACK_WEBHOOK_SECRET_NAME")
     idempotency_table_name: str = env("IDEMPOTENCY_TABLE_NAME")
@@ -192,6 +200,8 @@ class SlackSettings(Settings):
     slack_max_retry_after_seconds: int = env("SLACK_MAX_RETRY_AFTER_SECONDS", 10, ge=0, le=60)
     slack_budget_seconds: float = env("SLACK_BUDGET_SECONDS", 20.0, ge=0.001, le=300)
     slack_secret_max_age_seconds: int = env("SLACK_SECRET_MAX_AGE_SECONDS", 300, ge=0)
+    # Slack takes one post a second per webhook, counted when a post arrives: 0.1 s of room for the way
+    slack_seconds_between_posts: float = env("SLACK_SECONDS_BETWEEN_POSTS", 1.1, ge=0, le=10)
 
     def delivery_policy(self) -> DeliveryPolicy:
         return DeliveryPolicy(
@@ -204,10 +214,9 @@ class SlackSettings(Settings):
         )
 
 
-class StormSettings(Settings):
+class StormSettings(AlertStateSettings):
     """Failure-storm windows. Without a table and queue, storm tracking is off (every failure posts)."""
 
-    alert_state_table_name: str = env("ALERT_STATE_TABLE_NAME", "")
     storm_queue_url: str = env("STORM_QUEUE_URL", "")
     storm_threshold: int = env("STORM_THRESHOLD", 10, ge=1, le=1000)
     storm_window_seconds: int = env("STORM_WINDOW_SECONDS", 300, ge=10, le=780)

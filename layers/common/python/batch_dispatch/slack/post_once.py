@@ -1,7 +1,8 @@
 """Post a Slack message at most once per key, however often the event that caused it is delivered.
 
 EventBridge, SQS and Lambda deliver at least once; every Slack post goes through Powertools idempotency
-(key prefix per kind of message), and a failed post releases its record so the retry can post.
+(key prefix per kind of message), and a failed post releases its record so the retry can post. A post
+first waits for its webhook's next free second (pacing.py): Slack takes one message a second.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from batch_dispatch.aws.idempotency import IDEMPOTENCY_TTL_SECONDS, idempotency_
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import SlackSettings
 from batch_dispatch.slack import webhook
+from batch_dispatch.slack.delivery_policy import DeliveryPolicy
+from batch_dispatch.slack.pacing import SlackPacer
 
 
 def post_once(
@@ -43,12 +46,14 @@ def post_once(
         key_prefix=prefix,
     )
     def post(key: Mapping[str, Any]) -> dict[str, Any]:
-        webhook.post_message(
-            message,
-            secret_name=secret_name or settings.slack_webhook_secret_name,
-            policy=settings.delivery_policy(),
-            remaining_seconds=remaining_seconds(lambda_context),
-        )
+        channel = secret_name or settings.slack_webhook_secret_name
+        policy = settings.delivery_policy()
+        remaining = remaining_seconds(lambda_context)
+        if settings.alert_state_table_name and settings.slack_seconds_between_posts > 0:
+            pacer = SlackPacer(settings.alert_state_table_name, settings.slack_seconds_between_posts)
+            waited = pacer.wait_for_turn(channel, max_wait_seconds=longest_wait(policy, remaining))
+            remaining = None if remaining is None else remaining - waited
+        webhook.post_message(message, secret_name=channel, policy=policy, remaining_seconds=remaining)
         return {"postedAt": datetime.now(UTC).isoformat(), "duplicate": False}
 
     try:
@@ -58,6 +63,15 @@ def post_once(
         logger.exception("Slack notification failed", extra={"error_kind": error.kind, "alert": prefix})
         raise
     return not result.get("duplicate")
+
+
+def longest_wait(policy: DeliveryPolicy, remaining: float | None) -> float:
+    """How long a post may wait for its slot: its own budget at most, and only while its whole delivery
+    (the budget and one more timeout) still fits in the invocation's time left."""
+    if remaining is None:
+        return policy.budget_seconds
+    whole_delivery = policy.budget_seconds + policy.timeout_seconds + policy.safety_margin_seconds
+    return max(0.0, min(policy.budget_seconds, remaining - whole_delivery))
 
 
 def remaining_seconds(lambda_context: LambdaContext | None) -> float | None:
