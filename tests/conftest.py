@@ -7,6 +7,7 @@ import json
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,23 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def load_event(relative_path: str) -> Any:
     """An event file from events/ (the same files `sam local invoke -e` uses)."""
     return json.loads((EVENTS_DIR / relative_path).read_text(encoding="utf-8"))
+
+
+def emitted_metrics(stdout: str) -> Counter[str]:
+    """The metrics a handler published, summed by name, read back from the EMF lines it printed."""
+    counts: Counter[str] = Counter()
+    for line in stdout.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(blob, dict) or "_aws" not in blob:
+            continue
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                counts[metric["Name"]] += int(sum(value) if isinstance(value, list) else value)
+    return counts
 
 
 @dataclass

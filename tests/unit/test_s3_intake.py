@@ -33,7 +33,7 @@ from batch_dispatch.submit.per_object import handle as handle_batch
 from batch_dispatch.submit.s3_events import MalformedNotificationError, S3Upload, Skip, parse_body
 from batch_dispatch.submit.upload_job import idempotency_key, upload_job_spec
 from functions.s3_submit import app
-from tests.conftest import FakeLambdaContext, MotoBatch, load_event
+from tests.conftest import FakeLambdaContext, MotoBatch, emitted_metrics, load_event
 
 BUCKET = "batch-dispatch-intake-example"
 PREFIX = "bd-test"
@@ -178,19 +178,7 @@ def invoke(aws: Aws, capsys: pytest.CaptureFixture[str]) -> Callable[..., Invoca
     def _invoke(event: dict[str, Any], context: FakeLambdaContext | None = None) -> Invocation:
         capsys.readouterr()
         response = app.lambda_handler(event, context or FakeLambdaContext(remaining_ms=60_000))
-        counts: Counter[str] = Counter()
-        for line in capsys.readouterr().out.splitlines():
-            try:
-                blob = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(blob, dict) or "_aws" not in blob:
-                continue
-            for directive in blob["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    value = blob[metric["Name"]]
-                    counts[metric["Name"]] += int(sum(value) if isinstance(value, list) else value)
-        return Invocation(response=response, metrics=counts)
+        return Invocation(response=response, metrics=emitted_metrics(capsys.readouterr().out))
 
     return _invoke
 

@@ -9,8 +9,10 @@ Slack stand-ins (the stack's channel and the nightly job type's). The check's cl
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +26,13 @@ from emulator.moto_server import failing_batch_jobs
 from emulator.running_jobs import RunningJobs
 from emulator.slack_stub import SlackStandIn
 from functions.watchdog import app
-from tests.conftest import FakeLambdaContext, MotoBatch, create_alert_state_table, load_event
+from tests.conftest import (
+    FakeLambdaContext,
+    MotoBatch,
+    create_alert_state_table,
+    emitted_metrics,
+    load_event,
+)
 
 STACK = "batch-dispatch-test"  # the moto_batch fixture's JOB_NAME_PREFIX
 REGISTRY = f"/batch-dispatch/{STACK}/job-types"
@@ -64,11 +72,24 @@ class Watch:
     nightly_definition: str
     dlq_url: str
     started: datetime  # the wall clock when the test began: jobs run around it
+    capsys: pytest.CaptureFixture[str]
+    caplog: pytest.LogCaptureFixture
+    metrics: Counter[str] = field(default_factory=Counter)  # what every check so far published
 
     def check(self, at: datetime) -> dict[str, Any]:
         """One watchdog run, as Scheduler sends it at `at`."""
+        self.capsys.readouterr()
         result: dict[str, Any] = app.lambda_handler({"scheduledTime": iso(at)}, FakeLambdaContext())
+        self.metrics.update(emitted_metrics(self.capsys.readouterr().out))
         return result
+
+    def warnings(self, message: str) -> list[logging.LogRecord]:
+        """The warnings logged with this (constant) message; their `extra` keys are attributes."""
+        return [
+            r
+            for r in self.caplog.records
+            if r.name == "batch-dispatch" and r.levelno == logging.WARNING and r.getMessage() == message
+        ]
 
     def register(self, name: str, **entry: str) -> None:
         value = {
@@ -128,7 +149,12 @@ class Watch:
 
 
 @pytest.fixture
-def watch(moto_batch: MotoBatch, monkeypatch: pytest.MonkeyPatch) -> Iterator[Watch]:
+def watch(
+    moto_batch: MotoBatch,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> Iterator[Watch]:
     with SlackStandIn() as stack_channel, SlackStandIn() as nightly_channel:
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(Name="batch-dispatch/slack-webhook", SecretString=stack_channel.url)
@@ -168,6 +194,8 @@ def watch(moto_batch: MotoBatch, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wa
             nightly,
             dlq_url,
             datetime.now(UTC).replace(microsecond=0),
+            capsys,
+            caplog,
         )
         execution_environment.reset()
 
@@ -216,6 +244,8 @@ def test_a_late_job_type_is_told_once_per_episode_and_once_when_it_recovers(watc
     assert "default: no success since the watch began at" in late["text"]
     assert "expected every 4h" in late["text"]
     assert "Next run: within 3h" in text_of(late)
+    assert watch.metrics["LateRunNotified"] == 1
+    assert [(r.job_type, r.expected_every) for r in watch.warnings("Job type late")] == [("default", "4h")]
 
     # When a job succeeds, and the checks go on
     job_id = watch.submit()
@@ -345,6 +375,9 @@ def test_a_job_running_past_its_expected_duration_is_told_once(watch):
     assert f"Started at {started.strftime('%Y-%m-%d %H:%M UTC')}" in text
     assert f"#jobs/detail/{job_id}" in text
     assert watch.state("watch#nightly", f"running#{job_id}")["alerted"] == {"BOOL": True}
+    assert watch.metrics["LongRunningNotified"] == 1
+    (warning,) = watch.warnings("Job running longer than expected")
+    assert (warning.job_type, warning.job_id, warning.ran_seconds // 60) == ("nightly", job_id, 120)
 
 
 def test_a_running_job_of_a_type_without_an_expected_duration_is_not_told(watch):
@@ -386,6 +419,9 @@ def test_a_tick_scheduler_could_not_deliver_is_told_once_with_the_backfill_comma
     )
     assert record is not None
     assert record["alerted"] == {"BOOL": True}
+    assert watch.metrics["MissedTickNotified"] == 1
+    (warning,) = watch.warnings("Schedule tick missed")
+    assert (warning.job_type, warning.scheduled_time) == ("nightly", "2026-11-23T02:00:00Z")
 
 
 def test_a_tick_the_function_failed_on_is_told_with_its_error(watch):
@@ -400,6 +436,27 @@ def test_a_tick_the_function_failed_on_is_told_with_its_error(watch):
     assert "ScheduleSubmitFunction failed on it" in text
     assert "TooManyRequestsException" in text
     assert "batch-dispatch backfill default --from 2026-11-23T12:00:00Z --to 2026-11-23T15:00:00Z" in text
+
+
+def test_a_tick_told_by_a_run_that_died_before_marking_it_is_not_told_again(watch):
+    # Given a parked tick the watchdog posted, whose run died before marking it alerted
+    watch.park("schedule/dlq/function-failed.json")
+    watch.check(watch.started)
+    schedule = "batch-dispatch-dev-ScheduleSubmitFunctionSchedule-9Z8Y7X6W5V4U"
+    boto3.client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": f"missed#{schedule}"}, "sk": {"S": "2026-11-23T12:00:00Z"}},
+        UpdateExpression="SET alerted = :no",
+        ExpressionAttributeValues={":no": {"BOOL": False}},
+    )
+
+    # When the next run finds it unmarked
+    watch.check(watch.started + timedelta(minutes=5))
+
+    # Then the earlier post stands alone, counted as a duplicate, and the tick is marked this time
+    assert len(watch.stack_channel.messages) == 1
+    assert (watch.metrics["MissedTickNotified"], watch.metrics["DuplicateSkipped"]) == (1, 1)
+    assert watch.state(f"missed#{schedule}", "2026-11-23T12:00:00Z")["alerted"] == {"BOOL": True}
 
 
 def test_two_parked_copies_of_one_tick_are_told_once(watch):
