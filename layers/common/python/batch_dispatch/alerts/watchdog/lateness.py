@@ -10,6 +10,7 @@ that never succeeded is measured from the first check that watched it.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -23,6 +24,7 @@ from batch_dispatch.alerts.watchdog.messages import (
     span,
     when,
 )
+from batch_dispatch.alerts.watchdog.post_finding import post_finding
 from batch_dispatch.alerts.watchdog.state import LatenessState, WatchStore
 from batch_dispatch.job_types import JobType
 from batch_dispatch.observability import MetricUnit, logger, metrics
@@ -84,21 +86,17 @@ def check_lateness(
         next_run=next_run(job_type, history),
     )
     channel = channel_of(job_type, settings.slack_mention)
-    posted = post_once(
+    post_finding(
         LATE_PREFIX,
         episode,
         late_message(facts, _where(settings), channel.mention),
+        channel,
         settings,
         lambda_context,
-        secret_name=channel.secret_name or None,
-    )
-    store.mark_episode_alerted(job_type.name, episode)
-    metrics.add_metric(
-        name="LateRunNotified" if posted else "DuplicateSkipped", unit=MetricUnit.Count, value=1
-    )
-    logger.warning(
-        "Job type late",
-        extra={"job_type": job_type.name, "since": when(since), "expected_every": span(every)},
+        mark_alerted=partial(store.mark_episode_alerted, job_type.name, episode),
+        metric="LateRunNotified",
+        log_message="Job type late",
+        log_extra={"job_type": job_type.name, "since": when(since), "expected_every": span(every)},
     )
     return ALERTED
 

@@ -8,17 +8,17 @@ and a day.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.alerts.channels import channel_of
 from batch_dispatch.alerts.watchdog.job_history import JobHistory
 from batch_dispatch.alerts.watchdog.messages import Where, long_running_message, when
+from batch_dispatch.alerts.watchdog.post_finding import post_finding
 from batch_dispatch.alerts.watchdog.state import WatchStore
 from batch_dispatch.job_types import JobType
-from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.settings import WatchdogSettings
-from batch_dispatch.slack.post_once import post_once
 
 IDEMPOTENCY_PREFIX = "long-running"
 RECORD_LIFETIME = timedelta(days=15)
@@ -53,21 +53,17 @@ def check_long_running(
             Where(settings.environment, settings.aws_region),
             channel.mention,
         )
-        posted = post_once(
+        post_finding(
             IDEMPOTENCY_PREFIX,
             job.job_id,
             text,
+            channel,
             settings,
             lambda_context,
-            secret_name=channel.secret_name or None,
-        )
-        store.mark_alerted(pk, sk)
-        metrics.add_metric(
-            name="LongRunningNotified" if posted else "DuplicateSkipped", unit=MetricUnit.Count, value=1
-        )
-        logger.warning(
-            "Job running longer than expected",
-            extra={"job_type": job_type.name, "job_id": job.job_id, "ran_seconds": int(ran)},
+            mark_alerted=partial(store.mark_alerted, pk, sk),
+            metric="LongRunningNotified",
+            log_message="Job running longer than expected",
+            log_extra={"job_type": job_type.name, "job_id": job.job_id, "ran_seconds": int(ran)},
         )
         alerted.append(job.job_id)
     return alerted

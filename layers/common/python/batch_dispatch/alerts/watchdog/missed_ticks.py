@@ -15,19 +15,20 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch.alerts.channels import Channel, channel_of
 from batch_dispatch.alerts.watchdog.messages import MissedFacts, Where, iso, missed_tick_message
+from batch_dispatch.alerts.watchdog.post_finding import post_finding
 from batch_dispatch.alerts.watchdog.state import WatchStore
 from batch_dispatch.aws.queue_peek import peek
 from batch_dispatch.job_types import DEFAULT, Catalog
 from batch_dispatch.observability import MetricUnit, logger, metrics
 from batch_dispatch.schedule_times import Schedule, UnsupportedExpressionError
 from batch_dispatch.settings import WatchdogSettings
-from batch_dispatch.slack.post_once import post_once
 from batch_dispatch.submit.schedule import InvalidScheduleEventError, parse_tick
 
 IDEMPOTENCY_PREFIX = "missed-tick"
@@ -130,21 +131,17 @@ def check_missed_ticks(
         facts = MissedFacts(
             tick.job_type, tick.schedule_name, tick.scheduled_time, tick.why, backfill_end(tick, catalog)
         )
-        posted = post_once(
+        post_finding(
             IDEMPOTENCY_PREFIX,
             f"{tick.schedule_arn}|{sk}",
             missed_tick_message(facts, Where(settings.environment, settings.aws_region), channel.mention),
+            channel,
             settings,
             lambda_context,
-            secret_name=channel.secret_name or None,
-        )
-        store.mark_alerted(pk, sk)
-        metrics.add_metric(
-            name="MissedTickNotified" if posted else "DuplicateSkipped", unit=MetricUnit.Count, value=1
-        )
-        logger.warning(
-            "Schedule tick missed",
-            extra={"job_type": tick.job_type, "schedule": tick.schedule_name, "scheduled_time": sk},
+            mark_alerted=partial(store.mark_alerted, pk, sk),
+            metric="MissedTickNotified",
+            log_message="Schedule tick missed",
+            log_extra={"job_type": tick.job_type, "schedule": tick.schedule_name, "scheduled_time": sk},
         )
         alerted.append(f"{tick.schedule_name}@{sk}")
     return alerted
