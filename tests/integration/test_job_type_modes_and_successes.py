@@ -25,48 +25,34 @@ REPORTS_SECRET = "batch-dispatch/slack-reports"
 INGEST_SECRET = "batch-dispatch/slack-ingest"
 STACK_SECRET = "batch-dispatch/slack-webhook"
 
-# As a team adds them under Resources (docs/job-types.md, "Add a job type").
-JOB_TYPES = f"""
-ReportsJobType:
-  Type: AWS::Serverless::Application
-  Properties:
-    Location: job-types/job-type.yaml
-    Parameters:
-      Platform: !GetAtt JobTypePlatform.Value
-      ComputeType: !Ref ComputeType
-      Name: reports
-      Image: public.ecr.aws/docker/library/busybox:1.37.0
-      Command: "echo,Ref::key"
-      UploadPrefix: reports/
-      SlackWebhookSecretName: {REPORTS_SECRET}
-      NotifySucceeded: "true"
 
-IngestJobType:
+def job_type(
+    logical_id: str, name: str, upload_prefix: str, command: str = "echo,Ref::key", **more: str
+) -> str:
+    """One job type, as a team adds it under Resources (docs/job-types.md, "Add a job type")."""
+    more_parameters = "".join(f'\n      {parameter}: "{value}"' for parameter, value in more.items())
+    return f"""
+{logical_id}:
   Type: AWS::Serverless::Application
   Properties:
     Location: job-types/job-type.yaml
     Parameters:
       Platform: !GetAtt JobTypePlatform.Value
       ComputeType: !Ref ComputeType
-      Name: ingest
+      Name: {name}
       Image: public.ecr.aws/docker/library/busybox:1.37.0
-      Command: "echo,Ref::key"
-      UploadPrefix: ingest/
-      SlackWebhookSecretName: {INGEST_SECRET}
-
-BurstJobType:
-  Type: AWS::Serverless::Application
-  Properties:
-    Location: job-types/job-type.yaml
-    Parameters:
-      Platform: !GetAtt JobTypePlatform.Value
-      ComputeType: !Ref ComputeType
-      Name: burst
-      Image: public.ecr.aws/docker/library/busybox:1.37.0
-      Command: "echo,Ref::manifestKey"
-      UploadPrefix: burst/
-      SubmitMode: ARRAY
+      Command: "{command}"
+      UploadPrefix: {upload_prefix}{more_parameters}
 """
+
+
+JOB_TYPES = (
+    job_type(
+        "ReportsJobType", "reports", "reports/", SlackWebhookSecretName=REPORTS_SECRET, NotifySucceeded="true"
+    )
+    + job_type("IngestJobType", "ingest", "ingest/", SlackWebhookSecretName=INGEST_SECRET)
+    + job_type("BurstJobType", "burst", "burst/", command="echo,Ref::manifestKey", SubmitMode="ARRAY")
+)
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,24 @@ def manifest_lines(key: str) -> list[dict[str, str]]:
     return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
+def array_mode_job(
+    stack: Stack, manifest: str, lines: list[dict[str, str]], succeeded: tuple[int, ...] = ()
+) -> str:
+    """An array-mode job as burst mode submits it, one child per line of manifest `<manifest>.jsonl`;
+    the children in `succeeded` succeeded, the others failed. Returns the parent's job id."""
+    key = f"{PREFIX}{manifest}.jsonl"
+    write_manifest(key, lines)
+    parent = stack.submit(
+        f"batch-dispatch-test-array-{manifest}",
+        arrayProperties={"size": len(lines)},
+        parameters={"manifestBucket": BUCKET, "manifestKey": key, "objectCount": str(len(lines))},
+        tags={"batch-dispatch:manifest": manifest, "batch-dispatch:job-type": "default"},
+    )
+    for index in succeeded:
+        set_batch_status(f"{parent}:{index}", "SUCCEEDED")
+    return parent
+
+
 # --------------------------------------------------------------------------------------------------------
 # A whole job
 
@@ -180,15 +198,7 @@ def test_long_names_are_shortened_and_stay_valid(rerun_stack: Stack):
 def test_failed_children_of_an_array_mode_job_get_a_manifest_of_their_own(rerun_stack: Stack):
     # Given an array-mode job of 4 objects whose children 1 and 3 failed
     lines = [{"bucket": BUCKET, "key": f"in/{i}.csv", "idempotencyId": f"s3-object#{i}"} for i in range(4)]
-    write_manifest(f"{PREFIX}abc.jsonl", lines)
-    parent = rerun_stack.submit(
-        "batch-dispatch-test-array-abc",
-        arrayProperties={"size": 4},
-        parameters={"manifestBucket": BUCKET, "manifestKey": f"{PREFIX}abc.jsonl", "objectCount": "4"},
-        tags={"batch-dispatch:manifest": "abc", "batch-dispatch:job-type": "default"},
-    )
-    set_batch_status(f"{parent}:0", "SUCCEEDED")
-    set_batch_status(f"{parent}:2", "SUCCEEDED")
+    parent = array_mode_job(rerun_stack, "abc", lines, succeeded=(0, 2))
 
     # When its failed children are rerun
     outcome = rerun(parent, rerun_stack.policy, failed_children_only=True)
@@ -215,15 +225,7 @@ def test_one_failed_child_of_an_array_mode_job_is_a_plain_job_for_its_object(rer
         {"bucket": BUCKET, "key": f"in/{i}.csv", "idempotencyId": f"s3-object#{i}", "lineage": f"lin-{i}"}
         for i in range(3)
     ]
-    write_manifest(f"{PREFIX}def.jsonl", lines)
-    parent = rerun_stack.submit(
-        "batch-dispatch-test-array-def",
-        arrayProperties={"size": 3},
-        parameters={"manifestBucket": BUCKET, "manifestKey": f"{PREFIX}def.jsonl", "objectCount": "3"},
-        tags={"batch-dispatch:manifest": "def", "batch-dispatch:job-type": "default"},
-    )
-    set_batch_status(f"{parent}:0", "SUCCEEDED")
-    set_batch_status(f"{parent}:1", "SUCCEEDED")
+    parent = array_mode_job(rerun_stack, "def", lines, succeeded=(0, 1))
 
     # When its failed children are rerun
     rerun(parent, rerun_stack.policy, failed_children_only=True)
@@ -363,13 +365,7 @@ def test_a_rerun_in_progress_elsewhere_is_refused_without_submitting(rerun_stack
 
 
 def test_a_whole_rerun_of_an_array_mode_job_reads_the_same_manifest(rerun_stack: Stack):
-    write_manifest(f"{PREFIX}ghi.jsonl", [{"bucket": BUCKET, "key": f"in/{i}.csv"} for i in range(2)])
-    parent = rerun_stack.submit(
-        "batch-dispatch-test-array-ghi",
-        arrayProperties={"size": 2},
-        parameters={"manifestBucket": BUCKET, "manifestKey": f"{PREFIX}ghi.jsonl", "objectCount": "2"},
-        tags={"batch-dispatch:manifest": "ghi"},
-    )
+    parent = array_mode_job(rerun_stack, "ghi", [{"bucket": BUCKET, "key": f"in/{i}.csv"} for i in range(2)])
 
     rerun(parent, rerun_stack.policy)
 
