@@ -201,13 +201,13 @@ LEADS: dict[str, tuple[str, str, str, str]] = {
     ),
     "batch/job-failed-operator-cancelled.json": (
         "Batch job CANCELLED: batch-dispatch-dev-s3-orders-us-2b8e4d6f",
-        ":no_entry_sign: *Cancelled: Cancelling job.*",
+        ":no_entry_sign: *Cancelling job.*",
         "cancelled",
         "Nothing to fix if this was intended; otherwise resubmit it.",
     ),
     "batch/job-failed-operator-terminated.json": (
         "Batch job CANCELLED: batch-dispatch-dev-schedule-20261120T0400Z",
-        ":no_entry_sign: *Cancelled: Terminating job.*",
+        ":no_entry_sign: *Terminating job.*",
         "cancelled",
         "Nothing to fix if this was intended; otherwise resubmit it.",
     ),

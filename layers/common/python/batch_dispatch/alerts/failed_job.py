@@ -198,6 +198,9 @@ def summarize(
         setting_names=setting_names(job_type),
     )
     diagnosis = diagnose(facts)
+    # A cancel's cause is the caller's own reason, as given (the class line below says "Cancelled"); its
+    # exit code is only how Batch stopped the job.
+    cancel_reason = status_reason if diagnosis.key == "cancelled" else None
     return FailureSummary(
         job_name=job.job_name or "(unnamed job)",
         job_id=job.job_id or "(unknown job id)",
@@ -216,7 +219,7 @@ def summarize(
         },
         diagnosis=diagnosis,
         facts=facts,
-        cause=f"Cancelled: {status_reason}" if diagnosis.key == "cancelled" else cause_line(facts),
+        cause=cancel_reason or cause_line(facts),
         account=event.account if event.account and _ACCOUNT.match(event.account) else None,
         array_index=array.index if array else None,
         node_index=job.node_details.node_index if job.node_details else None,
