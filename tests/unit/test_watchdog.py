@@ -32,6 +32,7 @@ from tests.conftest import (
     create_alert_state_table,
     emitted_metrics,
     load_event,
+    register_job_definition,
 )
 
 STACK = "batch-dispatch-test"  # the moto_batch fixture's JOB_NAME_PREFIX
@@ -161,20 +162,7 @@ def watch(
         secrets.create_secret(Name="batch-dispatch/slack-nightly", SecretString=nightly_channel.url)
         create_alert_state_table(TABLE)
         dlq_url = boto3.client("sqs").create_queue(QueueName="schedule-dlq")["QueueUrl"]
-        nightly = boto3.client("batch").register_job_definition(
-            jobDefinitionName=f"{STACK}_nightly",
-            type="container",
-            platformCapabilities=["FARGATE"],
-            retryStrategy={"attempts": 1},
-            containerProperties={
-                "image": "public.ecr.aws/docker/library/busybox:1.37.0",
-                "command": ["echo", "nightly"],
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "0.25"},
-                    {"type": "MEMORY", "value": "512"},
-                ],
-            },
-        )["jobDefinitionArn"]
+        nightly = register_job_definition(f"{STACK}_nightly")
         for name, value in {
             "SLACK_WEBHOOK_SECRET_NAME": "batch-dispatch/slack-webhook",
             "ALERT_STATE_TABLE_NAME": TABLE,
