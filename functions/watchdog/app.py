@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3  # noqa: F401 - first, at top level: docs/benchmarks.md#import-depth
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_dispatch import settings

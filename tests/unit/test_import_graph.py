@@ -118,3 +118,30 @@ def test_no_private_name_is_imported_from_another_module():
         if imported.startswith("_") and not imported.startswith("__")
     ]
     assert offenders == []
+
+
+def top_level_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__":
+            found.append(node.module)
+    return found
+
+
+def test_every_handler_imports_boto3_before_the_modules_that_use_it():
+    # Imported deep in the package's import chain, boto3's regex compiles straddle a CPython data-stack
+    # chunk and cost thousands of mmap/munmap calls per cold start (docs/benchmarks.md, import depth).
+    late = []
+    for app in sorted((ROOT / "functions").glob("*/app.py")):
+        found = top_level_imports(app)
+        first_user = next(
+            i
+            for i, name in enumerate(found)
+            if name.split(".")[0] in {"aws_lambda_powertools", "batch_dispatch"}
+        )
+        if "boto3" not in found[:first_user]:
+            late.append(app.parent.name)
+    assert late == []
