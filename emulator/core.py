@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-import boto3
 from moto.events.models import EventPattern
 
+from emulator import aws_clients
 from emulator.handlers import Invocation
 from emulator.job_objects import ObjectId, manifest_objects, objects_run
 from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer, failing_batch_jobs
@@ -143,7 +143,7 @@ class Emulator:
             if WEBHOOK_SECRET_ENV in f.environment
         ]
         names += [entry.get("webhookSecretName", "") for entry in self.job_type_entries().values()]
-        secrets = boto3.client("secretsmanager")
+        secrets = aws_clients.client("secretsmanager")
         base = self.slack.url.split("/services/", 1)[0]
         for index, name in enumerate(dict.fromkeys(n for n in names if n)):
             path = f"/services/T000/B{index:03d}/local"
@@ -162,7 +162,7 @@ class Emulator:
         path = self.stack.outputs.get("JobTypesPath")
         if not path:
             return {}
-        ssm: Any = boto3.client("ssm")
+        ssm: Any = aws_clients.client("ssm")
         entries: dict[str, dict[str, Any]] = {}
         for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path):
             for parameter in page["Parameters"]:
@@ -250,14 +250,14 @@ class Emulator:
         return self.stack.physical_ids[logical_id]
 
     def upload(self, key: str, body: bytes = b"data", bucket_logical_id: str = "IntakeBucket") -> None:
-        boto3.client("s3").put_object(Bucket=self.bucket(bucket_logical_id), Key=key, Body=body)
+        aws_clients.client("s3").put_object(Bucket=self.bucket(bucket_logical_id), Key=key, Body=body)
 
     def upload_to(
         self, bucket: str, key: str, body: bytes = b"data", metadata: dict[str, str] | None = None
     ) -> None:
         """Put an object into any bucket by name (one outside the stack: its owner's EventBridge
         notifications take it from there, through moto's S3 and the stack's rule, to the queue)."""
-        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata or {})
+        aws_clients.client("s3").put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata or {})
 
     def jobs_write_outputs(
         self, output_key: Callable[[str], str], *, with_lineage: bool = True, input_prefix: str = ""
@@ -319,8 +319,8 @@ class Emulator:
     def _write_job_log(self, job_id: str, lines: Sequence[str]) -> str:
         """Write `lines` where Batch's awslogs driver would: the job definition's group, and a stream
         `<stream prefix>/default/<task id>`."""
-        batch: Any = boto3.client("batch")
-        logs: Any = boto3.client("logs")
+        batch: Any = aws_clients.client("batch")
+        logs: Any = aws_clients.client("logs")
         (job,) = batch.describe_jobs(jobs=[job_id])["jobs"]
         (definition,) = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])[
             "jobDefinitions"
@@ -361,7 +361,7 @@ class Emulator:
         """
         before = {job["jobId"] for job in self._job_summaries()}
         yield
-        batch: Any = boto3.client("batch")
+        batch: Any = aws_clients.client("batch")
         for queue in self.job_queue_arns():
             for page in batch.get_paginator("list_jobs").paginate(
                 jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["*"]}]
@@ -396,7 +396,7 @@ class Emulator:
             "SCHEDULE_ARN": schedule.arn,
             "TARGET_ARN": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{target}",
         }
-        boto3.client("sqs").send_message(
+        aws_clients.client("sqs").send_message(
             QueueUrl=self.stack.queue_url(schedule.dead_letter_queue),
             MessageBody=json.dumps(schedule.input_for(scheduled_time)),
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
@@ -424,7 +424,7 @@ class Emulator:
 
     def submit_array_job(self, name: str, size: int) -> str:
         """Submit an array job of `size` children to our queue (inside `jobs_fail()` they all FAIL)."""
-        batch = boto3.client("batch")
+        batch = aws_clients.client("batch")
         return str(
             batch.submit_job(
                 jobName=name,
@@ -443,7 +443,7 @@ class Emulator:
         own matcher (the one its PutEvents uses).
         """
         invocations: list[Invocation] = []
-        sqs: Any = boto3.client("sqs")
+        sqs: Any = aws_clients.client("sqs")
         for rule in self.rules() if rules is None else rules:
             if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
                 invocations.extend(self.invoke(target, event) for target in rule.target_functions)
@@ -486,7 +486,7 @@ class Emulator:
         """
         queue = self.runtime.event_source(function_logical_id).queue
         url = self.stack.queue_url(queue)
-        sqs: Any = boto3.client("sqs")
+        sqs: Any = aws_clients.client("sqs")
         pending = self.server.delayed_messages.take_pending(url.rsplit("/", 1)[-1])
         for message in pending:
             sqs.send_message(QueueUrl=url, **message.send_parameters())
@@ -503,7 +503,7 @@ class Emulator:
 
     def _job_summaries(self) -> list[dict[str, Any]]:
         """ListJobs of our queues, every status (array children included, as moto lists them)."""
-        batch: Any = boto3.client("batch")
+        batch: Any = aws_clients.client("batch")
         summaries: list[dict[str, Any]] = []
         for queue in self.job_queue_arns():
             for page in batch.get_paginator("list_jobs").paginate(
@@ -514,7 +514,7 @@ class Emulator:
 
     def describe_jobs(self) -> list[dict[str, Any]]:
         """Every job in our queues (array children included), described, oldest first."""
-        batch: Any = boto3.client("batch")
+        batch: Any = aws_clients.client("batch")
         ids = [job["jobId"] for job in self._job_summaries()]
         jobs: list[dict[str, Any]] = []
         for start in range(0, len(ids), 100):
@@ -528,7 +528,7 @@ class Emulator:
         submit gave: the parameters and environment entries the job definition does not have (or has
         with another value) are the `parameters` and `containerOverrides` the job was submitted with.
         """
-        batch: Any = boto3.client("batch")
+        batch: Any = aws_clients.client("batch")
         definitions: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         jobs = []
         for job in self.describe_jobs():
@@ -569,8 +569,8 @@ class Emulator:
         An array job counts once per child that ran, each child being the object on its line of the
         manifest (emulator/job_objects.py).
         """
-        s3: Any = boto3.client("s3")
-        batch: Any = boto3.client("batch")
+        s3: Any = aws_clients.client("s3")
+        batch: Any = aws_clients.client("batch")
         jobs = self.jobs_submitted()
 
         def children_of(job_id: str) -> list[dict[str, Any]]:
@@ -586,7 +586,7 @@ class Emulator:
         return objects_run(jobs, children_of, manifest_of), len(jobs)
 
     def dlq_messages(self) -> dict[str, list[str]]:
-        sqs: Any = boto3.client("sqs")
+        sqs: Any = aws_clients.client("sqs")
         found: dict[str, list[str]] = {}
         for logical_id in self.stack.dead_letter_queues():
             url = self.stack.queue_url(logical_id)
@@ -654,7 +654,7 @@ class Emulator:
 def create_outside_bucket(name: str) -> None:
     """A bucket its owner made outside the stack: versioned, and with EventBridge notifications turned
     on by the one call docs/intake.md gives the owner (it replaces the bucket's notifications)."""
-    s3: Any = boto3.client("s3")
+    s3: Any = aws_clients.client("s3")
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_notification_configuration(

@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-import boto3
-
+from emulator import aws_clients
 from emulator.environments import ExecutionEnvironments
 from emulator.handlers import (
     Invocation,
@@ -158,7 +157,7 @@ class LambdaRuntime:
                     "StringValue": str(error.get("message") or "-")[:1024],
                 },
             }
-            sqs: Any = boto3.client("sqs")
+            sqs: Any = aws_clients.client("sqs")
             sqs.send_message(
                 QueueUrl=self.stack.queue_url(dlq),
                 MessageBody=json.dumps(event),
@@ -192,7 +191,7 @@ class LambdaRuntime:
             receive_count += 1
             if records and receive_count > max(max_receive, 1):
                 if dlq:
-                    sqs: Any = boto3.client("sqs")
+                    sqs: Any = aws_clients.client("sqs")
                     for record in records:
                         sqs.send_message(
                             QueueUrl=self.stack.queue_url(dlq), MessageBody=record.get("body", "")

@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from moto.cloudformation.models import cloudformation_backends
 from moto.cloudformation.parsing import clean_json
 
+from emulator import aws_clients
 from emulator.moto_server import ACCOUNT_ID, REGION
 from emulator.stack import Stack, referenced_logical_id
 
@@ -155,7 +155,7 @@ class Shim:
         self.apply_schedules()
 
     def apply_bucket_notifications(self) -> None:
-        s3: Any = boto3.client("s3")
+        s3: Any = aws_clients.client("s3")
         for logical_id, resource in self._created("AWS::S3::Bucket").items():
             config = resource.get("Properties", {}).get("NotificationConfiguration")
             if not config:
@@ -179,7 +179,7 @@ class Shim:
             )
 
     def apply_queue_policies(self) -> None:
-        sqs = boto3.client("sqs")
+        sqs = aws_clients.client("sqs")
         for resource in self._created("AWS::SQS::QueuePolicy").values():
             props = self.resolve(resource["Properties"])
             for queue_url in props.get("Queues", []):
@@ -188,7 +188,7 @@ class Shim:
                 )
 
     def apply_secrets(self) -> None:
-        secrets = boto3.client("secretsmanager")
+        secrets = aws_clients.client("secretsmanager")
         for logical_id, resource in self._created("AWS::SecretsManager::Secret").items():
             props = self.resolve(resource.get("Properties", {}))
             secrets.create_secret(
@@ -227,7 +227,7 @@ class Shim:
         """Create each schedule in moto's EventBridge Scheduler as the template defines it, so what reads
         schedules through the API (`batch-dispatch status`, `backfill`) finds them. moto never fires
         them: the emulator does (`Emulator.tick`)."""
-        scheduler = boto3.client("scheduler")
+        scheduler = aws_clients.client("scheduler")
         for logical_id, resource in self._created("AWS::Scheduler::Schedule").items():
             props = _strip_no_value(self.resolve(resource["Properties"]))
             kept = ("ScheduleExpression", "ScheduleExpressionTimezone", "State", "Description", "Target")

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from emulator import aws_clients
 from emulator.moto_server import ACCOUNT_ID, REGION
 from emulator.sam import REPO_ROOT, TEMPLATE_PATH, load_template, local_code_paths, transform_template
 
@@ -188,8 +187,8 @@ def _prepare_for_moto(
 def _create_function_urls(stack: Stack, urls: dict[str, FunctionUrl]) -> None:
     """Create each function URL whose stand-in the deploy created (its Condition held) through Lambda's
     API, and set the outputs that name it, as CloudFormation would."""
-    ssm: Any = boto3.client("ssm")
-    lambda_client: Any = boto3.client("lambda")
+    ssm: Any = aws_clients.client("ssm")
+    lambda_client: Any = aws_clients.client("lambda")
     for logical_id, url in urls.items():
         if logical_id not in stack.physical_ids:
             continue
@@ -243,7 +242,7 @@ def deploy(
     sam_template = load_template(template_path)
     parameters = {**default_parameters(sam_template), **(parameter_overrides or {})}
     _ensure_batch_service_linked_role()
-    s3 = boto3.client("s3")
+    s3 = aws_clients.client("s3")
     s3.create_bucket(Bucket=CODE_BUCKET)
     nested_templates = _package_nested_applications(sam_template, s3)
     cfn = transform_template(sam_template, parameters, code_bucket=CODE_BUCKET)
@@ -251,7 +250,7 @@ def deploy(
     for logical_id, path in local_code_paths(sam_template).items():
         s3.put_object(Bucket=CODE_BUCKET, Key=f"{logical_id}.zip", Body=_zip_directory(REPO_ROOT / path))
 
-    cloudformation = boto3.client("cloudformation")
+    cloudformation = aws_clients.client("cloudformation")
     cloudformation.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(cfn),
@@ -326,7 +325,7 @@ def _describe_nested(cloudformation: Any, stack_name: str, template: dict[str, A
 
 def _ensure_batch_service_linked_role() -> None:
     """AWS creates it in every account that uses Batch; moto checks that it exists."""
-    iam = boto3.client("iam")
+    iam = aws_clients.client("iam")
     try:
         iam.get_role(RoleName="AWSServiceRoleForBatch")
     except iam.exceptions.NoSuchEntityException:
@@ -371,7 +370,7 @@ def _wait_for_stack(cloudformation: Any, stack_name: str, timeout: float = 60) -
 
 
 def _describe_functions(stack: Stack) -> dict[str, FunctionInfo]:
-    lambda_client = boto3.client("lambda")
+    lambda_client = aws_clients.client("lambda")
     globals_function = stack.sam_template.get("Globals", {}).get("Function", {})
     functions: dict[str, FunctionInfo] = {}
     for logical_id, code_dir in _function_code_dirs(stack.sam_template).items():
