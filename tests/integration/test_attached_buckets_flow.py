@@ -348,3 +348,23 @@ def test_a_job_type_on_an_attached_bucket_may_read_its_prefix_there(local: Emula
         (statement,) = policy["PolicyDocument"]["Statement"]
         assert statement["Action"] == "s3:GetObject"
         assert statement["Resource"] == f"arn:aws:s3:::{PARTNER}/orders/*"
+
+
+def test_the_loop_guard_alert_takes_its_turn_on_the_webhook_with_failure_alerts(local: Emulator):
+    # Given a self-triggering job one round from the loop guard, and a job of the same channel that failed
+    local.upload_to(TEAM, "loop/report.csv")
+    local.drain()
+    run_loop(local, 4, next_name, with_lineage=True)
+    with local.jobs_fail(exit_code=1):
+        local.upload_to(TEAM, "other/broken.csv")
+        local.drain()
+
+    # When the loop guard stops the loop, and the failure is told right after
+    run_loop(local, 1, next_name, with_lineage=True)
+    local.publish_batch_events()
+
+    # Then both alerts went to the stack's channel, a second apart (Slack takes one a second per webhook)
+    posts = [r for r in local.slack.requests if r.status == 200 and isinstance(r.payload, dict)]
+    assert [local.webhook_secrets.get(r.path) for r in posts] == [STACK_SECRET, STACK_SECRET]
+    assert "Loop guard" in posts[0].payload["text"]
+    assert posts[1].received_at - posts[0].received_at >= 1.0

@@ -866,13 +866,18 @@ def test_alert_state_is_private_to_the_alert_functions():
             if statement["Effect"] == "Allow" and reference in json.dumps(statement.get("Resource"))
         }
 
-    # Then only the notifier, the digest function and the watchdog keep state, and only the first two
-    # use the storm queue
+    # Then only the functions that post alerts keep state there (S3SubmitFunction: its Slack post slots
+    # alone), and only the notifier and the digest function use the storm queue
     assert users('"AlertStateTable"') == {
         "FailureNotifyFunctionRole",
         "StormDigestFunctionRole",
         "WatchdogFunctionRole",
+        "S3SubmitFunctionRole",
     }
+    s3_submit = [s for owner, s in all_policy_statements(template) if owner == "S3SubmitFunctionRole"]
+    assert [s["Action"] for s in s3_submit if "AlertStateTable" in json.dumps(s["Resource"])] == [
+        "dynamodb:UpdateItem"
+    ]
     assert users('"StormQueue"') == {"FailureNotifyFunctionRole", "StormDigestFunctionRole"}
     table = props(template, "AlertStateTable")
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
