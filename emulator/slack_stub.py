@@ -34,7 +34,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 MAX_HANG_SECONDS = 30.0
@@ -143,7 +143,24 @@ def validation_error(payload: Any) -> str | None:
     return None
 
 
-class SlackStandIn:
+class Served:
+    """Started on entering a `with` block, stopped on leaving it."""
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+class SlackStandIn(Served):
     """A threaded HTTP server on 127.0.0.1 (random free port) answering like a Slack incoming webhook."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = WEBHOOK_PATH) -> None:
@@ -184,13 +201,6 @@ class SlackStandIn:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server, self._thread = None, None
-
-    def __enter__(self) -> SlackStandIn:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -491,7 +501,7 @@ def _serve_in_this_process(connection: Any) -> None:
             connection.send(getattr(slack, command))
 
 
-class SlackStandInProcess:
+class SlackStandInProcess(Served):
     """A SlackStandIn served by a process of its own (spawned): when the emulator's process is busy
     (many threads sharing one interpreter lock), its threads would note a post's arrival late, and a
     benchmark measuring Slack's rate per webhook would measure that instead. Offers what the emulator
@@ -520,13 +530,6 @@ class SlackStandInProcess:
                 self._connection.send("stop")
             self._process.join(timeout=10)
             self._process, self._connection = None, None
-
-    def __enter__(self) -> SlackStandInProcess:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:

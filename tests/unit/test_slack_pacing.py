@@ -21,7 +21,7 @@ from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 from batch_dispatch.slack.pacing import SlackPacer
 from batch_dispatch.slack.post_once import longest_wait, post_once
 from emulator.slack_stub import SlackStandIn
-from tests.conftest import FakeLambdaContext, create_id_table
+from tests.conftest import FakeLambdaContext, create_alert_state_table, create_id_table
 
 TABLE = "alert-state"
 
@@ -45,27 +45,11 @@ class FrozenClock:
         return self.now
 
 
-def create_alert_state_table(client: Any) -> None:
-    client.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-    )
-
-
 @pytest.fixture
 def dynamodb() -> Any:
     with mock_aws():
-        client = boto3.client("dynamodb")
-        create_alert_state_table(client)
-        yield client
+        create_alert_state_table(TABLE)
+        yield boto3.client("dynamodb")
 
 
 def test_posts_at_the_same_instant_are_spaced_a_second_apart_per_webhook(dynamodb):
@@ -174,7 +158,7 @@ def stand_in() -> Iterator[SlackStandIn]:
     with SlackStandIn() as slack, mock_aws():
         boto3.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=slack.url)
         create_id_table(IDEMPOTENCY_TABLE)
-        create_alert_state_table(boto3.client("dynamodb"))
+        create_alert_state_table(TABLE)
         execution_environment.reset()
         clients.use_client("dynamodb", boto3.client("dynamodb"))
         yield slack
