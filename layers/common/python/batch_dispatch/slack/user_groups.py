@@ -5,9 +5,11 @@ token (scope `usergroups:read`) as a Bearer header. Slack answers HTTP 200 with 
 [...]}` or `{"ok": false, "error": "<code>"}`, and 429 with Retry-After when it rate limits. The base URL
 is a setting: https://slack.com/api/, https://slack-gov.com/api/ on GovSlack, the Slack stand-in locally.
 
-Made with the standard library, like the webhook post (slack/webhook.py): the layer has no slack_sdk,
-whose WebClient import costs more cold start than the handler (bench/cold_start.py --costs), and a lookup
-is one POST with a hard timeout and no retry (Slack waits 3 seconds for the click's answer).
+Made with the standard library, like the webhook post (slack/webhook.py), not slack_sdk's WebClient: the
+layer has no slack_sdk (it would become a runtime dependency for one call); imported lazily, the first
+lookup of each execution environment would still pay its import inside the 3 seconds Slack waits
+(bench/cold_start.py --costs prices it); and a lookup is one POST with a hard timeout and no retry,
+where WebClient by default waits 30 s and retries a failed connection.
 
 Each group's member list is kept per warm execution environment for `max_age_seconds`: clicks come in
 bursts (a double click, several people), the method allows about 20 calls a minute, and the 3 seconds
