@@ -131,6 +131,7 @@ COSTS = {
     ),
     "slack_sdk WebhookClient": "from slack_sdk.webhook import WebhookClient",
     "slack_sdk SignatureVerifier": "from slack_sdk.signature import SignatureVerifier",
+    "slack_sdk WebClient (user group lookups)": "from slack_sdk import WebClient",
     "Powertools Logger + Metrics": (
         "from aws_lambda_powertools import Logger, Metrics\nLogger(service='x')\nMetrics(namespace='x')"
     ),

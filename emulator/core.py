@@ -22,14 +22,16 @@ from emulator.job_objects import ObjectId, manifest_objects, objects_run
 from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer, failing_batch_jobs
 from emulator.running_jobs import RunningJobs
 from emulator.runtime import LambdaRuntime
-from emulator.sam import TEMPLATE_PATH
+from emulator.sam import TEMPLATE_PATH, read_template
 from emulator.shim import Rule, Schedule, Shim
-from emulator.slack_stub import APP_SIGNING_SECRET
+from emulator.slack_stub import APP_BOT_TOKEN, APP_SIGNING_SECRET
 from emulator.stack import Stack, deploy, referenced_logical_id
 
 _ASYNC_TRIGGERS = {"ScheduleV2", "Schedule", "EventBridgeRule", "CloudWatchEvent", "SNS", "S3"}
 WEBHOOK_SECRET_ENV = "SLACK_WEBHOOK_SECRET_NAME"  # noqa: S105 - an env var name, not a secret
 SIGNING_SECRET_ENV = "SLACK_SIGNING_SECRET_NAME"  # noqa: S105 - an env var name, not a secret
+BOT_TOKEN_ENV = "SLACK_BOT_TOKEN_SECRET_NAME"  # noqa: S105 - an env var name, not a secret
+SLACK_API_URL_PARAMETER = "SlackApiUrl"
 
 
 def reset_process_state() -> None:
@@ -105,7 +107,7 @@ class Emulator:
         path = template_path or self.template_path
         if self.job_types is not None:
             path = with_job_types(path, self.job_types, Path(self._workdir.name))
-        self.stack = deploy(self.parameter_overrides, template_path=path)
+        self.stack = deploy(self.slack_parameters(path) | self.parameter_overrides, template_path=path)
         self.shim = Shim(self.stack)
         self.nested_shims = [Shim(child, root=self.stack) for child in self.stack.nested]
         for shim in (self.shim, *self.nested_shims):
@@ -130,6 +132,14 @@ class Emulator:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
+    def slack_parameters(self, template_path: Path) -> dict[str, str]:
+        """The Web API's base URL is the stand-in's (as a GovSlack user passes https://slack-gov.com/api/),
+        unless the caller chose one."""
+        declared = read_template(template_path).get("Parameters", {})
+        if self.slack is None or SLACK_API_URL_PARAMETER not in declared:
+            return {}
+        return {SLACK_API_URL_PARAMETER: self.slack.api_url}
+
     def _store_webhook_secrets(self) -> None:
         """The webhook secrets a user creates by hand in AWS hold stand-in URLs here: the stack's (named
         in the functions' environment) and each job type's (named in its catalog entry), one URL path
@@ -149,13 +159,12 @@ class Emulator:
             path = f"/services/T000/B{index:03d}/local"
             self.webhook_secrets[path] = name
             secrets.create_secret(Name=name, SecretString=base + path)
-        signing_secret_names = {
-            f.environment[SIGNING_SECRET_ENV]
-            for f in self.stack.functions.values()
-            if f.environment.get(SIGNING_SECRET_ENV)
-        }
-        for name in signing_secret_names:  # the Slack app's, for the Rerun button's clicks
-            secrets.create_secret(Name=name, SecretString=APP_SIGNING_SECRET)
+        # The Slack app's signing secret (the Rerun button's clicks) and bot token (the allowed user
+        # groups' members), under the names the stack gives them.
+        functions = self.stack.functions.values()
+        for variable, value in ((SIGNING_SECRET_ENV, APP_SIGNING_SECRET), (BOT_TOKEN_ENV, APP_BOT_TOKEN)):
+            for secret_name in {f.environment.get(variable, "") for f in functions} - {""}:
+                secrets.create_secret(Name=secret_name, SecretString=value)
 
     def job_type_entries(self) -> dict[str, dict[str, Any]]:
         """The job catalog's registry as deployed: job type name -> its entry (JSON in SSM)."""

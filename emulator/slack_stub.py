@@ -1,5 +1,6 @@
-"""A local stand-in for Slack: incoming webhooks, interactions' response URLs, and button clicks signed and
-sent the way Slack sends them (standard library only, loopback only).
+"""A local stand-in for Slack: incoming webhooks, interactions' response URLs, button clicks signed and
+sent the way Slack sends them, and the Web API's `usergroups.users.list` (standard library only, loopback
+only).
 
     with SlackStandIn() as slack:
         url = slack.url                      # http://127.0.0.1:PORT/services/T000/B000/XXXX
@@ -10,11 +11,20 @@ sent the way Slack sends them (standard library only, loopback only).
                                              # when it arrived (received_at: rates per webhook)
         event = slack.click(message, "rerun", user_id="U0ONCALL", signing_secret=secret)
         slack.responses                      # what was posted to the clicks' response URLs
+        slack.add_user_group("S0ONCALL", ["U0ALICE"])   # members usergroups.users.list answers
+        slack.api_url                        # http://127.0.0.1:PORT/api/ (SlackApiUrl)
 
 Replies follow Slack's: 200 `ok`; 400 `invalid_payload` / `no_text` / `invalid_blocks`; 403
 `action_prohibited`; 404 `no_service` / `channel_not_found`; 410 `channel_is_archived`; 429 `rate_limited`
 with Retry-After; 500 `internal_error`. Accepted payloads are validated like Slack does (text or blocks,
 at most 50 blocks, section text <= 3000, header <= 150), so a malformed message fails here too.
+
+The Web API (`<api_url>usergroups.users.list`, form or query `usergroup`) checks the Bearer token
+against the stand-in app's bot token and its scopes, and answers as Slack does, HTTP 200 with
+`{"ok": true, "users": [...]}` or `{"ok": false, "error": ...}`: `not_authed` (no token), `invalid_auth`
+(another token), `missing_scope` (with `needed` and `provided`), `no_such_subteam`; `fail_api(...)` makes
+the next calls answer an error of choice (`ratelimited` is HTTP 429 with Retry-After, as Slack sends it)
+and `delay_api(seconds)` makes them slow.
 
 `SlackStandInProcess` serves one from a process of its own, for benchmarks that time arrivals.
 `python -m emulator.slack_stub` runs one in the foreground and prints each message it receives.
@@ -35,7 +45,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 MAX_HANG_SECONDS = 30.0
 WEBHOOK_PATH = "/services/T000/B000/XXXX"
@@ -43,6 +53,10 @@ RESPONSE_PATH = "/actions/T000/"  # response URLs Slack hands out with each inte
 # The stand-in Slack app's signing secret: the emulator stores it under the stack's signing secret name,
 # as a user stores their app's (docs/alerts.md).
 APP_SIGNING_SECRET = "emulator-signing-secret-0123456789abcdef"  # noqa: S105 - a local stand-in
+# The stand-in app's bot token: stored under SlackBotTokenSecretName when the stack names one.
+APP_BOT_TOKEN = "xoxb-000-000-emulatorbottoken"  # noqa: S105 - a local stand-in
+API_PATH = "/api/"
+APP_BOT_SCOPES = frozenset({"incoming-webhook", "usergroups:read"})
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,10 @@ class SlackStandIn(Served):
         self._messages: list[Any] = []
         self._responses: list[Any] = []
         self._requests: list[RecordedRequest] = []
+        self._user_groups: dict[str, list[str]] = {}
+        self.bot_scopes: set[str] = set(APP_BOT_SCOPES)
+        self._api_errors: deque[str] = deque()
+        self._api_delay = 0.0
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -207,6 +225,12 @@ class SlackStandIn(Served):
         host, port = self._server_address()
         return f"http://{host}:{port}{self.path}"
 
+    @property
+    def api_url(self) -> str:
+        """The Web API's base URL, as https://slack.com/api/ is Slack's."""
+        host, port = self._server_address()
+        return f"http://{host}:{port}{API_PATH}"
+
     def _server_address(self) -> tuple[str, int]:
         if self._server is None:
             raise RuntimeError("SlackStandIn is not running: call start() first")
@@ -226,13 +250,37 @@ class SlackStandIn(Served):
             self._default = Reply.of(mode, **options)
 
     def reset(self) -> None:
-        """Forget recorded traffic and scripted replies; back to answering `ok`."""
+        """Forget recorded traffic, scripted replies and user groups; back to answering `ok`."""
         with self._lock:
             self._script.clear()
             self._default = Reply.ok()
             self._messages.clear()
             self._responses.clear()
             self._requests.clear()
+            self._user_groups.clear()
+            self.bot_scopes = set(APP_BOT_SCOPES)
+            self._api_errors.clear()
+            self._api_delay = 0.0
+
+    def add_user_group(self, group_id: str, members: list[str]) -> None:
+        """A user group of the workspace (usergroups.users.list answers its members)."""
+        with self._lock:
+            self._user_groups[group_id] = list(members)
+
+    def fail_api(self, *errors: str) -> None:
+        """The next Web API calls answer these Slack error codes, in order (`ratelimited`: HTTP 429)."""
+        with self._lock:
+            self._api_errors.extend(errors)
+
+    def delay_api(self, seconds: float) -> None:
+        """Every Web API call waits this long before answering (0: at once)."""
+        with self._lock:
+            self._api_delay = min(max(seconds, 0.0), MAX_HANG_SECONDS)
+
+    @property
+    def api_calls(self) -> list[RecordedRequest]:
+        """Every Web API request received, with the status answered (a copy)."""
+        return [r for r in self.requests if r.path.startswith(API_PATH)]
 
     @property
     def messages(self) -> list[Any]:
@@ -291,6 +339,37 @@ class SlackStandIn(Served):
         with self._lock:
             return self._script.popleft() if self._script else self._default
 
+    def _api_answer(self, method: str, token: str, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Slack's Web API answer (HTTP status, JSON body) to `method` called with `token`."""
+        with self._lock:
+            scripted = self._api_errors.popleft() if self._api_errors else None
+            groups = {k: list(v) for k, v in self._user_groups.items()}
+            scopes = set(self.bot_scopes)
+        if scripted == "ratelimited":
+            return 429, {"ok": False, "error": "ratelimited"}
+        if scripted:
+            return 200, {"ok": False, "error": scripted}
+        if method != "usergroups.users.list":
+            return 200, {"ok": False, "error": "unknown_method"}
+        if not token:
+            return 200, {"ok": False, "error": "not_authed"}
+        if not hmac.compare_digest(token, APP_BOT_TOKEN):
+            return 200, {"ok": False, "error": "invalid_auth"}
+        if "usergroups:read" not in scopes:
+            provided = ",".join(sorted(scopes))
+            return 200, {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": "usergroups:read",
+                "provided": provided,
+            }
+        group_id = fields.get("usergroup", "")
+        if not group_id:
+            return 200, {"ok": False, "error": "invalid_arguments"}
+        if group_id not in groups:
+            return 200, {"ok": False, "error": "no_such_subteam"}
+        return 200, {"ok": True, "users": groups[group_id]}
+
     def _record(self, request: RecordedRequest, accepted: bool) -> None:
         with self._lock:
             self._requests.append(request)
@@ -312,12 +391,18 @@ class SlackStandIn(Served):
 
             def do_GET(self) -> None:
                 self.received_at = time.time()
+                if self.path.startswith(API_PATH):
+                    self._web_api("")
+                    return
                 self._answer(405, "invalid_method", kind="invalid_method")
 
             def do_POST(self) -> None:
                 self.received_at = time.time()
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(min(length, 5_000_000)).decode("utf-8", "replace")
+                if self.path.startswith(API_PATH):
+                    self._web_api(raw)
+                    return
                 try:
                     payload: Any = json.loads(raw) if raw else None
                 except ValueError:
@@ -354,6 +439,32 @@ class SlackStandIn(Served):
                     return
                 self._answer(200, "ok", kind="ok", raw=raw, payload=payload, headers=headers, accepted=True)
 
+            def _web_api(self, raw: str) -> None:
+                """A Web API call: arguments in the query or the form body, the token as a Bearer header."""
+                path, _, query = self.path.partition("?")
+                fields = {k: v[-1] for k, v in parse_qs(query).items()}
+                if raw:
+                    fields |= {k: v[-1] for k, v in parse_qs(raw).items()}
+                authorization = self.headers.get("Authorization") or ""
+                token = authorization[7:].strip() if authorization.startswith("Bearer ") else ""
+                token = token or fields.get("token", "")
+                with stand_in._lock:
+                    delay = stand_in._api_delay
+                if delay and stand_in._stopping.wait(delay):
+                    return  # stopping: drop the connection
+                status, answer = stand_in._api_answer(path[len(API_PATH) :], token, fields)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
+                self._answer(
+                    status,
+                    json.dumps(answer),
+                    str(answer.get("error") or "ok"),
+                    raw,
+                    {k: v for k, v in fields.items() if k != "token"},
+                    headers,
+                    extra_headers=(("Retry-After", "30"),) if status == 429 else (),
+                    content_type="application/json; charset=utf-8",
+                )
+
             def _answer(
                 self,
                 status: int,
@@ -364,6 +475,7 @@ class SlackStandIn(Served):
                 headers: dict[str, str] | None = None,
                 extra_headers: tuple[tuple[str, str], ...] = (),
                 accepted: bool = False,
+                content_type: str = "text/html",
             ) -> None:
                 stand_in._record(
                     RecordedRequest(
@@ -374,7 +486,7 @@ class SlackStandIn(Served):
                 data = body.encode("utf-8")
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for name, value in extra_headers:
                         self.send_header(name, value)
@@ -505,7 +617,7 @@ class SlackStandInProcess(Served):
     """A SlackStandIn served by a process of its own (spawned): when the emulator's process is busy
     (many threads sharing one interpreter lock), its threads would note a post's arrival late, and a
     benchmark measuring Slack's rate per webhook would measure that instead. Offers what the emulator
-    reads: `url`, `requests`, `messages`, `start()`, `stop()`."""
+    reads: `url`, `api_url`, `requests`, `messages`, `start()`, `stop()`."""
 
     def __init__(self) -> None:
         self._connection: Any = None
@@ -536,6 +648,11 @@ class SlackStandInProcess(Served):
         if self._process is None:
             raise RuntimeError("SlackStandInProcess is not running: call start() first")
         return self._url
+
+    @property
+    def api_url(self) -> str:
+        """The Web API's base URL (the emulator passes it as SlackApiUrl)."""
+        return self.url.split("/services/", 1)[0] + API_PATH
 
     @property
     def requests(self) -> list[RecordedRequest]:

@@ -18,7 +18,7 @@ import pytest
 
 from emulator.core import Emulator
 from emulator.handlers import Invocation
-from emulator.slack_stub import APP_SIGNING_SECRET
+from emulator.slack_stub import APP_BOT_TOKEN, APP_SIGNING_SECRET
 from tests.conftest import load_event, set_batch_status
 
 pytestmark = pytest.mark.integration
@@ -218,6 +218,87 @@ def test_rerun_failed_children_of_an_array_mode_job_reruns_only_their_objects(re
     assert rerun["parameters"]["manifestBucket"] == button.bucket("ManifestBucket")
     assert button.drain() == 0
     assert len(button.jobs_submitted()) == 2
+
+
+ONCALL_GROUP = "S0ONCALL"
+BOT_TOKEN_SECRET = "batch-dispatch-slack-bot-token"
+WITH_GROUPS = {
+    **BUTTON_ON,
+    "RerunAllowedSlackGroups": ONCALL_GROUP,
+    "SlackBotTokenSecretName": BOT_TOKEN_SECRET,
+}
+
+
+def test_a_member_of_an_allowed_user_group_reruns_the_job(redeployed: Emulator):
+    # Given a stack that also allows the user group S0ONCALL (its bot token stored by the emulator as a
+    # user stores the app's), and Alice in that group in the Slack workspace
+    button = redeploy(redeployed, **WITH_GROUPS)
+    button.slack.add_user_group(ONCALL_GROUP, ["U0ALICE", "U0BOB"])
+    original, alert = failed_scheduled_job(button)
+
+    # When Alice, who is not in RerunAllowedSlackUsers, clicks Rerun
+    answer(button.click(alert, user_id="U0ALICE"))
+
+    # Then the job is rerun once, by her, after one usergroups.users.list call with the bot token
+    (rerun,) = reruns(button)
+    assert rerun["jobName"].startswith(f"{original['jobName']}-rerun-")
+    (described,) = boto3.client("batch").describe_jobs(jobs=[rerun["jobId"]])["jobs"]
+    assert described["tags"]["batch-dispatch:rerun-by"] == "U0ALICE"
+    (call,) = button.slack.api_calls
+    assert (call.path, call.status, call.payload) == (
+        "/api/usergroups.users.list",
+        200,
+        {"usergroup": ONCALL_GROUP},
+    )
+    assert "Rerun by <@U0ALICE>" in json.dumps(button.slack.responses[-1]["blocks"])
+
+    # When someone in no allowed group clicks
+    answer(button.click(alert, user_id="U0INTERN"))
+
+    # Then they are told they may not, from the members kept since Alice's click (no second call)
+    assert "may not rerun jobs here" in button.slack.responses[-1]["text"]
+    assert len(button.slack.api_calls) == 1
+    assert len(reruns(button)) == 1
+
+
+@pytest.mark.parametrize(
+    ("break_slack", "says"),
+    [
+        (lambda slack: slack.bot_scopes.discard("usergroups:read"), "lacks the usergroups:read scope"),
+        (lambda slack: None, "Slack has no user group S0ONCALL"),  # the group was never created
+        (lambda slack: slack.fail_api("invalid_auth"), "Slack refused the app's bot token (invalid_auth)"),
+    ],
+    ids=["missing-scope", "no-such-group", "invalid-auth"],
+)
+def test_a_group_slack_will_not_list_refuses_the_click_saying_what_to_check(
+    redeployed: Emulator, break_slack, says
+):
+    # Given a stack allowing S0ONCALL, and a Slack that will not list it
+    button = redeploy(redeployed, **WITH_GROUPS)
+    break_slack(button.slack)
+    _, alert = failed_scheduled_job(button)
+
+    # When someone not listed clicks
+    result = answer(button.click(alert, user_id="U0ALICE"))
+
+    # Then Slack gets its 200, no job is submitted, and the clicker reads what to check
+    assert result["statusCode"] == 200
+    assert reruns(button) == []
+    (reply,) = button.slack.responses
+    assert reply["response_type"] == "ephemeral"
+    assert says in reply["text"]
+
+
+def test_the_stack_s_web_api_url_is_the_stand_in_s_and_its_bot_token_is_stored(redeployed: Emulator):
+    # Given the stack deployed with groups (SlackApiUrl chosen by the emulator, as a GovSlack user does)
+    button = redeploy(redeployed, **WITH_GROUPS)
+
+    # Then the function calls the stand-in's Web API, with the token stored under the stack's secret name
+    variables = button.stack.functions[FUNCTION].environment
+    assert variables["SLACK_API_URL"] == button.slack.api_url
+    assert variables["SLACK_BOT_TOKEN_SECRET_NAME"] == BOT_TOKEN_SECRET
+    token = boto3.client("secretsmanager").get_secret_value(SecretId=BOT_TOKEN_SECRET)["SecretString"]
+    assert token == APP_BOT_TOKEN
 
 
 def test_the_button_s_url_is_the_stack_output_slack_is_given(local: Emulator):

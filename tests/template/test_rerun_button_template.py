@@ -10,10 +10,16 @@ from typing import Any
 
 import pytest
 
-from tests.template.cfn import as_list, deploy, props, role_statements, sam_template
+from tests.template.cfn import as_list, deploy, props, role_statements, rules_refusing, sam_template
 from tests.template.test_checkov import CHECKOV, checked, run_checkov
 
 FUNCTION = "SlackActionsFunction"
+BOT_TOKEN_SECRET = "batch-dispatch-slack-bot-token"
+WITH_GROUPS = {
+    "EnableRerunButton": "true",
+    "RerunAllowedSlackGroups": "S0ONCALL,S0LEADS",
+    "SlackBotTokenSecretName": BOT_TOKEN_SECRET,
+}
 URL_RESOURCES = [
     "SlackActionsFunctionUrl",
     "SlackActionsFunctionUrlPublicAccess",
@@ -29,9 +35,11 @@ def parameter_default(name: str) -> str:
     return str(sam_template()["Parameters"][name]["Default"])
 
 
-def secret_arn_patterns(statement: dict[str, Any]) -> list[str]:
-    """A secretsmanager statement's resources with the parameters' defaults substituted (fnmatch patterns)."""
+def secret_arn_patterns(statement: dict[str, Any], **parameters: str) -> list[str]:
+    """A secretsmanager statement's resources with the parameters (default: their defaults) substituted, as
+    fnmatch patterns."""
     defaults = {name: str(spec.get("Default", "")) for name, spec in sam_template()["Parameters"].items()}
+    defaults |= parameters
     defaults |= {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
     patterns = []
     for resource in as_list(statement["Resource"]):
@@ -83,6 +91,20 @@ def test_the_function_is_told_the_signing_secret_the_allowed_users_and_the_manif
     assert variables["SLACK_SIGNING_SECRET_NAME"] == parameter_default("SlackSigningSecretName")
     assert variables["ALLOWED_SLACK_USERS"] == "U0ONCALL,W0LEAD"
     assert variables["MANIFEST_PREFIX"] == parameter_default("ManifestPrefix")
+    # And by default no user groups, no bot token, and Slack's own Web API
+    assert variables["ALLOWED_SLACK_GROUPS"] == ""
+    assert variables["SLACK_BOT_TOKEN_SECRET_NAME"] == ""
+    assert variables["SLACK_API_URL"] == "https://slack.com/api/"
+
+
+def test_the_function_is_told_the_allowed_groups_the_bot_token_and_the_api_url():
+    variables = props(deploy(**WITH_GROUPS, SlackApiUrl="https://slack-gov.com/api/"), FUNCTION)[
+        "Environment"
+    ]["Variables"]
+
+    assert variables["ALLOWED_SLACK_GROUPS"] == "S0ONCALL,S0LEADS"
+    assert variables["SLACK_BOT_TOKEN_SECRET_NAME"] == BOT_TOKEN_SECRET
+    assert variables["SLACK_API_URL"] == "https://slack-gov.com/api/"
 
 
 def test_a_flood_on_the_public_url_cannot_take_the_accounts_concurrency():
@@ -156,6 +178,120 @@ def test_no_other_function_may_read_the_signing_secret():
     }
     assert readers == {f"{FUNCTION}Role"}
     assert not name.startswith(parameter_default("SlackWebhookSecretPrefix"))
+
+
+def test_with_a_bot_token_the_role_may_read_that_secret_and_no_other():
+    # Given a stack with allowed groups and the bot token's secret name
+    statements = statements_by_sid(deploy(**WITH_GROUPS))
+
+    # Then one statement more than without: reading that secret (Secrets Manager's 6-character suffix)
+    assert statements["ReadSlackBotToken"] == {
+        "Sid": "ReadSlackBotToken",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+            "${SlackBotTokenSecretName}-??????"
+        },
+    }
+    assert set(statements) - set(statements_by_sid(deploy(EnableRerunButton="true"))) == {"ReadSlackBotToken"}
+
+
+def test_no_other_function_may_read_the_bot_token():
+    # Given the bot token's secret under its name, with the suffix Secrets Manager appends
+    arn = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{BOT_TOKEN_SECRET}-AbCdEf"
+    stack = deploy(**WITH_GROUPS)
+
+    # Then only the Rerun function's role may read it, and not a secret whose name merely starts the same
+    readers = {
+        role
+        for role in (
+            "FailureNotifyFunctionRole",
+            "StormDigestFunctionRole",
+            "WatchdogFunctionRole",
+            f"{FUNCTION}Role",
+        )
+        for statement in role_statements(stack, role)
+        if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
+        and any(
+            fnmatch.fnmatchcase(arn, pattern)
+            for pattern in secret_arn_patterns(statement, SlackBotTokenSecretName=BOT_TOKEN_SECRET)
+        )
+    }
+    assert readers == {f"{FUNCTION}Role"}
+    (token_grant,) = secret_arn_patterns(
+        statements_by_sid(stack)["ReadSlackBotToken"], SlackBotTokenSecretName=BOT_TOKEN_SECRET
+    )
+    assert not fnmatch.fnmatchcase(arn.replace(BOT_TOKEN_SECRET, f"{BOT_TOKEN_SECRET}-other"), token_grant)
+
+
+def test_without_a_bot_token_no_role_may_read_a_bot_token():
+    # Given the default stack, button on: no SlackBotTokenSecretName
+    statements = statements_by_sid(deploy(EnableRerunButton="true"))
+
+    # Then the role reads the signing secret only
+    reads = [s for s in statements.values() if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    assert [s["Sid"] for s in reads] == ["ReadSlackSigningSecret"]
+
+
+def test_allowed_groups_without_a_bot_token_are_refused_at_deploy_time():
+    # When groups are allowed without a bot token, CloudFormation stops before creating anything
+    (refused,) = rules_refusing(RerunAllowedSlackGroups="S0ONCALL")
+    assert refused.startswith("RerunAllowedSlackGroups needs SlackBotTokenSecretName")
+
+    # And with one, or with no groups, it goes on
+    assert rules_refusing(RerunAllowedSlackGroups="S0ONCALL", SlackBotTokenSecretName=BOT_TOKEN_SECRET) == []
+    assert rules_refusing(SlackBotTokenSecretName=BOT_TOKEN_SECRET) == []
+    assert rules_refusing() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("S0ONCALL", True),
+        ("S0ONCALL,S0LEADS", True),
+        ("U0ONCALL", False),
+        ("S0ONCALL, S0LEADS", False),
+        ("s0oncall", False),
+        ("@oncall", False),
+    ],
+)
+def test_allowed_groups_are_slack_user_group_ids(value, accepted):
+    pattern = sam_template()["Parameters"]["RerunAllowedSlackGroups"]["AllowedPattern"]
+
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("https://slack.com/api/", True),
+        ("https://slack-gov.com/api/", True),
+        ("http://127.0.0.1:8123/api/", True),  # the local emulator's Slack stand-in
+        ("http://slack.com/api/", False),  # the bot token would travel in clear
+        ("http://10.0.0.5:8123/api/", False),
+        ("http://127.0.0.1.example.com:80/api/", False),
+        ("https://slack.com/api", False),
+        ("https://slack.com/api/?token=x", False),
+        ("slack.com/api/", False),
+    ],
+)
+def test_the_api_url_is_https_or_the_local_stand_in(value, accepted):
+    pattern = sam_template()["Parameters"]["SlackApiUrl"]["AllowedPattern"]
+
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+def test_the_bot_token_secret_is_optional_and_named_like_the_other_secrets():
+    parameters = sam_template()["Parameters"]
+    pattern = parameters["SlackBotTokenSecretName"]["AllowedPattern"]
+
+    assert parameters["SlackBotTokenSecretName"]["Default"] == ""
+    assert parameters["SlackApiUrl"]["Default"] == "https://slack.com/api/"
+    for name in ("", BOT_TOKEN_SECRET, "slack/bot-token"):
+        assert re.fullmatch(pattern, name)
+    assert not re.fullmatch(pattern, "arn:aws:secretsmanager:us-east-1:123456789012:secret:x")
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from batch_dispatch.alerts.job_state import parse_event
 from batch_dispatch.alerts.rerun_button import RERUN, RERUN_FAILED_CHILDREN
 from batch_dispatch.observability import logger
 from batch_dispatch.settings import SlackActionsSettings
-from emulator.slack_stub import SlackStandIn, block_actions_payload, signed_function_url_event
+from emulator.slack_stub import APP_BOT_TOKEN, SlackStandIn, block_actions_payload, signed_function_url_event
 from tests.conftest import FakeLambdaContext, load_event, set_batch_status
 from tests.unit.conftest import PREFIX, STACK, Stack
 
@@ -312,3 +312,84 @@ def test_a_missing_signing_secret_is_a_deployment_error(rerun_stack, settings, s
     # Then the click fails loudly (the function's Errors alarm), naming the secret to create
     with pytest.raises(rerun_click.SigningSecretError, match=SECRET_NAME):
         click(settings, event)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Members of an allowed Slack user group
+
+
+ONCALL_GROUP = "S0ONCALL"
+BOT_TOKEN_SECRET = "batch-dispatch-slack-bot-token"
+
+
+@pytest.fixture
+def group_settings(settings: SlackActionsSettings, slack: SlackStandIn) -> SlackActionsSettings:
+    """The stack also allows S0ONCALL (Alice is in it), read through the stand-in's Web API."""
+    boto3.client("secretsmanager").create_secret(Name=BOT_TOKEN_SECRET, SecretString=APP_BOT_TOKEN)
+    slack.add_user_group(ONCALL_GROUP, ["U0ALICE"])
+    values = {name: getattr(settings, name) for name in SlackActionsSettings.fields()}
+    return SlackActionsSettings(
+        **{
+            **values,
+            "allowed_slack_groups": ONCALL_GROUP,
+            "slack_bot_token_secret_name": BOT_TOKEN_SECRET,
+            "slack_api_url": slack.api_url,
+        }
+    )
+
+
+def test_a_member_of_an_allowed_group_reruns_the_job(rerun_stack, group_settings, slack):
+    # Given Alice, not listed, in the allowed group
+    job_id = rerun_stack.submit("job-9")
+
+    # When she clicks Rerun
+    click(
+        group_settings,
+        slack.click(alert_for(job_id), RERUN, user_id="U0ALICE", signing_secret=SIGNING_SECRET),
+    )
+
+    # Then the job is rerun, and the alert says she did it
+    (new,) = rerun_stack.rerun_jobs()
+    assert "Rerun by <@U0ALICE>" in json.dumps(slack.responses[-1]["blocks"])
+    assert new["tags"]["batch-dispatch:rerun-by"] == "U0ALICE"
+
+
+def test_someone_in_no_allowed_group_is_told_where_to_be_added(rerun_stack, group_settings, slack):
+    job_id = rerun_stack.submit("job-10")
+
+    click(
+        group_settings,
+        slack.click(alert_for(job_id), RERUN, user_id="U0INTERN", signing_secret=SIGNING_SECRET),
+    )
+
+    assert rerun_stack.rerun_jobs() == []
+    (refusal,) = slack.responses
+    assert "may not rerun jobs here" in refusal["text"]
+    assert "RerunAllowedSlackGroups" in refusal["text"]
+
+
+def test_a_group_slack_will_not_list_refuses_the_click_with_what_to_check(
+    rerun_stack, group_settings, slack, log_lines
+):
+    # Given the app's bot token lacks the usergroups:read scope
+    slack.bot_scopes.discard("usergroups:read")
+    job_id = rerun_stack.submit("job-11")
+
+    # When a group member clicks
+    answer = click(
+        group_settings,
+        slack.click(alert_for(job_id), RERUN, user_id="U0ALICE", signing_secret=SIGNING_SECRET),
+    )
+
+    # Then Slack gets its 200, no job is submitted, and the clicker reads what to fix
+    assert answer["statusCode"] == 200
+    assert rerun_stack.rerun_jobs() == []
+    (refusal,) = slack.responses
+    assert refusal["response_type"] == "ephemeral"
+    assert "could not check whether you are in a user group" in refusal["text"]
+    assert "lacks the usergroups:read scope" in refusal["text"]
+    # And the logs say which group and why, never the token
+    logs = log_lines.getvalue()
+    assert '"reason":"missing_scope"' in logs.replace(" ", "")
+    assert ONCALL_GROUP in logs
+    assert APP_BOT_TOKEN not in logs

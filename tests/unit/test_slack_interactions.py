@@ -129,7 +129,10 @@ def test_allowed_users_are_slack_user_ids():
 
 @pytest.mark.parametrize(
     ("value", "says"),
-    [("S0TEAM", "user group ids are not supported (S0TEAM)"), ("alice", "not Slack user ids: alice")],
+    [
+        ("S0TEAM", "user group ids go in ALLOWED_SLACK_GROUPS (RerunAllowedSlackGroups): S0TEAM"),
+        ("alice", "not Slack user ids: alice"),
+    ],
 )
 def test_anything_else_is_refused_at_deploy_time_saying_why(value, says):
     environment = {

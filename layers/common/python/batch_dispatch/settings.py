@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from batch_dispatch.alerts.redaction import compile_patterns
 from batch_dispatch.expectations import check_duration, check_success_every
@@ -109,6 +110,10 @@ class Settings:
             found.update({k: str(v) for k, v in vars(klass).get("__annotations__", {}).items()})
         return found
 
+    def problems(self) -> list[str]:
+        """What is wrong between fields (each field is valid on its own): a subclass's cross-checks."""
+        return []
+
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.fields())
         return f"{type(self).__name__}({shown})"
@@ -133,12 +138,15 @@ def from_environment(cls: type[SettingsT], environ: Mapping[str, str] | None = N
             values[name] = spec.convert(raw, kinds.get(name, "str"))
         except ValueError as error:
             problems.append(f"{spec.name}: {error}")
-    if problems:
-        raise ConfigurationError(
-            f"{cls.__name__} is misconfigured ({'; '.join(problems)}). "
-            "Deploy with `sam deploy` (template.yaml sets these) or export them for local runs."
-        )
-    return cls(**values)
+    if not problems:
+        settings = cls(**values)
+        problems = settings.problems()
+        if not problems:
+            return settings
+    raise ConfigurationError(
+        f"{cls.__name__} is misconfigured ({'; '.join(problems)}). "
+        "Deploy with `sam deploy` (template.yaml sets these) or export them for local runs."
+    )
 
 
 _loaded: dict[type, Any] = {}
@@ -304,19 +312,47 @@ class WatchdogSettings(SlackSettings, CatalogSettings):
     dlq_peek_limit: int = env("DLQ_PEEK_LIMIT", 100, ge=1, le=1000)
 
 
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+_SLACK_GROUP_ID = re.compile(r"S[A-Z0-9]{2,20}")
+
+
+def _comma_separated(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
+
+
 def slack_user_ids(text: str) -> frozenset[str]:
-    """ALLOWED_SLACK_USERS: Slack user ids (U..., W...), comma-separated. A user group id (S...) is refused:
-    resolving its members takes a bot token and a Web API call per click (docs/alerts.md)."""
-    ids = frozenset(part.strip() for part in text.split(",") if part.strip())
-    groups = sorted(i for i in ids if i.startswith("S"))
+    """ALLOWED_SLACK_USERS: Slack user ids (U..., W...), comma-separated. A user group id (S...) belongs in
+    ALLOWED_SLACK_GROUPS (its members are looked up with the bot token)."""
+    ids = _comma_separated(text)
+    groups = sorted(i for i in ids if _SLACK_GROUP_ID.fullmatch(i))
     if groups:
         raise ValueError(
-            f"user group ids are not supported ({', '.join(groups)}): list the members' user ids"
+            f"user group ids go in ALLOWED_SLACK_GROUPS (RerunAllowedSlackGroups): {', '.join(groups)}"
         )
-    malformed = sorted(i for i in ids if not re.fullmatch(r"[UW][A-Z0-9]{2,20}", i))
+    malformed = sorted(i for i in ids if not _SLACK_USER_ID.fullmatch(i))
     if malformed:
         raise ValueError(f"not Slack user ids: {', '.join(malformed)} (expected U0123ABCD, comma-separated)")
     return ids
+
+
+def slack_group_ids(text: str) -> frozenset[str]:
+    """ALLOWED_SLACK_GROUPS: Slack user group ids (S...), comma-separated."""
+    ids = _comma_separated(text)
+    malformed = sorted(i for i in ids if not _SLACK_GROUP_ID.fullmatch(i))
+    if malformed:
+        raise ValueError(
+            f"not Slack user group ids: {', '.join(malformed)} (expected S0123ABCD, comma-separated)"
+        )
+    return ids
+
+
+def slack_api_url(text: str) -> str:
+    """SLACK_API_URL: the Web API's base URL, https (http only on loopback: the local Slack stand-in)."""
+    parts = urlsplit(text)
+    loopback = parts.scheme == "http" and parts.hostname == "127.0.0.1"
+    if not (parts.scheme == "https" or loopback) or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"must be an https:// base URL such as https://slack.com/api/, got {text!r}")
+    return text if text.endswith("/") else text + "/"
 
 
 class SlackActionsSettings(Settings):
@@ -324,6 +360,13 @@ class SlackActionsSettings(Settings):
 
     slack_signing_secret_name: str = env("SLACK_SIGNING_SECRET_NAME")
     allowed_slack_users: str = env("ALLOWED_SLACK_USERS", "", check=slack_user_ids)
+    allowed_slack_groups: str = env("ALLOWED_SLACK_GROUPS", "", check=slack_group_ids)
+    slack_bot_token_secret_name: str = env("SLACK_BOT_TOKEN_SECRET_NAME", "")  # "": no group lookups
+    slack_api_url: str = env("SLACK_API_URL", "https://slack.com/api/", check=slack_api_url)
+    # A group lookup shares Slack's 3-second wait with the rerun and the reply: at most this long in all.
+    slack_api_timeout_seconds: float = env("SLACK_API_TIMEOUT_SECONDS", 1.0, ge=0.1, le=2.5)
+    # A warm function trusts a group's member list this long (someone removed can still click meanwhile).
+    slack_group_members_max_age_seconds: int = env("SLACK_GROUP_MEMBERS_MAX_AGE_SECONDS", 60, ge=0, le=900)
     idempotency_table_name: str = env("IDEMPOTENCY_TABLE_NAME")
     stack_name: str = env("JOB_NAME_PREFIX")  # the stack's name: its job definitions are <stack>_*
     manifest_prefix: str = env("MANIFEST_PREFIX", "_batch-dispatch/manifests/")
@@ -332,3 +375,20 @@ class SlackActionsSettings(Settings):
     @property
     def allowed_users(self) -> frozenset[str]:
         return slack_user_ids(self.allowed_slack_users)
+
+    @property
+    def allowed_groups(self) -> tuple[str, ...]:
+        """In the order configured (looked up in that order)."""
+        return tuple(dict.fromkeys(p.strip() for p in self.allowed_slack_groups.split(",") if p.strip()))
+
+    @property
+    def api_url(self) -> str:
+        return slack_api_url(self.slack_api_url)
+
+    def problems(self) -> list[str]:
+        if self.allowed_groups and not self.slack_bot_token_secret_name:
+            return [
+                "ALLOWED_SLACK_GROUPS needs SLACK_BOT_TOKEN_SECRET_NAME: a group's members are read with the "
+                "Slack app's bot token (RerunAllowedSlackGroups needs SlackBotTokenSecretName)"
+            ]
+        return []

@@ -6,13 +6,16 @@ Step by step, each refusing what it must:
    unverified request's response_url is not trusted with a reply (it could point anywhere).
 2. Only our buttons' clicks count: another interaction, or a link button (Slack reports those clicks
    too), is acknowledged and left alone.
-3. The clicker's Slack user id must be in ALLOWED_SLACK_USERS.
+3. The clicker must be allowed (alerts/rerun_access.py): their Slack user id in ALLOWED_SLACK_USERS, or
+   they in a user group of ALLOWED_SLACK_GROUPS (read with the app's bot token; a group that cannot be
+   read refuses the click with a text saying what to check).
 4. The rerun (submit/rerun.py) keyed on the job id: a refusal (not found, still running, not this
    stack's, nothing failed...) or "already rerun as ..." is answered with an ephemeral text; a rerun
    replaces the alert's buttons with who reran it and the new job.
 Slack waits 3 seconds for the HTTP answer: the steps are a few AWS calls, and the reply through the
 response_url gets what time is left (Slack takes it for 30 minutes anyway). Logs name the user, the job
-and the outcome; never the signing secret, the signature or the response_url (it holds a token).
+and the outcome; never the signing secret, the bot token, the signature or the response_url (it holds a
+token).
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batch_dispatch.alerts import rerun_replies
+from batch_dispatch.alerts import rerun_access, rerun_replies
 from batch_dispatch.alerts.rerun_button import ACTION_IDS, RERUN_FAILED_CHILDREN
 from batch_dispatch.observability import MetricUnit, logger, metrics, tracer
 from batch_dispatch.settings import SlackActionsSettings
 from batch_dispatch.slack.interactions import ButtonClick, MalformedRequestError, http_request, parse_click
 from batch_dispatch.slack.response_url import respond
 from batch_dispatch.slack.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from batch_dispatch.slack.user_groups import UserGroupLookupError
 from batch_dispatch.slack.webhook import secrets_provider
 from batch_dispatch.submit.rerun import RerunPolicy, RerunRefusedError, rerun
 
@@ -85,9 +89,16 @@ def answer_click(
     click: ButtonClick, settings: SlackActionsSettings, lambda_context: LambdaContext | None
 ) -> None:
     """Rerun the job if the clicker may, and tell them (and the channel) how it went."""
-    if click.user_id not in settings.allowed_users:
+    verdict = rerun_access.check(click.user_id, settings, seconds=lookup_seconds(settings, lambda_context))
+    if verdict.failure is not None and not verdict.allowed:
+        log_lookup_failure(verdict.failure, settings)
+        reply_text = rerun_replies.lookup_failed(str(verdict.failure))
+        refuse(click, "group_lookup_failed", reply_text, lambda_context)
+        return
+    if not verdict.allowed:
         refuse(click, "not_allowed", rerun_replies.not_allowed(click.user_id), lambda_context)
         return
+    logger.append_keys(allowed_via=verdict.via)
     policy = RerunPolicy(
         stack_name=settings.stack_name,
         idempotency_table_name=settings.idempotency_table_name,
@@ -113,6 +124,30 @@ def answer_click(
         reply(click, rerun_replies.already_rerun(outcome), lambda_context)
         return
     reply(click, rerun_replies.rerun_done(click.message, outcome, click.user_id), lambda_context)
+
+
+def lookup_seconds(settings: SlackActionsSettings, lambda_context: LambdaContext | None) -> float:
+    """Time for user group lookups: the setting, less what the invocation cannot spare."""
+    seconds = settings.slack_api_timeout_seconds
+    if lambda_context is not None:
+        left = lambda_context.get_remaining_time_in_millis() / 1000 - RESERVED_SECONDS
+        seconds = min(seconds, left - RESPONSE_TIMEOUT_SECONDS)
+    return max(seconds, 0.0)
+
+
+def log_lookup_failure(failure: UserGroupLookupError, settings: SlackActionsSettings) -> None:
+    """A setting to fix is an error in the logs; Slack being slow or rate limiting, a warning."""
+    log = logger.warning if failure.transient else logger.error
+    log(
+        "Slack user group lookup failed",
+        extra={
+            "reason": failure.reason,
+            "group_id": failure.group_id,
+            "slack_api_url": settings.api_url,
+            "bot_token_secret_name": settings.slack_bot_token_secret_name,
+            "detail": str(failure),
+        },
+    )
 
 
 def refuse(

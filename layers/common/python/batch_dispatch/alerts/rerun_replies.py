@@ -88,7 +88,15 @@ def refused(reason: str) -> dict[str, Any]:
 def not_allowed(user_id: str) -> dict[str, Any]:
     return ephemeral(
         f":no_entry_sign: Not rerun: {who(user_id)} may not rerun jobs here. Ask the stack's owner to add "
-        "your Slack member ID to RerunAllowedSlackUsers."
+        "your Slack member ID to RerunAllowedSlackUsers, or you to a user group in RerunAllowedSlackGroups."
+    )
+
+
+def lookup_failed(what_to_check: str) -> dict[str, Any]:
+    """The clicker is not listed, and a user group that may hold them could not be read."""
+    return ephemeral(
+        ":warning: Not rerun: could not check whether you are in a user group allowed to rerun jobs "
+        f"here. {slack_text(what_to_check, 1500)}."
     )
 
 
