@@ -18,6 +18,7 @@ from batch_dispatch import settings as settings_module
 from batch_dispatch.job_types import (
     Catalog,
     JobType,
+    RerunAllowed,
     catalog_for,
     default_job_type,
     from_registry_entry,
@@ -245,6 +246,67 @@ def test_a_job_type_without_its_own_alert_settings_uses_the_stacks(settings):
 
     assert parsed.log_tail_lines is None
     assert parsed.mention_on_cancel is None
+
+
+def test_a_job_types_own_rerun_lists_come_from_its_entry():
+    parsed = from_registry_entry(
+        "thumbnails",
+        entry(rerunAllowedSlackUsers="U0ALICE,W0LEAD", rerunAllowedSlackGroups="S0MEDIA,S0ONCALL,S0MEDIA"),
+    )
+
+    # Groups keep their order (they are asked about in it), each once
+    assert parsed.rerun_allowed == RerunAllowed(
+        users=frozenset({"U0ALICE", "W0LEAD"}), groups=("S0MEDIA", "S0ONCALL"), job_type="thumbnails"
+    )
+
+
+@pytest.mark.parametrize(
+    ("users", "groups", "expected"),
+    [
+        ("U0ALICE", "", RerunAllowed(users=frozenset({"U0ALICE"}), job_type="thumbnails")),
+        ("", "S0MEDIA", RerunAllowed(groups=("S0MEDIA",), job_type="thumbnails")),
+    ],
+    ids=["users only", "groups only"],
+)
+def test_either_list_alone_is_the_job_types_whole_rule(users, groups, expected):
+    # The other list is not taken from the stack: the job type said who may rerun it
+    parsed = from_registry_entry(
+        "thumbnails", entry(rerunAllowedSlackUsers=users, rerunAllowedSlackGroups=groups)
+    )
+
+    assert parsed.rerun_allowed == expected
+
+
+@pytest.mark.parametrize(
+    "lists",
+    [{}, {"rerunAllowedSlackUsers": "", "rerunAllowedSlackGroups": ""}, {"rerunAllowedSlackUsers": " , "}],
+    ids=["absent", "empty", "only separators"],
+)
+def test_a_job_type_without_rerun_lists_uses_the_stacks(lists):
+    assert from_registry_entry("thumbnails", entry(**lists)).rerun_allowed is None
+
+
+@pytest.mark.parametrize(
+    "lists",
+    [
+        {"rerunAllowedSlackUsers": "u0alice"},
+        {"rerunAllowedSlackUsers": "S0MEDIA"},  # a group among the users
+        {"rerunAllowedSlackGroups": "U0ALICE"},
+        {"rerunAllowedSlackUsers": ["U0ALICE"]},  # not text
+    ],
+    ids=["lower case", "group as user", "user as group", "a list"],
+)
+def test_a_hand_edited_list_of_no_valid_id_allows_nobody_rather_than_the_stacks_lists(lists):
+    parsed = from_registry_entry("thumbnails", entry(**lists))
+
+    assert parsed.rerun_allowed == RerunAllowed(job_type="thumbnails")
+
+
+def test_a_malformed_id_is_left_out_and_the_valid_ones_kept():
+    parsed = from_registry_entry("thumbnails", entry(rerunAllowedSlackUsers="U0ALICE,bob,W0LEAD"))
+
+    assert parsed.rerun_allowed is not None
+    assert parsed.rerun_allowed.users == {"U0ALICE", "W0LEAD"}
 
 
 @pytest.fixture

@@ -33,12 +33,21 @@ from batch_dispatch.expectations import (
     success_every_seconds,
 )
 from batch_dispatch.observability import logger
+from batch_dispatch.settings import SLACK_GROUP_ID, SLACK_USER_ID
 
 DEFAULT = "default"
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 SUBMIT_MODES = ("PER_OBJECT", "ARRAY")
 PRIORITIES = ("high", "normal", "low")
 MAX_LOG_TAIL_LINES = 100  # LogTailLines, the stack's and a job type's
+
+
+class RerunAllowed(NamedTuple):
+    """Who may click Rerun on a job's alert: Slack user ids, and user group ids whose members may."""
+
+    users: frozenset[str] = frozenset()
+    groups: tuple[str, ...] = ()  # in the order configured (looked up in that order)
+    job_type: str = ""  # the job type whose lists these are; "" = the stack's
 
 
 class JobType(NamedTuple):
@@ -66,6 +75,8 @@ class JobType(NamedTuple):
     environment: Mapping[str, str] = MappingProxyType({})  # given to every job (container overrides)
     log_tail_lines: int | None = None  # LogTailLines of its failure alerts; None = the stack's
     mention_on_cancel: bool | None = None  # MentionOnCancel; None = the stack's
+    # RerunAllowedSlackUsers and RerunAllowedSlackGroups, together; None (neither set) = the stack's
+    rerun_allowed: RerunAllowed | None = None
 
     @property
     def is_default(self) -> bool:
@@ -211,7 +222,42 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
         environment=parse_environment(text("environment")),
         log_tail_lines=optional_count("logTailLines", MAX_LOG_TAIL_LINES),
         mention_on_cancel=optional_flag("mentionOnCancel"),
+        rerun_allowed=parse_rerun_allowed(
+            name, entry.get("rerunAllowedSlackUsers"), entry.get("rerunAllowedSlackGroups")
+        ),
     )
+
+
+def parse_rerun_allowed(name: str, users: Any, groups: Any) -> RerunAllowed | None:
+    """A job type's own "who may rerun" (its RerunAllowedSlackUsers and RerunAllowedSlackGroups), or None
+    when it sets neither (the stack's lists apply). An id that is not one (a hand-edited entry; the
+    template refuses them) is left out with a log line, never replaced by the stack's lists: a job type
+    that names who may rerun it is never opened to more people by a typo."""
+    listed_users = _ids(users)
+    listed_groups = _ids(groups)
+    if not listed_users and not listed_groups:
+        return None
+    malformed = [i for i in listed_users if not SLACK_USER_ID.fullmatch(i)]
+    malformed += [i for i in listed_groups if not SLACK_GROUP_ID.fullmatch(i)]
+    if malformed:
+        logger.error(
+            "Invalid Slack ids in a job type's rerun lists ignored",
+            extra={"job_type": name, "ids": malformed},
+        )
+    return RerunAllowed(
+        users=frozenset(i for i in listed_users if SLACK_USER_ID.fullmatch(i)),
+        groups=tuple(i for i in listed_groups if SLACK_GROUP_ID.fullmatch(i)),
+        job_type=name,
+    )
+
+
+def _ids(value: Any) -> list[str]:
+    """Comma-separated ids, in order, each once; a value that is not text is one malformed id."""
+    if value is None or value == "":
+        return []
+    if not isinstance(value, str):
+        return [repr(value)]
+    return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
 
 
 def parse_environment(text: str) -> Mapping[str, str]:

@@ -312,8 +312,8 @@ class WatchdogSettings(SlackSettings, CatalogSettings):
     dlq_peek_limit: int = env("DLQ_PEEK_LIMIT", 100, ge=1, le=1000)
 
 
-_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
-_SLACK_GROUP_ID = re.compile(r"S[A-Z0-9]{2,20}")
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+SLACK_GROUP_ID = re.compile(r"S[A-Z0-9]{2,20}")
 
 
 def _comma_separated(text: str) -> frozenset[str]:
@@ -324,12 +324,12 @@ def slack_user_ids(text: str) -> frozenset[str]:
     """ALLOWED_SLACK_USERS: Slack user ids (U..., W...), comma-separated. A user group id (S...) belongs in
     ALLOWED_SLACK_GROUPS (its members are looked up with the bot token)."""
     ids = _comma_separated(text)
-    groups = sorted(i for i in ids if _SLACK_GROUP_ID.fullmatch(i))
+    groups = sorted(i for i in ids if SLACK_GROUP_ID.fullmatch(i))
     if groups:
         raise ValueError(
             f"user group ids go in ALLOWED_SLACK_GROUPS (RerunAllowedSlackGroups): {', '.join(groups)}"
         )
-    malformed = sorted(i for i in ids if not _SLACK_USER_ID.fullmatch(i))
+    malformed = sorted(i for i in ids if not SLACK_USER_ID.fullmatch(i))
     if malformed:
         raise ValueError(f"not Slack user ids: {', '.join(malformed)} (expected U0123ABCD, comma-separated)")
     return ids
@@ -338,7 +338,7 @@ def slack_user_ids(text: str) -> frozenset[str]:
 def slack_group_ids(text: str) -> frozenset[str]:
     """ALLOWED_SLACK_GROUPS: Slack user group ids (S...), comma-separated."""
     ids = _comma_separated(text)
-    malformed = sorted(i for i in ids if not _SLACK_GROUP_ID.fullmatch(i))
+    malformed = sorted(i for i in ids if not SLACK_GROUP_ID.fullmatch(i))
     if malformed:
         raise ValueError(
             f"not Slack user group ids: {', '.join(malformed)} (expected S0123ABCD, comma-separated)"
@@ -371,6 +371,9 @@ class SlackActionsSettings(Settings):
     stack_name: str = env("JOB_NAME_PREFIX")  # the stack's name: its job definitions are <stack>_*
     manifest_prefix: str = env("MANIFEST_PREFIX", "_batch-dispatch/manifests/")
     slack_secret_max_age_seconds: int = env("SLACK_SECRET_MAX_AGE_SECONDS", 300, ge=0)
+    # The job catalog: a job type's own RerunAllowedSlackUsers/Groups replace the stack's for its jobs.
+    job_types_path: str = env("JOB_TYPES_PATH", "")  # "" = no registry: the stack's lists for every job
+    job_types_max_age_seconds: int = env("JOB_TYPES_MAX_AGE_SECONDS", 60, ge=0, le=3600)
 
     @property
     def allowed_users(self) -> frozenset[str]:
