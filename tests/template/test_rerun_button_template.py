@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from tests.template.cfn import as_list, deploy, props, role_statements, rules_refusing, sam_template
+from tests.template.cfn import (
+    as_list,
+    deploy,
+    job_type_template,
+    props,
+    role_statements,
+    rules_refusing,
+    rules_refusing_in,
+    sam_template,
+)
 from tests.template.test_checkov import CHECKOV, checked, run_checkov
 
 FUNCTION = "SlackActionsFunction"
@@ -128,6 +137,7 @@ def test_the_role_may_do_what_a_rerun_needs_and_nothing_more():
         "TagOurJobs",
         "Idempotency",
         "ArrayManifests",
+        "ReadJobCatalog",
     }
     assert statements["WriteOwnLogs"]["Resource"] == {"Fn::GetAtt": ["SlackActionsLogGroup", "Arn"]}
     assert statements["ReadSlackSigningSecret"] == {
@@ -144,6 +154,16 @@ def test_the_role_may_do_what_a_rerun_needs_and_nothing_more():
     assert statements["Idempotency"]["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
     assert statements["ArrayManifests"]["Resource"] == {"Fn::Sub": "${ManifestBucket.Arn}/${ManifestPrefix}*"}
     assert sorted(statements["ArrayManifests"]["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    # The job catalog (a job type's own allowed users and groups): its registry path, as the others read it
+    assert statements["ReadJobCatalog"] == {
+        "Sid": "ReadJobCatalog",
+        "Effect": "Allow",
+        "Action": "ssm:GetParametersByPath",
+        "Resource": {
+            "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/batch-dispatch/"
+            "${AWS::StackName}/job-types"
+        },
+    }
     managed = props(stack, f"{FUNCTION}Role")["ManagedPolicyArns"]
     assert [arn["Fn::Sub"].rsplit("/", 1)[-1] for arn in managed] == ["AWSXrayWriteOnlyAccess"]
 
@@ -324,3 +344,48 @@ def test_checkov_with_the_button_on_flags_only_the_urls_auth_type_which_is_skipp
     # Then nothing fails, and the URL's AuthType NONE is the skip the template explains
     assert results["summary"]["failed"] == 0
     assert ("CKV_AWS_258", "SlackActionsFunctionUrl") in checked(results, "skipped")
+
+
+# --------------------------------------------------------------------------------------------------------
+# A job type's own allowed users and groups (job-types/job-type.yaml)
+
+
+def job_type_platform(**parameters: str) -> str:
+    """The Platform value a job type receives from a stack deployed with `parameters` (resources as names)."""
+    entries = props(deploy(**parameters), "JobTypePlatform")["Value"]["Fn::Join"][1]
+    return ",".join(entry if isinstance(entry, str) else f"platform-{i}" for i, entry in enumerate(entries))
+
+
+@pytest.mark.parametrize("name", ["RerunAllowedSlackUsers", "RerunAllowedSlackGroups"])
+def test_a_job_types_lists_take_the_ids_the_stacks_take_and_default_to_the_stacks(name):
+    parameter = job_type_template()["Parameters"][name]
+
+    assert parameter["Default"] == ""
+    assert parameter["AllowedPattern"] == sam_template()["Parameters"][name]["AllowedPattern"]
+
+
+def test_a_job_types_registry_entry_carries_its_lists():
+    text = job_type_template()["Resources"]["RegistryEntry"]["Properties"]["Value"]["Fn::Sub"][0]
+
+    assert '"rerunAllowedSlackUsers": "${RerunAllowedSlackUsers}"' in text
+    assert '"rerunAllowedSlackGroups": "${RerunAllowedSlackGroups}"' in text
+
+
+def test_a_job_types_groups_without_the_stacks_bot_token_are_refused_at_deploy_time():
+    # Given the Platform a stack without a bot token passes its job types, and one with
+    without_token = job_type_platform()
+    with_token = job_type_platform(SlackBotTokenSecretName=BOT_TOKEN_SECRET)
+
+    # When a job type allows a group: refused without the stack's token, accepted with it
+    (refused,) = rules_refusing_in(
+        job_type_template(), Platform=without_token, RerunAllowedSlackGroups="S0MEDIA"
+    )
+    assert refused.startswith("RerunAllowedSlackGroups needs the stack's SlackBotTokenSecretName")
+    assert (
+        rules_refusing_in(job_type_template(), Platform=with_token, RerunAllowedSlackGroups="S0MEDIA") == []
+    )
+    # And users alone, or no lists, need no token
+    assert (
+        rules_refusing_in(job_type_template(), Platform=without_token, RerunAllowedSlackUsers="U0ALICE") == []
+    )
+    assert rules_refusing_in(job_type_template(), Platform=without_token) == []
