@@ -7,6 +7,7 @@ Secrets Manager for the bot token.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from moto import mock_aws
 
 from batch_dispatch import execution_environment
 from batch_dispatch.alerts import rerun_access
+from batch_dispatch.job_types import RerunAllowed
 from batch_dispatch.settings import ConfigurationError, SlackActionsSettings, from_environment
 from emulator.slack_stub import APP_BOT_TOKEN, SlackStandIn
 
@@ -60,8 +62,10 @@ def settings_for(slack: Slack, **values: Any) -> SlackActionsSettings:
     return SlackActionsSettings(**chosen)
 
 
-def check(user_id: str, settings: SlackActionsSettings, seconds: float = 1.0) -> rerun_access.Verdict:
-    return rerun_access.check(user_id, settings, seconds=seconds)
+def check(
+    user_id: str, settings: SlackActionsSettings, seconds: float = 1.0, allowed: RerunAllowed | None = None
+) -> rerun_access.Verdict:
+    return rerun_access.check(user_id, settings, seconds=seconds, allowed=allowed)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -263,6 +267,96 @@ def test_an_unreachable_api_url_is_a_connection_error(slack):
     assert verdict.failure is not None
     assert verdict.failure.reason == "connection_error"
     assert "check SlackApiUrl" in str(verdict.failure)
+
+
+# --------------------------------------------------------------------------------------------------------
+# A job type's own lists
+
+
+STACK = "batch-dispatch-test"
+REGISTRY = f"/batch-dispatch/{STACK}/job-types"
+MEDIA_GROUP = "S0MEDIA"
+
+
+def definition(job_type: str, stack: str = STACK) -> str:
+    return f"arn:aws:batch:us-east-1:123456789012:job-definition/{stack}_{job_type}:3"
+
+
+def register(name: str, **lists: str) -> None:
+    """A job type's registry entry, as job-types/job-type.yaml writes it."""
+    entry = {"jobDefinition": definition(name).rsplit(":", 1)[0] + ":1", "jobQueue": "q", **lists}
+    boto3.client("ssm").put_parameter(Name=f"{REGISTRY}/{name}", Type="String", Value=json.dumps(entry))
+
+
+def test_a_job_types_users_replace_the_stacks(slack):
+    # Given a job type that lets Alice rerun its jobs, in a stack that lets the lead and S0ONCALL
+    thumbnails = RerunAllowed(users=frozenset({ALICE}), job_type="thumbnails")
+    settings = settings_for(slack, allowed_slack_groups=ONCALL_GROUP)
+
+    # Then Alice may, and the stack's lead and group members may not (no group lookup at all)
+    assert check(ALICE, settings, allowed=thumbnails) == rerun_access.Verdict(allowed=True, via="user")
+    assert check(LEAD, settings, allowed=thumbnails) == rerun_access.Verdict(allowed=False)
+    assert check(BOB, settings, allowed=thumbnails) == rerun_access.Verdict(allowed=False)
+    assert slack.stand_in.api_calls == []
+
+
+def test_a_job_types_group_is_read_with_the_stacks_bot_token(slack):
+    # Given a job type allowing S0MEDIA, a group the stack does not list
+    slack.stand_in.add_user_group(MEDIA_GROUP, [INTERN])
+    media = RerunAllowed(groups=(MEDIA_GROUP,), job_type="thumbnails")
+    settings = settings_for(slack, allowed_slack_groups="")
+
+    # Then its member may rerun the type's jobs, after one lookup of that group
+    assert check(INTERN, settings, allowed=media) == rerun_access.Verdict(allowed=True, via=MEDIA_GROUP)
+    assert slack.lookups() == [MEDIA_GROUP]
+
+
+def test_a_job_types_group_without_the_stacks_bot_token_refuses_the_click_saying_so(slack):
+    # Given a stack with no bot token, and a job type allowing a group
+    settings = settings_for(slack, allowed_slack_groups="", slack_bot_token_secret_name="")
+    media = RerunAllowed(groups=(MEDIA_GROUP,), job_type="thumbnails")
+
+    verdict = check(INTERN, settings, allowed=media)
+
+    # Then the click is refused with what to set, naming the job type, and Slack is not called
+    assert not verdict.allowed
+    assert verdict.failure is not None
+    assert verdict.failure.reason == "no_bot_token"
+    assert "Job type thumbnails's RerunAllowedSlackGroups needs the stack's SlackBotTokenSecretName" in str(
+        verdict.failure
+    )
+    assert slack.stand_in.api_calls == []
+
+
+def test_the_lists_of_the_job_type_whose_definition_ran_the_job_apply(slack):
+    # Given a catalog with a job type naming its own users, and one naming none
+    register("thumbnails", rerunAllowedSlackUsers=ALICE, rerunAllowedSlackGroups=MEDIA_GROUP)
+    register("reports", rerunAllowedSlackUsers="", rerunAllowedSlackGroups="")
+    settings = settings_for(slack, job_types_path=REGISTRY)
+    stack_lists = RerunAllowed(users=frozenset({LEAD}), groups=(ONCALL_GROUP,))
+
+    # Then a thumbnails job (any revision of its definition) takes the job type's lists
+    assert rerun_access.allowed_for(definition("thumbnails"), settings) == RerunAllowed(
+        users=frozenset({ALICE}), groups=(MEDIA_GROUP,), job_type="thumbnails"
+    )
+    # And the stack's apply to the job type without lists, the stack's own job type, a job type no longer
+    # in the catalog, another stack's job and a job Batch no longer has
+    for job_definition in (
+        definition("reports"),
+        definition("default"),
+        definition("removed"),
+        definition("thumbnails", stack="other-stack"),
+        None,
+    ):
+        assert rerun_access.allowed_for(job_definition, settings) == stack_lists, job_definition
+
+
+def test_without_a_catalog_path_every_job_takes_the_stacks_lists(slack):
+    register("thumbnails", rerunAllowedSlackUsers=ALICE)
+
+    allowed = rerun_access.allowed_for(definition("thumbnails"), settings_for(slack, job_types_path=""))
+
+    assert allowed == RerunAllowed(users=frozenset({LEAD}), groups=(ONCALL_GROUP,))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -393,3 +393,72 @@ def test_a_group_slack_will_not_list_refuses_the_click_with_what_to_check(
     assert '"reason":"missing_scope"' in logs.replace(" ", "")
     assert ONCALL_GROUP in logs
     assert APP_BOT_TOKEN not in logs
+
+
+# --------------------------------------------------------------------------------------------------------
+# A job type's own allowed users
+
+
+REGISTRY = f"/batch-dispatch/{STACK}/job-types"
+
+
+@pytest.fixture
+def catalog_settings(settings: SlackActionsSettings, rerun_stack: Stack) -> SlackActionsSettings:
+    """The stack's catalog holds `thumbnails`, whose jobs only Alice may rerun (the stack allows ONCALL)."""
+    definition = boto3.client("batch").describe_job_definitions(jobDefinitions=[rerun_stack.definition])[
+        "jobDefinitions"
+    ][0]
+    thumbnails = boto3.client("batch").register_job_definition(
+        jobDefinitionName=f"{STACK}_thumbnails",
+        type="container",
+        platformCapabilities=["FARGATE"],
+        retryStrategy={"attempts": 1},
+        containerProperties=definition["containerProperties"],
+    )["jobDefinitionArn"]
+    entry = {"jobDefinition": thumbnails, "jobQueue": "q", "rerunAllowedSlackUsers": "U0ALICE"}
+    boto3.client("ssm").put_parameter(Name=f"{REGISTRY}/thumbnails", Type="String", Value=json.dumps(entry))
+    values = {name: getattr(settings, name) for name in SlackActionsSettings.fields()}
+    return SlackActionsSettings(**{**values, "job_types_path": REGISTRY})
+
+
+def thumbnails_job(rerun_stack: Stack, name: str) -> str:
+    return rerun_stack.submit(name, definition=f"{STACK}_thumbnails")
+
+
+def test_someone_the_stack_allows_is_refused_on_a_job_type_that_names_others(
+    rerun_stack, catalog_settings, slack
+):
+    job_id = thumbnails_job(rerun_stack, "thumb-1")
+
+    click(
+        catalog_settings, slack.click(alert_for(job_id), RERUN, user_id=ONCALL, signing_secret=SIGNING_SECRET)
+    )
+
+    assert rerun_stack.rerun_jobs() == []
+    (refusal,) = slack.responses
+    assert refusal["response_type"] == "ephemeral"
+    assert f"<@{ONCALL}> may not rerun jobs of job type `thumbnails`" in refusal["text"]
+    assert "job type `thumbnails`'s RerunAllowedSlackUsers" in refusal["text"]
+
+
+def test_an_unreadable_catalog_refuses_the_click_and_fails_loudly(rerun_stack, catalog_settings, slack):
+    # Given the registry cannot be read (SSM unreachable: nothing listens on the port)
+    from botocore.config import Config
+
+    from batch_dispatch.aws import clients
+
+    job_id = thumbnails_job(rerun_stack, "thumb-2")
+    unreachable = boto3.client(
+        "ssm", endpoint_url="http://127.0.0.1:9", config=Config(retries={"total_max_attempts": 1})
+    )
+    clients.use_client("ssm", unreachable)
+
+    # When someone the stack allows clicks: the job type's lists, maybe narrower, are unknown
+    event = slack.click(alert_for(job_id), RERUN, user_id=ONCALL, signing_secret=SIGNING_SECRET)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the function's Errors alarm sees whatever it is
+        click(catalog_settings, event)
+
+    # Then nothing is rerun, and the clicker reads that it failed on our side
+    assert rerun_stack.rerun_jobs() == []
+    (reply,) = slack.responses
+    assert "The rerun failed on our side" in reply["text"]

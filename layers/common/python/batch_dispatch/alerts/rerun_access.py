@@ -1,11 +1,17 @@
-"""Who may click Rerun: the Slack users listed (ALLOWED_SLACK_USERS), and the members of the user groups
-listed (ALLOWED_SLACK_GROUPS).
+"""Who may click Rerun on a job's alert: the Slack users listed, and the members of the user groups listed.
 
-A listed user is allowed at once, without a secret read or a call: the common case stays as fast as it
-was. Anyone else is allowed if a listed group holds them: the groups' member lists are read with the Slack
-app's bot token (slack/user_groups.py, cached a short while), within `seconds` in all. A group that cannot
-be read (bad token, missing scope, unknown group, Slack slow or down) refuses the click unless another
-group allows it: the verdict then carries the failure, whose message says what to check.
+The lists are the clicked job's job type's (its RerunAllowedSlackUsers and RerunAllowedSlackGroups) when
+it sets either, else the stack's (ALLOWED_SLACK_USERS, ALLOWED_SLACK_GROUPS). The job type is found from
+the job's definition (`<stack>_<job type>`) in the job catalog's registry, read only for catalog job
+types and cached like the other functions' reads; the stack's own job type, another stack's job and a job
+Batch no longer has use the stack's lists. A job type's lists replace the stack's, they do not add to
+them: a job type that names who may rerun it is closed to everyone else.
+
+A listed user is allowed at once, without a secret read or a call. Anyone else is allowed if a listed
+group holds them: the groups' member lists are read with the Slack app's bot token (the stack's, for
+every job type; slack/user_groups.py, cached a short while), within `seconds` in all. A group that cannot
+be read (no or bad token, missing scope, unknown group, Slack slow or down) refuses the click unless
+another group allows it: the verdict then carries the failure, whose message says what to check.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import NamedTuple
 
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
+from batch_dispatch.aws.batch_jobs import describe_job
+from batch_dispatch.job_types import DEFAULT, RerunAllowed, job_type_name, load_catalog
 from batch_dispatch.settings import SlackActionsSettings
 from batch_dispatch.slack.user_groups import UserGroupLookupError, WebApi, group_members
 from batch_dispatch.slack.webhook import secrets_provider
@@ -26,20 +34,48 @@ class Verdict(NamedTuple):
     failure: UserGroupLookupError | None = None  # set when a group could not be read
 
 
-def check(user_id: str, settings: SlackActionsSettings, *, seconds: float) -> Verdict:
-    """May `user_id` rerun jobs? Group lookups take at most `seconds` (cached member lists take none)."""
-    if user_id in settings.allowed_users:
+def stack_allowed(settings: SlackActionsSettings) -> RerunAllowed:
+    """The stack's lists: RerunAllowedSlackUsers and RerunAllowedSlackGroups."""
+    return RerunAllowed(users=settings.allowed_users, groups=settings.allowed_groups)
+
+
+def allowed_for_job(job_id: str, settings: SlackActionsSettings) -> RerunAllowed:
+    """Who may rerun the job `job_id` (an array child's id names the child; its parent's job type)."""
+    if not settings.job_types_path:  # no catalog: every job is the stack's own job type's
+        return stack_allowed(settings)
+    job = describe_job(job_id.strip()) if job_id.strip() else None
+    return allowed_for(job.get("jobDefinition") if job else None, settings)
+
+
+def allowed_for(job_definition_arn: str | None, settings: SlackActionsSettings) -> RerunAllowed:
+    """The lists of the job type whose definition ran the job, or the stack's when it sets none."""
+    name = job_type_name(settings.stack_name, job_definition_arn)
+    if name is None or name == DEFAULT or not settings.job_types_path:
+        return stack_allowed(settings)
+    catalog = load_catalog(None, settings.job_types_path, settings.job_types_max_age_seconds)
+    job_type = catalog.for_definition(job_definition_arn)
+    if job_type is None or job_type.rerun_allowed is None:
+        return stack_allowed(settings)
+    return job_type.rerun_allowed
+
+
+def check(
+    user_id: str, settings: SlackActionsSettings, *, seconds: float, allowed: RerunAllowed | None = None
+) -> Verdict:
+    """May `user_id` rerun a job whose lists are `allowed` (None: the stack's)? Group lookups take at most
+    `seconds` (cached member lists take none)."""
+    allowed = stack_allowed(settings) if allowed is None else allowed
+    if user_id in allowed.users:
         return Verdict(allowed=True, via="user")
-    groups = settings.allowed_groups
-    if not groups or not user_id:
+    if not allowed.groups or not user_id:
         return Verdict(allowed=False)
     deadline = time.monotonic() + seconds
     try:
-        token = bot_token(settings)
+        token = bot_token(settings, allowed.job_type)
     except UserGroupLookupError as error:
         return Verdict(allowed=False, failure=error)
     failure: UserGroupLookupError | None = None
-    for group_id in groups:
+    for group_id in allowed.groups:
         api = WebApi(settings.api_url, token, timeout_seconds=deadline - time.monotonic())
         try:
             members = group_members(
@@ -53,12 +89,14 @@ def check(user_id: str, settings: SlackActionsSettings, *, seconds: float) -> Ve
     return Verdict(allowed=False, failure=failure)
 
 
-def bot_token(settings: SlackActionsSettings) -> str:
-    """The Slack app's bot token (cached like the other Slack secrets; never logged)."""
+def bot_token(settings: SlackActionsSettings, job_type: str = "") -> str:
+    """The Slack app's bot token (cached like the other Slack secrets; never logged). `job_type`: whose
+    groups need it ("" = the stack's), for the message when the stack has none."""
     name = settings.slack_bot_token_secret_name
-    if not name:  # the settings refuse groups without it; kept for a caller that built its own settings
+    if not name:  # the stack's groups are refused without it at deploy; a job type's are refused here too
+        whose = f"Job type {job_type}'s RerunAllowedSlackGroups" if job_type else "RerunAllowedSlackGroups"
         raise UserGroupLookupError(
-            "RerunAllowedSlackGroups needs SlackBotTokenSecretName: a secret holding the Slack app's bot "
+            f"{whose} needs the stack's SlackBotTokenSecretName: a secret holding the Slack app's bot "
             "token, which reads the groups' members",
             reason="no_bot_token",
         )

@@ -6,9 +6,10 @@ Step by step, each refusing what it must:
    unverified request's response_url is not trusted with a reply (it could point anywhere).
 2. Only our buttons' clicks count: another interaction, or a link button (Slack reports those clicks
    too), is acknowledged and left alone.
-3. The clicker must be allowed (alerts/rerun_access.py): their Slack user id in ALLOWED_SLACK_USERS, or
-   they in a user group of ALLOWED_SLACK_GROUPS (read with the app's bot token; a group that cannot be
-   read refuses the click with a text saying what to check).
+3. The clicker must be allowed (alerts/rerun_access.py) by the job's job type's lists, or the stack's
+   when it sets none: their Slack user id listed, or they in a listed user group (read with the app's
+   bot token; a group that cannot be read refuses the click with a text saying what to check). Finding
+   the job type takes a DescribeJobs call and the job catalog's registry (cached).
 4. The rerun (submit/rerun.py) keyed on the job id: a refusal (not found, still running, not this
    stack's, nothing failed...) or "already rerun as ..." is answered with an ephemeral text; a rerun
    replaces the alert's buttons with who reran it and the new job.
@@ -89,14 +90,25 @@ def answer_click(
     click: ButtonClick, settings: SlackActionsSettings, lambda_context: LambdaContext | None
 ) -> None:
     """Rerun the job if the clicker may, and tell them (and the channel) how it went."""
-    verdict = rerun_access.check(click.user_id, settings, seconds=lookup_seconds(settings, lambda_context))
+    try:
+        allowed = rerun_access.allowed_for_job(click.value, settings)
+    except Exception:  # not knowing the job type's lists refuses the click: they may be narrower
+        logger.exception("Rerun access lists unavailable")
+        request_id = str(getattr(lambda_context, "aws_request_id", "") or "unknown")
+        reply(click, rerun_replies.failed(request_id), lambda_context)
+        raise  # the function's Errors alarm sees it
+    if allowed.job_type:
+        logger.append_keys(allowed_by_job_type=allowed.job_type)
+    seconds = lookup_seconds(settings, lambda_context)
+    verdict = rerun_access.check(click.user_id, settings, seconds=seconds, allowed=allowed)
     if verdict.failure is not None and not verdict.allowed:
         log_lookup_failure(verdict.failure, settings)
         reply_text = rerun_replies.lookup_failed(str(verdict.failure))
         refuse(click, "group_lookup_failed", reply_text, lambda_context)
         return
     if not verdict.allowed:
-        refuse(click, "not_allowed", rerun_replies.not_allowed(click.user_id), lambda_context)
+        reply_text = rerun_replies.not_allowed(click.user_id, allowed.job_type)
+        refuse(click, "not_allowed", reply_text, lambda_context)
         return
     logger.append_keys(allowed_via=verdict.via)
     policy = RerunPolicy(

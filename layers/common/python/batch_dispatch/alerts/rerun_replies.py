@@ -85,7 +85,15 @@ def refused(reason: str) -> dict[str, Any]:
     return ephemeral(f":no_entry_sign: Not rerun. {slack_text(reason, 1500)}")
 
 
-def not_allowed(user_id: str) -> dict[str, Any]:
+def not_allowed(user_id: str, job_type: str = "") -> dict[str, Any]:
+    """The clicker is in none of the lists: the job type's (`job_type`), or the stack's ("")."""
+    if job_type:
+        name = code_safe(slack_text(job_type, 40))
+        return ephemeral(
+            f":no_entry_sign: Not rerun: {who(user_id)} may not rerun jobs of job type `{name}`. Ask the "
+            f"stack's owner to add your Slack member ID to job type `{name}`'s RerunAllowedSlackUsers, or "
+            "you to a user group in its RerunAllowedSlackGroups."
+        )
     return ephemeral(
         f":no_entry_sign: Not rerun: {who(user_id)} may not rerun jobs here. Ask the stack's owner to add "
         "your Slack member ID to RerunAllowedSlackUsers, or you to a user group in RerunAllowedSlackGroups."
