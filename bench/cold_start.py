@@ -50,6 +50,7 @@ WEBHOOK_PATH = "/services/T000/B000/bench"
 RESPONSE_PATH = "/actions/T000/1/bench"
 CLICK_EVENT = "events/slack/rerun-click.json"
 SIGNING_SECRET = "bench-signing-secret"  # noqa: S105 - the stub's, signs the bench's own clicks
+CLICKED_JOB_TYPE = "nightly-report"  # not in the stub's (empty) registry: the stack's allowed users apply
 
 # logical id -> (function directory, sample event, the boto3 clients its first invocation uses). The stub
 # checks the last list: a function that calls a service its baseline does not create fails the run.
@@ -78,7 +79,9 @@ FUNCTIONS: dict[str, tuple[str, str, list[str]]] = {
     "SlackActionsFunction": (
         "functions/slack_actions",
         CLICK_EVENT,
-        ["secretsmanager", "dynamodb", "batch"],  # the signing secret, the idempotency record, the rerun
+        # the signing secret; the clicked job's type in the job-type registry (its own allowed users);
+        # the idempotency record; the job and its rerun
+        ["secretsmanager", "ssm", "dynamodb", "batch"],
     ),
     "WatchdogFunction": (
         "functions/watchdog",
@@ -209,7 +212,8 @@ class StubAws(BaseHTTPRequestHandler):
 
     @classmethod
     def _failed_job(cls, job_id: str) -> dict[str, Any]:
-        """The clicked job as DescribeJobs describes it: a FAILED job of this stack's definition."""
+        """The clicked job as DescribeJobs describes it: a FAILED job of one of this stack's job types
+        (not the default's), so the click reads the job-type registry for the type's allowed users."""
         detail = json.loads((ROOT / "events/batch/job-failed-container.json").read_text(encoding="utf-8"))[
             "detail"
         ]
@@ -217,7 +221,7 @@ class StubAws(BaseHTTPRequestHandler):
         return {
             **detail,
             "jobId": job_id,
-            "jobDefinition": f"{prefix}:job-definition/{cls.stack_name}_default:1",
+            "jobDefinition": f"{prefix}:job-definition/{cls.stack_name}_{CLICKED_JOB_TYPE}:1",
             "jobQueue": f"{prefix}:job-queue/{cls.stack_name}-JobQueue",
         }
 
