@@ -242,6 +242,31 @@ def emulator_parameters() -> dict[str, str]:
     return {}
 
 
+def job_type_block(logical_id: str, name: str, command: str = "echo,Ref::key", **parameters: str) -> str:
+    """One job type, as a team adds it under Resources (docs/job-types.md, "Add a job type"), with
+    `parameters` (UploadPrefix, ScheduleExpression, ...) besides the ones every job type names."""
+    more = "".join(f'\n      {parameter}: "{value}"' for parameter, value in parameters.items())
+    return f"""
+{logical_id}:
+  Type: AWS::Serverless::Application
+  Properties:
+    Location: job-types/job-type.yaml
+    Parameters:
+      Platform: !GetAtt JobTypePlatform.Value
+      ComputeType: !Ref ComputeType
+      Name: {name}
+      Image: public.ecr.aws/docker/library/busybox:1.37.0
+      Command: "{command}"{more}
+"""
+
+
+def job_types_file(tmp_path_factory: pytest.TempPathFactory, text: str) -> Path:
+    """`text` (job types as YAML) in a file of the test session's, for the emulator_job_types fixture."""
+    path = tmp_path_factory.mktemp("job-types") / "job-types.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
 def emulator_job_types() -> Path | None:
     """Job types added to template.yaml (a YAML of nested applications); a test module may set some."""

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from emulator.core import Emulator, s3_notification
+from tests.conftest import job_type_block, job_types_file
 
 pytestmark = pytest.mark.integration
 
@@ -26,40 +27,24 @@ INGEST_SECRET = "batch-dispatch/slack-ingest"
 STACK_SECRET = "batch-dispatch/slack-webhook"
 
 
-def job_type(
-    logical_id: str, name: str, upload_prefix: str, command: str = "echo,Ref::key", **more: str
-) -> str:
-    """One job type, as a team adds it under Resources (docs/job-types.md, "Add a job type")."""
-    more_parameters = "".join(f'\n      {parameter}: "{value}"' for parameter, value in more.items())
-    return f"""
-{logical_id}:
-  Type: AWS::Serverless::Application
-  Properties:
-    Location: job-types/job-type.yaml
-    Parameters:
-      Platform: !GetAtt JobTypePlatform.Value
-      ComputeType: !Ref ComputeType
-      Name: {name}
-      Image: public.ecr.aws/docker/library/busybox:1.37.0
-      Command: "{command}"
-      UploadPrefix: {upload_prefix}{more_parameters}
-"""
-
-
 JOB_TYPES = (
-    job_type(
-        "ReportsJobType", "reports", "reports/", SlackWebhookSecretName=REPORTS_SECRET, NotifySucceeded="true"
+    job_type_block(
+        "ReportsJobType",
+        "reports",
+        UploadPrefix="reports/",
+        SlackWebhookSecretName=REPORTS_SECRET,
+        NotifySucceeded="true",
     )
-    + job_type("IngestJobType", "ingest", "ingest/", SlackWebhookSecretName=INGEST_SECRET)
-    + job_type("BurstJobType", "burst", "burst/", command="echo,Ref::manifestKey", SubmitMode="ARRAY")
+    + job_type_block("IngestJobType", "ingest", UploadPrefix="ingest/", SlackWebhookSecretName=INGEST_SECRET)
+    + job_type_block(
+        "BurstJobType", "burst", command="echo,Ref::manifestKey", UploadPrefix="burst/", SubmitMode="ARRAY"
+    )
 )
 
 
 @pytest.fixture(scope="module")
 def emulator_job_types(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("job-types") / "job-types.yaml"
-    path.write_text(JOB_TYPES, encoding="utf-8")
-    return path
+    return job_types_file(tmp_path_factory, JOB_TYPES)
 
 
 def intake_batch(local: Emulator, keys: list[str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from emulator.core import Emulator
+from tests.conftest import job_type_block, job_types_file
 
 pytestmark = pytest.mark.integration
 
@@ -23,45 +24,25 @@ ALICE, BOB = "U0ALICE", "U0BOB"
 MEDIA_GROUP, MEDIA_MEMBER = "S0MEDIA", "U0MEDIA"
 
 # As a team adds them under Resources (docs/job-types.md, "Add a job type").
-JOB_TYPES = f"""
-PayrollJobType:
-  Type: AWS::Serverless::Application
-  Properties:
-    Location: job-types/job-type.yaml
-    Parameters:
-      Platform: !GetAtt JobTypePlatform.Value
-      ComputeType: !Ref ComputeType
-      Name: payroll
-      Image: public.ecr.aws/docker/library/busybox:1.37.0
-      Command: "echo,Ref::scheduledTime"
-      ScheduleExpression: cron(0 1 * * ? *)
-      RerunAllowedSlackUsers: {ALICE}
-
-ReportsJobType:
-  Type: AWS::Serverless::Application
-  Properties:
-    Location: job-types/job-type.yaml
-    Parameters:
-      Platform: !GetAtt JobTypePlatform.Value
-      ComputeType: !Ref ComputeType
-      Name: reports
-      Image: public.ecr.aws/docker/library/busybox:1.37.0
-      Command: "echo,Ref::scheduledTime"
-      ScheduleExpression: cron(0 2 * * ? *)
-
-MediaJobType:
-  Type: AWS::Serverless::Application
-  Properties:
-    Location: job-types/job-type.yaml
-    Parameters:
-      Platform: !GetAtt JobTypePlatform.Value
-      ComputeType: !Ref ComputeType
-      Name: media
-      Image: public.ecr.aws/docker/library/busybox:1.37.0
-      Command: "echo,Ref::scheduledTime"
-      ScheduleExpression: cron(0 3 * * ? *)
-      RerunAllowedSlackGroups: {MEDIA_GROUP}
-"""
+JOB_TYPES = (
+    job_type_block(
+        "PayrollJobType",
+        "payroll",
+        command="echo,Ref::scheduledTime",
+        ScheduleExpression="cron(0 1 * * ? *)",
+        RerunAllowedSlackUsers=ALICE,
+    )
+    + job_type_block(
+        "ReportsJobType", "reports", command="echo,Ref::scheduledTime", ScheduleExpression="cron(0 2 * * ? *)"
+    )
+    + job_type_block(
+        "MediaJobType",
+        "media",
+        command="echo,Ref::scheduledTime",
+        ScheduleExpression="cron(0 3 * * ? *)",
+        RerunAllowedSlackGroups=MEDIA_GROUP,
+    )
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +57,7 @@ def emulator_parameters() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def emulator_job_types(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("job-types") / "job-types.yaml"
-    path.write_text(JOB_TYPES, encoding="utf-8")
-    return path
+    return job_types_file(tmp_path_factory, JOB_TYPES)
 
 
 def failed_job_of(local: Emulator, job_type: str) -> tuple[dict[str, Any], dict[str, Any]]:
