@@ -76,7 +76,8 @@ def check(
         return Verdict(allowed=False, failure=error)
     failure: UserGroupLookupError | None = None
     for group_id in allowed.groups:
-        api = WebApi(settings.api_url, token, timeout_seconds=deadline - time.monotonic())
+        # At least a moment per lookup: a slow secret read must not leave a timeout of minus something.
+        api = WebApi(settings.api_url, token, timeout_seconds=max(0.1, deadline - time.monotonic()))
         try:
             members = group_members(
                 group_id, api, max_age_seconds=settings.slack_group_members_max_age_seconds
