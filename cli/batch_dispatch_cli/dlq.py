@@ -121,8 +121,10 @@ def show(operator: Operator, queues: dict[str, str], limit: int) -> int:
         report.append({"name": name, "url": url, "messages": depth, "shown": messages})
         out.line(f"== {name}: ~{depth} message(s)  {url}", style="bold" if depth else None)
         for message in messages:
-            error = {k: message[k] for k in ("errorCode", "errorMessage") if message[k]}
-            out.line(f"-- {message['messageId']}  received {message['receiveCount']}x {error or ''}".rstrip())
+            out.line(f"-- {message['messageId']}  received {message['receiveCount']}x")
+            if message["errorCode"] or message["errorMessage"]:  # why it was parked (the loop guard says)
+                why = ": ".join(filter(None, (message["errorCode"], message["errorMessage"])))
+                out.line(f"   parked: {why}")
             out.line(message["body"][:SHOWN_CHARS])
     out.document({"queues": report})
     return 0

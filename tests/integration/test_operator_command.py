@@ -816,6 +816,25 @@ def test_dlq_show_prints_what_is_parked_without_consuming_it(local: Emulator):
     assert local.dlq_messages()["IntakeDLQ"] == [body]  # still there for the alarm and a redrive
 
 
+def test_dlq_show_says_why_a_message_was_parked_in_plain_words(local: Emulator):
+    # Given a message parked with the reason the loop guard gives (message attributes)
+    boto3.client("sqs").send_message(
+        QueueUrl=local.stack.queue_url("IntakeDLQ"),
+        MessageBody="{}",
+        MessageAttributes={
+            "ErrorCode": {"DataType": "String", "StringValue": "LoopGuardTripped"},
+            "ErrorMessage": {"DataType": "String", "StringValue": "lineage started 5 jobs in 3600 s"},
+        },
+    )
+
+    result = command(local, "dlq", "show", "--queue", "IntakeDLQ")
+
+    # Then the reason is one readable line under the message, not a Python dict
+    assert result.exit_code == 0, result.output
+    assert "   parked: LoopGuardTripped: lineage started 5 jobs in 3600 s" in result.stdout.splitlines()
+    assert "{'" not in result.stdout
+
+
 def test_a_dry_run_redrive_of_the_intake_dlq_names_the_move_and_changes_nothing(local: Emulator):
     # moto has no StartMessageMoveTask (the API the real redrive uses), so only the dry run runs here.
     body = park_in_intake_dlq(local)
