@@ -50,6 +50,9 @@ def post_once(
         policy = settings.delivery_policy()
         remaining = remaining_seconds(lambda_context)
         if settings.alert_state_table_name and settings.slack_seconds_between_posts > 0:
+            # The webhook's URL first (then cached): a slow secret read between claiming the slot and
+            # posting would let the next poster's slot come before this post arrives.
+            webhook.webhook_url(channel)
             pacer = SlackPacer(settings.alert_state_table_name, settings.slack_seconds_between_posts)
             waited = pacer.wait_for_turn(channel, max_wait_seconds=longest_wait(policy, remaining))
             remaining = None if remaining is None else remaining - waited
