@@ -25,7 +25,7 @@ from batch_dispatch.aws.batch_jobs import describe_job
 from batch_dispatch.job_types import DEFAULT, RerunAllowed, job_type_name, load_catalog
 from batch_dispatch.settings import SlackActionsSettings
 from batch_dispatch.slack.user_groups import UserGroupLookupError, WebApi, group_members
-from batch_dispatch.slack.webhook import secrets_provider
+from batch_dispatch.slack.webhook import secret_text
 
 
 class Verdict(NamedTuple):
@@ -102,14 +102,13 @@ def bot_token(settings: SlackActionsSettings, job_type: str = "") -> str:
             reason="no_bot_token",
         )
     try:
-        raw = secrets_provider().get(name, max_age=settings.slack_secret_max_age_seconds)
+        text = secret_text(name, max_age=settings.slack_secret_max_age_seconds)
     except GetParameterError:
         raise UserGroupLookupError(
             f"Cannot read the Slack bot token secret {name}: check that it exists and that the function "
             "may call secretsmanager:GetSecretValue on it (SlackBotTokenSecretName)",
             reason="bot_token_unavailable",
         ) from None
-    text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")).strip()
     if not text:
         raise UserGroupLookupError(
             f"The Slack bot token secret {name} is empty: store the app's Bot User OAuth Token (xoxb-...)",

@@ -34,7 +34,7 @@ from batch_dispatch.slack.interactions import ButtonClick, MalformedRequestError
 from batch_dispatch.slack.response_url import respond
 from batch_dispatch.slack.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from batch_dispatch.slack.user_groups import UserGroupLookupError
-from batch_dispatch.slack.webhook import secrets_provider
+from batch_dispatch.slack.webhook import secret_text
 from batch_dispatch.submit.rerun import RerunPolicy, RerunRefusedError, rerun
 
 RESPONSE_TIMEOUT_SECONDS = 2.0
@@ -182,13 +182,12 @@ def signing_secret(settings: SlackActionsSettings) -> str:
     """The Slack app's signing secret (cached like the webhook secrets; never logged)."""
     name = settings.slack_signing_secret_name
     try:
-        raw = secrets_provider().get(name, max_age=settings.slack_secret_max_age_seconds)
+        text = secret_text(name, max_age=settings.slack_secret_max_age_seconds)
     except GetParameterError:
         raise SigningSecretError(
             f"Cannot read the Slack signing secret {name}: check that it exists and that the function may "
             "call secretsmanager:GetSecretValue on it"
         ) from None
-    text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")).strip()
     if not text:
         raise SigningSecretError(f"The Slack signing secret {name} is empty: store the app's signing secret")
     return text

@@ -122,18 +122,22 @@ def reset_secrets_provider() -> None:
     _provider, _provider_client = None, None
 
 
+def secret_text(secret_name: str, *, max_age: int, force_fetch: bool = False) -> str:
+    """A Slack secret's SecretString (or binary, decoded), stripped; GetParameterError if unreadable."""
+    raw = secrets_provider().get(secret_name, max_age=max_age, force_fetch=force_fetch)
+    return (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")).strip()
+
+
 def webhook_url(secret_name: str, *, max_age: int = 300, force_fetch: bool = False) -> str:
     """The webhook URL stored in `secret_name`: the plain URL or a JSON `{"url": "..."}`."""
     try:
-        raw = secrets_provider().get(secret_name, max_age=max_age, force_fetch=force_fetch)
+        text = secret_text(secret_name, max_age=max_age, force_fetch=force_fetch)
     except GetParameterError as error:
         raise SlackTransientError(
             f"Cannot read the Slack webhook secret {secret_name} ({_cause(error)}): check that it exists "
             "and that the function may call secretsmanager:GetSecretValue on it",
             kind="secret_unavailable",
         ) from None
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
-    text = text.strip()
     if text.startswith("{"):
         try:
             document = json.loads(text)
