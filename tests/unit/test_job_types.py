@@ -338,6 +338,19 @@ def test_invalid_entries_are_left_out_and_the_rest_is_kept(ssm):
     assert sorted(known.job_types) == ["thumbnails"]
 
 
+def test_every_page_of_a_large_registry_is_read(ssm):
+    # Given more job types than GetParametersByPath returns in one page (10)
+    names = [f"type-{n:02d}" for n in range(23)]
+    for name in names:
+        register(ssm, name, entry())
+
+    # When the catalog is read
+    known = load_catalog(None, REGISTRY, max_age=0)
+
+    # Then every one is in it, by its name under the registry path
+    assert sorted(known.job_types) == names
+
+
 def test_the_registry_is_read_at_most_once_per_max_age(ssm):
     # Given a catalog read with a 60 s cache
     register(ssm, "thumbnails", entry())

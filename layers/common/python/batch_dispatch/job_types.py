@@ -22,9 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from aws_lambda_powertools.utilities.parameters import SSMProvider
-
 from batch_dispatch.aws import clients
+from batch_dispatch.aws.ssm_path_provider import SSMPathProvider
 from batch_dispatch.expectations import (
     AUTO,
     OFF,
@@ -350,16 +349,16 @@ def default_job_type(
     )
 
 
-_provider: SSMProvider | None = None
+_provider: SSMPathProvider | None = None
 _provider_client: Any = None
 
 
-def registry_provider() -> SSMProvider:
+def registry_provider() -> SSMPathProvider:
     """Created on first use with the shared (injectable) SSM client; its cache lives as long."""
     global _provider, _provider_client
     client = clients.client("ssm")
     if _provider is None or client is not _provider_client:  # a new client (tests, emulator): a new cache
-        _provider, _provider_client = SSMProvider(boto3_client=client), client
+        _provider, _provider_client = SSMPathProvider(boto3_client=client), client
     return _provider
 
 
