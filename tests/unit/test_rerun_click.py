@@ -225,8 +225,13 @@ def test_a_user_not_allowed_gets_an_ephemeral_refusal_and_no_job(rerun_stack, se
     ],
     ids=["not-found", "other-stack", "still-running"],
 )
-def test_a_refused_rerun_is_answered_ephemerally(rerun_stack, settings, slack, setup, expected):
+@pytest.mark.parametrize("catalog", [False, True], ids=["stack-lists", "catalog"])
+def test_a_refused_rerun_is_answered_ephemerally(
+    rerun_stack, settings, slack, setup, expected, catalog, request
+):
+    # With a catalog the click reads the job before the rerun (for its job type's lists): same refusals
     job_id = setup(rerun_stack)
+    settings = request.getfixturevalue("catalog_settings") if catalog else settings
 
     answer = click(
         settings, slack.click(alert_for(job_id), RERUN, user_id=ONCALL, signing_secret=SIGNING_SECRET)

@@ -17,7 +17,8 @@ another group allows it: the verdict then carries the failure, whose message say
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
@@ -39,11 +40,16 @@ def stack_allowed(settings: SlackActionsSettings) -> RerunAllowed:
     return RerunAllowed(users=settings.allowed_users, groups=settings.allowed_groups)
 
 
-def allowed_for_job(job_id: str, settings: SlackActionsSettings) -> RerunAllowed:
-    """Who may rerun the job `job_id` (an array child's id names the child; its parent's job type)."""
-    if not settings.job_types_path:  # no catalog: every job is the stack's own job type's
-        return stack_allowed(settings)
-    job = describe_job(job_id.strip()) if job_id.strip() else None
+def job_to_check(job_id: str, settings: SlackActionsSettings) -> dict[str, Any] | None:
+    """The job `job_id` as Batch describes it when its job type's lists may apply (the stack has a
+    catalog), else None: without a catalog every job is the stack's own job type's."""
+    if not settings.job_types_path or not job_id.strip():
+        return None
+    return describe_job(job_id.strip())
+
+
+def allowed_for_job(job: Mapping[str, Any] | None, settings: SlackActionsSettings) -> RerunAllowed:
+    """Who may rerun `job` (from `job_to_check`; an array child's own job type is its parent's)."""
     return allowed_for(job.get("jobDefinition") if job else None, settings)
 
 

@@ -91,7 +91,8 @@ def answer_click(
 ) -> None:
     """Rerun the job if the clicker may, and tell them (and the channel) how it went."""
     try:
-        allowed = rerun_access.allowed_for_job(click.value, settings)
+        job = rerun_access.job_to_check(click.value, settings)
+        allowed = rerun_access.allowed_for_job(job, settings)
     except Exception:  # not knowing the job type's lists refuses the click: they may be narrower
         logger.exception("Rerun access lists unavailable")
         request_id = str(getattr(lambda_context, "aws_request_id", "") or "unknown")
@@ -123,6 +124,7 @@ def answer_click(
             failed_children_only=click.action_id == RERUN_FAILED_CHILDREN,
             requested_by=click.user_id,
             lambda_context=lambda_context,
+            described=job,
         )
     except RerunRefusedError as error:
         refuse(click, error.reason, rerun_replies.refused(str(error)), lambda_context)

@@ -183,9 +183,11 @@ def rerun(
     failed_children_only: bool = False,
     requested_by: str = "",
     lambda_context: LambdaContext | None = None,
+    described: Mapping[str, Any] | None = None,
 ) -> RerunOutcome:
     """Rerun `job_id` once per `request_key` (default: the job id). A repeated request returns the first
-    one's jobs with `duplicate=True`. Raises a RerunRefusedError subclass when nothing may be submitted."""
+    one's jobs with `duplicate=True`. Raises a RerunRefusedError subclass when nothing may be submitted.
+    `described`: the job as DescribeJobs answered the caller a moment ago (saves reading it again)."""
     job_id = job_id.strip()
     if not job_id:
         raise JobNotFoundError("No job id given: name the Batch job to rerun.")
@@ -199,7 +201,8 @@ def rerun(
         key_prefix=IDEMPOTENCY_PREFIX,
     )
     def rerun_once(request: Mapping[str, Any]) -> dict[str, Any]:
-        plan = plan_rerun(describe(job_id, policy), key, policy, failed_children_only, requested_by)
+        job = rerunnable(job_id, described, policy) if described else describe(job_id, policy)
+        plan = plan_rerun(job, key, policy, failed_children_only, requested_by)
         return submit_plan(plan, lambda: context.get_remaining_time_in_millis() / 1000).as_record()
 
     try:
@@ -230,9 +233,13 @@ def _ids(outcome: RerunOutcome) -> list[str]:
     return [job.job_id for job in outcome.jobs]
 
 
-def describe(job_id: str, policy: RerunPolicy) -> dict[str, Any]:
+def describe(job_id: str, policy: RerunPolicy) -> Mapping[str, Any]:
     """The job, if this stack may rerun it now; otherwise the refusal that says why not."""
-    job = describe_job(job_id)
+    return rerunnable(job_id, describe_job(job_id), policy)
+
+
+def rerunnable(job_id: str, job: Mapping[str, Any] | None, policy: RerunPolicy) -> Mapping[str, Any]:
+    """`job` (DescribeJobs' answer for `job_id`), if this stack may rerun it now; else why not."""
     if job is None:
         raise JobNotFoundError(
             f"Batch has no job {job_id}: it may be older than Batch keeps finished jobs (about 7 days), "
