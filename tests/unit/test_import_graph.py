@@ -1,4 +1,5 @@
-"""The code's import graph: no cycles, and no private name imported from another module.
+"""The code's import graph: no cycles, no private name imported from another module, and what each handler
+imports at init.
 
 Reads every first-party Python file as text (ast), including imports made inside functions, so a cycle
 hidden behind a function-level import counts too.
@@ -7,6 +8,10 @@ hidden behind a function-level import counts too.
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,3 +150,30 @@ def test_every_handler_imports_boto3_before_the_modules_that_use_it():
         if "boto3" not in found[:first_user]:
             late.append(app.parent.name)
     assert late == []
+
+
+# Imported by no handler at init: each is an optional cost (docs/benchmarks.md, cold start): zoneinfo
+# (with its sysconfig read) only for cron and at() schedules, the X-Ray SDK only with TraceAwsCalls,
+# and pydantic and slack_sdk not at all.
+NOT_AT_INIT = ("zoneinfo", "aws_xray_sdk", "pydantic", "slack_sdk")
+
+
+def test_no_handler_imports_at_init_what_its_cold_start_does_not_need():
+    probe = (
+        "import sys, json; sys.path[:0] = sys.argv[1:3]; import app; "
+        f"print(json.dumps(sorted(m for m in {NOT_AT_INIT!r} if m in sys.modules)))"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1"}
+    env |= {"POWERTOOLS_TRACE_DISABLED": "true"}  # the template's default (TraceAwsCalls off)
+    found = {}
+    for app in sorted((ROOT / "functions").glob("*/app.py")):
+        completed = subprocess.run(  # noqa: S603 - our interpreter, our handlers
+            [sys.executable, "-I", "-c", probe, str(app.parent), str(PACKAGE_ROOT)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found[app.parent.name] = json.loads(completed.stdout)
+    assert found == {name: [] for name in found}
+    assert len(found) >= 6

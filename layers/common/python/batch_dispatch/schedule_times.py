@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
@@ -89,7 +88,7 @@ class Schedule(NamedTuple):
         if len(ticks) < 3:  # a monthly or yearly schedule: look at a whole year and a bit
             ticks = self.ticks(start, start + timedelta(days=800))
         gaps = [b - a for a, b in pairwise(ticks)]
-        for change in _clock_changes(ZoneInfo(self.timezone), start, days=366):
+        for change in _clock_changes(time_zone(self.timezone), start, days=366):
             near = self.ticks(change - timedelta(days=4), change + timedelta(days=4))
             gaps.extend(b - a for a, b in pairwise(near))
         return max(gaps, default=None)
@@ -110,7 +109,7 @@ class Schedule(NamedTuple):
                 yield moment
                 moment += step
             return
-        zone = ZoneInfo(self.timezone)
+        zone = time_zone(self.timezone)
         if at := _AT.match(text):
             moment = datetime.fromisoformat(at.group(1)).replace(tzinfo=zone).astimezone(UTC)
             if start <= moment <= end:
@@ -129,7 +128,16 @@ class Schedule(NamedTuple):
             day += timedelta(days=1)
 
 
-def _clock_changes(zone: ZoneInfo, start: datetime, days: int) -> list[datetime]:
+def time_zone(name: str) -> tzinfo:
+    """The IANA zone `name` (a cron's or at()'s ScheduleExpressionTimezone)."""
+    # Imported here: only cron and at() expressions need a zone, and the zoneinfo import (with the
+    # sysconfig read it does) would otherwise be in every function's cold start.
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def _clock_changes(zone: tzinfo, start: datetime, days: int) -> list[datetime]:
     """The days in [start, start + days) on which the zone's UTC offset changes (summer time)."""
     offsets = [(start + timedelta(days=n)).astimezone(zone).utcoffset() for n in range(days + 1)]
     return [start + timedelta(days=n) for n in range(days) if offsets[n] != offsets[n + 1]]
