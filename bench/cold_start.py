@@ -14,11 +14,17 @@ the current time (a signature older than 5 minutes is refused), its response URL
 The baseline is what any Python function with the same AWS clients pays: `import boto3` and creating
 the boto3 clients this function uses, in the same kind of process (the stub records the services each
 function called: one its baseline does not create stops the run). Each function's sample runs back to
-back with one of its baseline (which goes first alternates), and the ratio is the median of those pairs'
-ratios, so machine noise hits both sides of a ratio alike. Target: every handler's init + first
-invocation at most 1.15x its baseline. `--costs` also prints what the optional
-pieces cost on top of boto3 (X-Ray SDK patching, pydantic, slack_sdk, Powertools utilities).
-Prints a table, then one JSON line.
+back with one of its baseline and one of the same-calls reference (the order rotates), and each ratio
+is the median of the ratios within those triples, so machine noise hits both sides of a ratio alike.
+Target: every handler's init + first invocation at most 1.15x its baseline.
+
+The same-calls reference is the baseline plus the very AWS calls (same operations and parameters, same
+order) and Slack posts the function's first invocation makes, made with bare boto3 and urllib (recorded
+once from the function, untimed): what any function doing this work pays. So "same calls ratio" is the
+cost of the work itself, and "to same calls" is our code's own cost on top of it.
+
+`--costs` also prints what the optional pieces cost on top of boto3 (X-Ray SDK patching, pydantic,
+slack_sdk, Powertools utilities). Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,6 +132,58 @@ print(json.dumps({{"total_ms": (time.perf_counter() - started) * 1000,
                    "cpu_ms": (time.process_time() - cpu_started) * 1000}}))
 """
 
+# The function's first invocation again, recording what it asked AWS (not timed): the same-calls reference
+# below replays it.
+_RECORD_PROBE = """
+import json, sys
+sys.path[:0] = {paths!r}
+import app
+import botocore.client
+
+calls = []
+make_api_call = botocore.client.BaseClient._make_api_call
+
+def recorded(client, operation, params):
+    calls.append((client.meta.service_model.service_name, operation, params))
+    return make_api_call(client, operation, params)
+
+botocore.client.BaseClient._make_api_call = recorded
+
+class Context:
+    function_name = {name!r}
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + {name!r}
+    aws_request_id = "00000000-0000-4000-8000-000000000001"
+    def get_remaining_time_in_millis(self):
+        return 60_000
+
+with open({event!r}, encoding="utf-8") as f:
+    app.lambda_handler(json.load(f), Context())
+print(json.dumps(calls))
+"""
+
+# The same-calls reference: the baseline, then the very AWS calls (same operations, same parameters, in
+# the same order) and Slack posts the function's first invocation made, with bare boto3 and urllib:
+# what any function doing this work pays, so function / same calls is our code's own overhead.
+_SAME_CALLS_PROBE = """
+import json, time
+cpu_started = time.process_time()
+started = time.perf_counter()
+import boto3
+from botocore import xform_name
+clients = {{service: boto3.client(service) for service in {services!r}}}
+for service, operation, params in json.loads({calls!r}):
+    getattr(clients[service], xform_name(operation))(**params)
+posts = {posts!r}
+if posts:
+    import urllib.request
+    for url, body, content_type in posts:
+        request = urllib.request.Request(url, data=body, headers={{"Content-Type": content_type}})
+        urllib.request.urlopen(request, timeout=5).read()
+print(json.dumps({{"total_ms": (time.perf_counter() - started) * 1000,
+                   "cpu_ms": (time.process_time() - cpu_started) * 1000}}))
+"""
+
 # What optional pieces cost on top of boto3 (for --costs): name -> code run after `import boto3`.
 COSTS = {
     "X-Ray SDK, patched as Tracer does": "from aws_xray_sdk.core import patch_all; patch_all()",
@@ -157,6 +215,7 @@ class StubAws(BaseHTTPRequestHandler):
     signing_secret_name = ""
     stack_name = ""
     services_called: ClassVar[set[str]] = set()  # signing names since the last clear
+    posts: ClassVar[list[tuple[str, bytes, str]]] = []  # Slack posts since the last clear: path, body, type
     protocol_version = "HTTP/1.1"  # keep connections open, as AWS endpoints do
     disable_nagle_algorithm = True  # headers and body go out at once (no delayed-ACK stall)
 
@@ -176,6 +235,7 @@ class StubAws(BaseHTTPRequestHandler):
         answer: Any = {}
         content_type = "application/x-amz-json-1.0"
         if self.path in (WEBHOOK_PATH, RESPONSE_PATH):
+            self.posts.append((self.path, body, self.headers.get("Content-Type", "application/json")))
             self._reply(b"ok", "text/plain")
             return
         if target.endswith(".UpdateItem"):
@@ -347,6 +407,34 @@ def run_probe(code: str, env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+class FirstInvocation(NamedTuple):
+    """What a function's first invocation asked of AWS and Slack, for the same-calls reference."""
+
+    calls_json: str  # [[service, operation, parameters], ...] as boto3 was called
+    posts: list[tuple[str, bytes, str]]  # url, body, content type
+
+
+def record_first_invocation(
+    name: str, environment: dict[str, str], endpoint: str, clicks: Path
+) -> FirstInvocation:
+    directory, event, _services = FUNCTIONS[name]
+    event_path = fresh_click(endpoint, clicks) if event == CLICK_EVENT else ROOT / event
+    code = _RECORD_PROBE.format(paths=[str(ROOT / directory), str(LAYER)], name=name, event=str(event_path))
+    StubAws.posts.clear()
+    completed = subprocess.run(  # noqa: S603 - our own interpreter, our own code
+        [sys.executable, "-I", "-c", code],
+        env=lambda_environment(name, environment, endpoint),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd="/",
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"recording {name} failed:\n{completed.stderr[-3000:]}")
+    posts = [(endpoint + path, body, content_type) for path, body, content_type in StubAws.posts]
+    return FirstInvocation(calls_json=completed.stdout.strip().splitlines()[-1], posts=posts)
+
+
 def sample(
     name: str,
     kind: str,
@@ -354,12 +442,17 @@ def sample(
     endpoint: str,
     clicks: Path,
     results: dict[str, Any],
+    first: FirstInvocation,
 ) -> dict[str, Any]:
-    """One cold start of the function `name` (kind "function") or of its baseline (kind "baseline")."""
+    """One cold start of the function `name` (kind "function"), of its baseline (kind "baseline") or of
+    the baseline making the function's first invocation's calls (kind "same calls")."""
     directory, event, services = FUNCTIONS[name]
     env = lambda_environment(name, environment, endpoint)
     if kind == "baseline":
         return run_probe(_BASELINE_PROBE.format(services=services), env)
+    if kind == "same calls":
+        code = _SAME_CALLS_PROBE.format(services=services, calls=first.calls_json, posts=first.posts)
+        return run_probe(code, env)
     event_path = fresh_click(endpoint, clicks) if event == CLICK_EVENT else ROOT / event
     code = _FUNCTION_PROBE.format(paths=[str(ROOT / directory), str(LAYER)], name=name, event=str(event_path))
     StubAws.services_called.clear()
@@ -383,47 +476,76 @@ def main() -> None:
     environments = function_environments(endpoint)
 
     clicks = Path(tempfile.mkdtemp(prefix="bench-clicks-"))
-    targets = [(name, kind) for name in FUNCTIONS for kind in ("function", "baseline")]
-    samples: dict[tuple[str, str], list[float]] = {t: [] for t in targets}
-    cpu_samples: dict[tuple[str, str], list[float]] = {t: [] for t in targets}
-    pair_ratios: dict[str, list[float]] = {name: [] for name in FUNCTIONS}
-    cpu_pair_ratios: dict[str, list[float]] = {name: [] for name in FUNCTIONS}
+    first = {name: record_first_invocation(name, environments[name], endpoint, clicks) for name in FUNCTIONS}
+    kinds = ("baseline", "same calls", "function")
+    samples: dict[tuple[str, str], list[float]] = {(n, k): [] for n in FUNCTIONS for k in kinds}
+    # (numerator, denominator) -> per function, the ratios of samples taken back to back, wall and CPU
+    compared = (("function", "baseline"), ("same calls", "baseline"), ("function", "same calls"))
+    ratios: dict[tuple[str, str, str, str], list[float]] = {
+        (n, a, b, clock): [] for n in FUNCTIONS for a, b in compared for clock in ("total_ms", "cpu_ms")
+    }
     results: dict[str, Any] = {}
     names = list(FUNCTIONS)
     for run in range(args.runs):
         shift = run % len(names)
         for name in names[shift:] + names[:shift]:
-            # A function's sample and its baseline's run back to back (which goes first alternates), so
-            # both see the same moment of a noisy machine; the ratio is taken pair by pair.
-            kinds = ("baseline", "function") if run % 2 == 0 else ("function", "baseline")
-            pair: dict[str, dict[str, Any]] = {}
-            for kind in kinds:
-                pair[kind] = sample(name, kind, environments[name], endpoint, clicks, results)
-                samples[(name, kind)].append(pair[kind]["total_ms"])
-                cpu_samples[(name, kind)].append(pair[kind]["cpu_ms"])
-            pair_ratios[name].append(pair["function"]["total_ms"] / pair["baseline"]["total_ms"])
-            cpu_pair_ratios[name].append(pair["function"]["cpu_ms"] / pair["baseline"]["cpu_ms"])
+            # A function's sample and its references' run back to back (the order rotates), so all three
+            # see the same moment of a noisy machine; each ratio is taken within one such triple.
+            order = kinds[run % 3 :] + kinds[: run % 3]
+            triple = {
+                kind: sample(name, kind, environments[name], endpoint, clicks, results, first[name])
+                for kind in order
+            }
+            samples[(name, "baseline")].append(triple["baseline"]["total_ms"])
+            samples[(name, "same calls")].append(triple["same calls"]["total_ms"])
+            samples[(name, "function")].append(triple["function"]["total_ms"])
+            for (a, b), clock in ((pair, clock) for pair in compared for clock in ("total_ms", "cpu_ms")):
+                ratios[(name, a, b, clock)].append(triple[a][clock] / triple[b][clock])
     server.shutdown()
     for path in clicks.iterdir():
         path.unlink()
     clicks.rmdir()
 
+    def median_ratio(name: str, a: str, b: str, clock: str = "total_ms") -> float:
+        return statistics.median(ratios[(name, a, b, clock)])
+
     figures: dict[str, dict[str, Any]] = {}
-    rows: list[tuple[str, Any]] = [("function", "baseline ms  init+first ms  ratio  (CPU: ratio)")]
+    rows: list[tuple[str, Any]] = [
+        (
+            "function",
+            "baseline ms  same calls ms  init+first ms  ratio (CPU)  same calls ratio  to same calls",
+        )
+    ]
     for name in FUNCTIONS:
         baseline = statistics.median(samples[(name, "baseline")])
+        same_calls = statistics.median(samples[(name, "same calls")])
         total = statistics.median(samples[(name, "function")])
-        ratio = statistics.median(pair_ratios[name])
-        cpu_ratio = statistics.median(cpu_pair_ratios[name])
+        ratio, cpu_ratio = (
+            median_ratio(name, "function", "baseline"),
+            median_ratio(name, "function", "baseline", "cpu_ms"),
+        )
+        floor = median_ratio(name, "same calls", "baseline")
+        over_floor = median_ratio(name, "function", "same calls")
         figures[name] = {
             "baseline_ms": round(baseline, 1),
+            "same_calls_ms": round(same_calls, 1),
             "init_plus_first_ms": round(total, 1),
+            "aws_calls": len(json.loads(first[name].calls_json)),
+            "slack_posts": len(first[name].posts),
             "ratio": round(ratio, 3),
             "cpu_ratio": round(cpu_ratio, 3),
+            "same_calls_ratio": round(floor, 3),
+            "ratio_to_same_calls": round(over_floor, 3),
             "meets_target": ratio <= TARGET_RATIO,
             "first_result": results.get(name),
         }
-        rows.append((name, f"{baseline:>11.1f}  {total:>13.1f}  {ratio:>5.2f}  ({cpu_ratio:.2f})"))
+        rows.append(
+            (
+                name,
+                f"{baseline:>11.1f}  {same_calls:>13.1f}  {total:>13.1f}  {ratio:>5.2f} ({cpu_ratio:.2f})"
+                f"  {floor:>16.2f}  {over_floor:>13.2f}",
+            )
+        )
     met = all(f["meets_target"] for f in figures.values())
     rows.append(("target", f"every handler <= {TARGET_RATIO}x its baseline: {'met' if met else 'NOT met'}"))
     costs: dict[str, float] = {}
