@@ -198,6 +198,11 @@ COSTS = {
     ),
     "Powertools idempotency": "import aws_lambda_powertools.utilities.idempotency",
     "Powertools batch": "import aws_lambda_powertools.utilities.batch",
+    "Powertools parameters": "import aws_lambda_powertools.utilities.parameters",
+    "Powertools Logger + Metrics + idempotency + parameters (what every handler imports)": (
+        "from aws_lambda_powertools import Logger, Metrics\nLogger(service='x')\nMetrics(namespace='x')\n"
+        "import aws_lambda_powertools.utilities.idempotency, aws_lambda_powertools.utilities.parameters"
+    ),
 }
 _COST_PROBE = """
 import json, time
