@@ -2,7 +2,7 @@
 
 SSMProvider.get_multiple asks botocore for a paginator, and botocore's first `get_paginator` in an
 execution environment lists the data directory of every AWS service it knows to check the name
-(about 5 ms of each cold start that reads the job-type registry; docs/benchmarks.md#cold-start).
+(a cost in every cold start that reads the job-type registry: docs/benchmarks.md#cold-start).
 Following NextToken here does the same reads without that listing. Caching, max_age, transforms and
 errors stay Powertools' (`_get_multiple` is the method its custom providers implement).
 """
