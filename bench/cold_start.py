@@ -96,6 +96,17 @@ FUNCTIONS: dict[str, tuple[str, str, list[str]]] = {
     ),
 }
 
+# What Lambda passes a handler as its context (the parts our handlers read).
+_CONTEXT = """
+class Context:
+    function_name = {name!r}
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + {name!r}
+    aws_request_id = "00000000-0000-4000-8000-000000000001"
+    def get_remaining_time_in_millis(self):
+        return 60_000
+"""
+
 _FUNCTION_PROBE = """
 import json, sys, time
 sys.path[:0] = {paths!r}
@@ -104,14 +115,7 @@ started = time.perf_counter()
 import app
 initialised = time.perf_counter()
 
-class Context:
-    function_name = {name!r}
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + {name!r}
-    aws_request_id = "00000000-0000-4000-8000-000000000001"
-    def get_remaining_time_in_millis(self):
-        return 60_000
-
+{context}
 with open({event!r}, encoding="utf-8") as f:
     event = json.load(f)
 result = app.lambda_handler(event, Context())
@@ -149,14 +153,7 @@ def recorded(client, operation, params):
 
 botocore.client.BaseClient._make_api_call = recorded
 
-class Context:
-    function_name = {name!r}
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + {name!r}
-    aws_request_id = "00000000-0000-4000-8000-000000000001"
-    def get_remaining_time_in_millis(self):
-        return 60_000
-
+{context}
 with open({event!r}, encoding="utf-8") as f:
     app.lambda_handler(json.load(f), Context())
 print(json.dumps(calls))
@@ -424,7 +421,9 @@ def record_first_invocation(
 ) -> FirstInvocation:
     directory, event, _services = FUNCTIONS[name]
     event_path = fresh_click(endpoint, clicks) if event == CLICK_EVENT else ROOT / event
-    code = _RECORD_PROBE.format(paths=[str(ROOT / directory), str(LAYER)], name=name, event=str(event_path))
+    code = _RECORD_PROBE.format(
+        paths=[str(ROOT / directory), str(LAYER)], context=_CONTEXT.format(name=name), event=str(event_path)
+    )
     StubAws.posts.clear()
     completed = subprocess.run(  # noqa: S603 - our own interpreter, our own code
         [sys.executable, "-I", "-c", code],
@@ -459,7 +458,9 @@ def sample(
         code = _SAME_CALLS_PROBE.format(services=services, calls=first.calls_json, posts=first.posts)
         return run_probe(code, env)
     event_path = fresh_click(endpoint, clicks) if event == CLICK_EVENT else ROOT / event
-    code = _FUNCTION_PROBE.format(paths=[str(ROOT / directory), str(LAYER)], name=name, event=str(event_path))
+    code = _FUNCTION_PROBE.format(
+        paths=[str(ROOT / directory), str(LAYER)], context=_CONTEXT.format(name=name), event=str(event_path)
+    )
     StubAws.services_called.clear()
     outcome = run_probe(code, env)
     results[name] = outcome["result"]

@@ -17,6 +17,7 @@ from urllib.parse import quote_plus
 from moto.events.models import EventPattern
 
 from emulator import aws_clients
+from emulator.exited_jobs import Exit, ExitedJobs
 from emulator.handlers import Invocation
 from emulator.job_objects import ObjectId, manifest_objects, objects_run
 from emulator.moto_server import ACCOUNT_ID, REGION, MotoServer, failing_batch_jobs
@@ -78,9 +79,9 @@ class Emulator:
         self.runtime: LambdaRuntime
         self.webhook_secrets: dict[str, str] = {}  # stand-in URL path -> webhook secret name
         self._published: set[tuple[str, str]] = set()
-        self._exits: dict[str, tuple[int, str, str | None]] = {}  # job id -> (exit code, reason, log stream)
         self.running_jobs = RunningJobs()  # jobs kept RUNNING (`jobs_keep_running`)
-        self.server.app.rewriters.append(self.running_jobs)
+        self.exited_jobs = ExitedJobs()  # FAILED jobs' exit codes, reasons and log streams (`jobs_fail`)
+        self.server.app.rewriters.extend((self.running_jobs, self.exited_jobs))
         self._outputs_written: set[str] = set()  # job ids whose stand-in wrote its output
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -115,7 +116,7 @@ class Emulator:
         self._store_webhook_secrets()
         self.runtime = LambdaRuntime(self.stack, self.shim.sqs_event_sources(), self.shim.redrive_policy)
         self._published.clear()
-        self._exits.clear()
+        self.exited_jobs.clear()
         self.running_jobs.clear()
         self._outputs_written.clear()
 
@@ -310,7 +311,7 @@ class Emulator:
         moto's no-Docker Batch fails them (MOTO_SIMPLE_BATCH_FAIL_AFTER) but has no container to
         report an exit code or write logs: the emulator notes the jobs that appeared in the block
         (ListJobs before and after), writes their lines to the log group and stream Batch would use,
-        and shows the exit code, reason and stream on them wherever it describes jobs.
+        and the server describes them with that exit code, reason and stream (emulator/exited_jobs.py).
         """
         before = {job["jobId"] for job in self._job_summaries()}
         with failing_batch_jobs():
@@ -323,7 +324,7 @@ class Emulator:
         """Show job `job_id`'s last attempt as exited with `exit_code` for `reason` (a FAILED job),
         having logged `log_lines`."""
         stream = self._write_job_log(job_id, log_lines) if log_lines else None
-        self._exits[job_id] = (exit_code, reason, stream)
+        self.exited_jobs.note(job_id, Exit(exit_code, reason, stream))
 
     def _write_job_log(self, job_id: str, lines: Sequence[str]) -> str:
         """Write `lines` where Batch's awslogs driver would: the job definition's group, and a stream
@@ -345,20 +346,6 @@ class Emulator:
             logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
         )
         return stream
-
-    def _with_exit(self, job: dict[str, Any]) -> dict[str, Any]:
-        exited = self._exits.get(job["jobId"])
-        if exited is None or job.get("status") != "FAILED":
-            return job
-        exit_code, reason, stream = exited
-        attempts = [dict(attempt) for attempt in job.get("attempts", [])]
-        for attempt in attempts:
-            container = {**attempt.get("container", {}), "exitCode": exit_code, "reason": reason}
-            if stream:
-                container["logStreamName"] = stream
-            attempt["container"] = container
-            attempt["statusReason"] = reason
-        return {**job, "statusReason": reason, "attempts": attempts}
 
     @contextmanager
     def jobs_keep_running(self) -> Iterator[None]:
@@ -528,7 +515,7 @@ class Emulator:
         jobs: list[dict[str, Any]] = []
         for start in range(0, len(ids), 100):
             jobs.extend(batch.describe_jobs(jobs=ids[start : start + 100])["jobs"])
-        return sorted((self._with_exit(job) for job in jobs), key=lambda j: j.get("createdAt", 0))
+        return sorted(jobs, key=lambda j: j.get("createdAt", 0))
 
     def jobs_submitted(self) -> list[dict[str, Any]]:
         """Every top-level job in our queues, in submission order, with what it was submitted with.

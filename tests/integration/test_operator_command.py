@@ -653,6 +653,23 @@ def test_run_wait_ends_with_the_log_tail_when_there_is_one(deployed: Emulator):
     assert result.stdout.splitlines()[-3:] == ["Last 2 log lines:", "  one", "  two"]
 
 
+def test_logs_prints_what_a_job_failed_in_the_emulator_logged(deployed: Emulator):
+    # Given a job whose container logs two lines and is killed (the emulator's jobs_fail, as in make demo)
+    name = unique("report")
+    add_job_type(deployed, name)
+    with deployed.jobs_fail(exit_code=137, reason="OutOfMemoryError", log_lines=["loading", "killed"]):
+        job_id = document(command(deployed, "run", name, "--json"))["jobId"]
+
+    # When the operator reads its logs
+    result = command(deployed, "logs", job_id)
+
+    # Then they are the lines it logged, in the stream Batch describes for its attempt, with its exit
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["loading", "killed"]
+    (job,) = boto3.client("batch").describe_jobs(jobs=[job_id])["jobs"]
+    assert (job["status"], job["attempts"][-1]["container"]["exitCode"]) == ("FAILED", 137)
+
+
 @pytest.mark.parametrize(
     ("job", "args", "says"),
     [
