@@ -14,6 +14,7 @@ import argparse
 import copy
 import json
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,15 @@ _TemplateLoader.add_multi_constructor("!", intrinsics_multi_constructor)
 
 
 def read_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    """Parse a SAM/CloudFormation YAML (or JSON) template as written, short-form intrinsics included."""
+    """Parse a SAM/CloudFormation YAML (or JSON) template as written, short-form intrinsics included.
+    A copy of the parse: one deploy reads the same file several times, and a caller may change its copy."""
+    stat = path.stat()
+    return copy.deepcopy(_parsed(path.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=16)
+def _parsed(path: Path, _mtime_ns: int, _size: int) -> dict[str, Any]:
+    """The file's parse, kept while the file is unchanged (its time and size are part of the key)."""
     document: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)  # noqa: S506 - a safe loader
     return document
 
