@@ -359,12 +359,27 @@ def job_type_platform(**parameters: str) -> str:
     return ",".join(entry if isinstance(entry, str) else f"platform-{i}" for i, entry in enumerate(entries))
 
 
-@pytest.mark.parametrize("name", ["RerunAllowedSlackUsers", "RerunAllowedSlackGroups"])
-def test_a_job_types_lists_take_the_ids_the_stacks_take_and_default_to_the_stacks(name):
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("RerunAllowedSlackUsers", ["", "U0ALICE", "U0ALICE,W0LEAD", "S0MEDIA", "u0alice", "U0A, W0B"]),
+        ("RerunAllowedSlackGroups", ["", "S0MEDIA", "S0MEDIA,S0ONCALL", "U0ALICE", "none", "S0MEDIA,"]),
+    ],
+)
+def test_a_job_types_lists_take_the_ids_the_stacks_take_and_default_to_the_stacks(name, values):
     parameter = job_type_template()["Parameters"][name]
+    stack_pattern = sam_template()["Parameters"][name]["AllowedPattern"]
 
     assert parameter["Default"] == ""
-    assert parameter["AllowedPattern"] == sam_template()["Parameters"][name]["AllowedPattern"]
+    for value in values:
+        taken = re.fullmatch(parameter["AllowedPattern"], value) is not None
+        assert taken == (re.fullmatch(stack_pattern, value) is not None), value
+
+
+def test_a_job_types_users_may_be_none_which_the_stacks_may_not():
+    # none: the job type allows no user by id (with no group: nobody, and its alerts have no Rerun button)
+    assert re.fullmatch(job_type_template()["Parameters"]["RerunAllowedSlackUsers"]["AllowedPattern"], "none")
+    assert not re.fullmatch(sam_template()["Parameters"]["RerunAllowedSlackUsers"]["AllowedPattern"], "none")
 
 
 def test_a_job_types_registry_entry_carries_its_lists():

@@ -216,3 +216,30 @@ def test_a_job_type_may_keep_cancels_quiet_when_the_stack_mentions_them(channels
     [reports] = channels.stack.messages
     assert "S0THUMBS" not in json.dumps(thumbnails)
     assert reports["text"].startswith("<!here> ")
+
+
+def rerun_buttons_in(message: dict[str, Any]) -> list[str]:
+    return [
+        element["action_id"]
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element.get("action_id", "").startswith("rerun")
+    ]
+
+
+def test_a_job_type_nobody_may_rerun_gets_no_rerun_button(channels, monkeypatch):
+    # Given the Rerun button on, and a job type whose RerunAllowedSlackUsers is none (and no group)
+    monkeypatch.setenv("RERUN_BUTTON", "true")
+    register(boto3.client("ssm"), "thumbnails", rerunAllowedSlackUsers="none", rerunAllowedSlackGroups="")
+    register(boto3.client("ssm"), "reports", webhookSecretName="", rerunAllowedSlackUsers="U0ALICE")
+
+    # When a job of each fails
+    handle(event_of(f"{STACK}_thumbnails:1", job_id="t"))
+    handle(event_of(f"{STACK}_reports:1", job_id="r"))
+
+    # Then the type nobody may rerun has no Rerun button; the other keeps it
+    [thumbnails] = channels.thumbnails.messages
+    [reports] = channels.stack.messages
+    assert rerun_buttons_in(thumbnails) == []
+    assert rerun_buttons_in(reports) != []

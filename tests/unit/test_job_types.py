@@ -6,7 +6,9 @@ moto Batch, DynamoDB and SSM (the registry), as a stack with the default job typ
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import time
 from collections import Counter
 from typing import Any
@@ -24,6 +26,7 @@ from batch_dispatch.job_types import (
     from_registry_entry,
     load_catalog,
 )
+from batch_dispatch.observability import logger
 from batch_dispatch.settings import S3SubmitSettings, ScheduleSubmitSettings
 from batch_dispatch.submit import intake
 from batch_dispatch.submit.schedule import UnknownJobTypeError, parse_tick, submit_tick
@@ -275,6 +278,26 @@ def test_either_list_alone_is_the_job_types_whole_rule(users, groups, expected):
     )
 
     assert parsed.rerun_allowed == expected
+
+
+@pytest.mark.parametrize("users", ["none", " None "])
+def test_users_none_allows_nobody_by_id_and_replaces_the_stacks_lists(users):
+    logged = io.StringIO()
+    handler = logging.StreamHandler(logged)
+    logger.addHandler(handler)
+    try:
+        alone = from_registry_entry("thumbnails", entry(rerunAllowedSlackUsers=users)).rerun_allowed
+    finally:
+        logger.removeHandler(handler)
+    with_group = from_registry_entry(
+        "thumbnails", entry(rerunAllowedSlackUsers=users, rerunAllowedSlackGroups="S0MEDIA")
+    ).rerun_allowed
+
+    assert alone == RerunAllowed(job_type="thumbnails")
+    assert alone.nobody
+    assert with_group == RerunAllowed(groups=("S0MEDIA",), job_type="thumbnails")
+    assert not with_group.nobody
+    assert "Invalid Slack ids" not in logged.getvalue()  # a setting, not a malformed id
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,14 @@ class RerunAllowed(NamedTuple):
     groups: tuple[str, ...] = ()  # in the order configured (looked up in that order)
     job_type: str = ""  # the job type whose lists these are; "" = the stack's
 
+    @property
+    def nobody(self) -> bool:
+        """No user and no group: a job type that allows no one to rerun it from Slack."""
+        return not self.users and not self.groups
+
+
+NOBODY = "none"  # a job type's RerunAllowedSlackUsers: no user by id
+
 
 class JobType(NamedTuple):
     """What the functions need to know about one job type."""
@@ -229,12 +237,14 @@ def from_registry_entry(name: str, entry: Any) -> JobType:
 
 def parse_rerun_allowed(name: str, users: Any, groups: Any) -> RerunAllowed | None:
     """A job type's own "who may rerun" (its RerunAllowedSlackUsers and RerunAllowedSlackGroups), or None
-    when it sets neither (the stack's lists apply). An id that is not one (a hand-edited entry; the
-    template refuses them) is left out with a log line, never replaced by the stack's lists: a job type
-    that names who may rerun it is never opened to more people by a typo."""
-    listed_users = _ids(users)
+    when it sets neither (the stack's lists apply). Users `none` sets the lists to no user by id (with no
+    groups: nobody). An id that is not one (a hand-edited entry; the template refuses them) is left out
+    with a log line, never replaced by the stack's lists: a job type that names who may rerun it is never
+    opened to more people by a typo."""
+    nobody_by_id = isinstance(users, str) and users.strip().lower() == NOBODY
+    listed_users = [] if nobody_by_id else _ids(users)
     listed_groups = _ids(groups)
-    if not listed_users and not listed_groups:
+    if not listed_users and not listed_groups and not nobody_by_id:
         return None
     malformed = [i for i in listed_users if not SLACK_USER_ID.fullmatch(i)]
     malformed += [i for i in listed_groups if not SLACK_GROUP_ID.fullmatch(i)]

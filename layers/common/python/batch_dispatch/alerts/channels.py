@@ -21,6 +21,7 @@ class Channel(NamedTuple):
     notify_succeeded: bool = False
     log_tail_lines: int | None = None  # the job type's LogTailLines; None = the stack's
     mention_on_cancel: bool | None = None  # the job type's MentionOnCancel; None = the stack's
+    rerun_button: bool = True  # False: the job type allows nobody to rerun it from Slack
 
 
 def channel_for(job_definition_arn: str | None, settings: FailureNotifySettings) -> Channel:
@@ -46,4 +47,5 @@ def channel_of(job_type: JobType, stack_mention: str) -> Channel:
         notify_succeeded=job_type.notify_succeeded,
         log_tail_lines=job_type.log_tail_lines,
         mention_on_cancel=job_type.mention_on_cancel,
+        rerun_button=job_type.rerun_allowed is None or not job_type.rerun_allowed.nobody,
     )

@@ -595,6 +595,7 @@ def post_failure_alert(
         settings.environment,
         settings.mention_on_cancel if channel.mention_on_cancel is None else channel.mention_on_cancel,
         rerun_button=settings.rerun_button
+        and channel.rerun_button
         and is_stack_definition(settings.job_name_prefix, event.detail.job_definition),
     )
     alert = build_message(summary, options=options, tail=tail)

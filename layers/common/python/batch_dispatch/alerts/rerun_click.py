@@ -108,7 +108,7 @@ def answer_click(
         refuse(click, "group_lookup_failed", reply_text, lambda_context)
         return
     if not verdict.allowed:
-        reply_text = rerun_replies.not_allowed(click.user_id, allowed.job_type)
+        reply_text = rerun_replies.not_allowed(click.user_id, allowed.job_type, nobody=allowed.nobody)
         refuse(click, "not_allowed", reply_text, lambda_context)
         return
     logger.append_keys(allowed_via=verdict.via)

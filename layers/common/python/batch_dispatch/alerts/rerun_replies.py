@@ -85,8 +85,16 @@ def refused(reason: str) -> dict[str, Any]:
     return ephemeral(f":no_entry_sign: Not rerun. {slack_text(reason, 1500)}")
 
 
-def not_allowed(user_id: str, job_type: str = "") -> dict[str, Any]:
-    """The clicker is in none of the lists: the job type's (`job_type`), or the stack's ("")."""
+def not_allowed(user_id: str, job_type: str = "", *, nobody: bool = False) -> dict[str, Any]:
+    """The clicker is in none of the lists: the job type's (`job_type`), or the stack's (""). `nobody`:
+    the job type's lists allow no one (its RerunAllowedSlackUsers is none, and it lists no group)."""
+    if job_type and nobody:
+        name = code_safe(slack_text(job_type, 40))
+        return ephemeral(
+            f":no_entry_sign: Not rerun: nobody may rerun jobs of job type `{name}` from Slack (its "
+            "RerunAllowedSlackUsers is none and it lists no user group). Someone with AWS access can "
+            "rerun it with `batch-dispatch rerun` if it must run again."
+        )
     if job_type:
         name = code_safe(slack_text(job_type, 40))
         return ephemeral(
