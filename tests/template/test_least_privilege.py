@@ -268,15 +268,14 @@ def test_the_job_catalog_may_be_read_only_at_the_stacks_registry_path(variant):
     template = transformed(**variant)
     path = template["Outputs"]["JobTypesPath"]["Value"]
 
-    # Then the functions read exactly that path, through the two shared policies and the Rerun button's
-    # role (a job type's own allowed users), and nothing else of SSM
+    # Then the functions read exactly that path, through the two shared policies (the Rerun button's role
+    # attaches SubmitJobsPolicy, for a job type's own allowed users), and nothing else of SSM
     assert path == {"Fn::Sub": "/batch-dispatch/${AWS::StackName}/job-types"}
     assert REGISTRY_PATH_ARN["Fn::Sub"].endswith(f"parameter{path['Fn::Sub']}")
     expected = json.dumps(REGISTRY_PATH_ARN, sort_keys=True)
     assert _who_may(template, "ssm:GetParametersByPath") == [
         ("SubmitJobsPolicy", expected),
         ("PostAlertsPolicy", expected),
-        ("SlackActionsFunctionRole", expected),
     ]
     ssm_actions = {
         action

@@ -136,12 +136,14 @@ def test_the_role_may_do_what_a_rerun_needs_and_nothing_more():
     stack = deploy(EnableRerunButton="true")
     statements = statements_by_sid(stack)
 
+    # Its own statements, and SubmitJobsPolicy's (SubmitToOurQueues through ReadJobCatalog)
     assert set(statements) == {
         "WriteOwnLogs",
         "ReadSlackSigningSecret",
         "ReadJobs",
         "SubmitToOurQueues",
         "TagOurJobs",
+        "FindJobsByName",
         "Idempotency",
         "ArrayManifests",
         "ReadJobCatalog",
@@ -156,7 +158,8 @@ def test_the_role_may_do_what_a_rerun_needs_and_nothing_more():
             "${SlackSigningSecretName}-??????"
         },
     }
-    assert sorted(as_list(statements["ReadJobs"]["Action"])) == ["batch:DescribeJobs", "batch:ListJobs"]
+    assert as_list(statements["ReadJobs"]["Action"]) == ["batch:DescribeJobs"]
+    assert as_list(statements["FindJobsByName"]["Action"]) == ["batch:ListJobs"]
     assert statements["TagOurJobs"]["Action"] == "batch:TagResource"
     assert statements["Idempotency"]["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
     assert statements["ArrayManifests"]["Resource"] == {"Fn::Sub": "${ManifestBucket.Arn}/${ManifestPrefix}*"}
@@ -172,7 +175,10 @@ def test_the_role_may_do_what_a_rerun_needs_and_nothing_more():
         },
     }
     managed = props(stack, f"{FUNCTION}Role")["ManagedPolicyArns"]
-    assert [arn["Fn::Sub"].rsplit("/", 1)[-1] for arn in managed] == ["AWSXrayWriteOnlyAccess"]
+    assert [arn.get("Ref") or arn["Fn::Sub"].rsplit("/", 1)[-1] for arn in managed] == [
+        "AWSXrayWriteOnlyAccess",
+        "SubmitJobsPolicy",
+    ]
 
 
 def test_it_submits_where_the_submitting_functions_may_and_nowhere_else():
