@@ -445,7 +445,8 @@ def test_a_slow_logs_call_is_cut_at_the_budget(logs_endpoint):
     found = read_tail(GROUP, STREAM, max_lines=20, budget_seconds=1.0, redactor=Redactor())
 
     assert found.status == log_tail.TIMED_OUT
-    assert time.monotonic() - began < 2.0
+    # Cut at the budget, long before the endpoint's 8 s (the margin is for a busy machine)
+    assert time.monotonic() - began < 4.0
     assert "did not answer within 1.0 s" in found.note
 
 
