@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import random
 import sys
 import time
 from pathlib import Path
@@ -45,7 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common" / "python")]
 
 import boto3  # noqa: E402
 
-from bench import moto_speedups  # noqa: E402
+from bench.benchmark_run import benchmark_run  # noqa: E402
 from bench.moto_speedups import DirectQueue  # noqa: E402
 from bench.report import print_report  # noqa: E402
 from emulator.core import Emulator, s3_notification  # noqa: E402
@@ -77,18 +76,13 @@ def objects_in_dlq(local: Emulator) -> set[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    rng = random.Random(args.seed)
-    if args.fast_moto:
-        moto_speedups.apply()
-    log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - closed below, after the emulator
-    try:
+    with benchmark_run(args) as rng:
         overrides = {"SubmitMode": "ARRAY"} if args.mode == "array" else {}
         if args.batch_size:
             overrides["IntakeBatchSize"] = str(args.batch_size)
         if args.batching_window is not None:
             overrides["IntakeBatchingWindowSeconds"] = f"{args.batching_window:g}"
         with (
-            contextlib.redirect_stdout(log),
             Emulator(overrides, with_slack=False) as local,
         ):
             function = local.stack.functions[FUNCTION]
@@ -127,8 +121,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             batch_size = local.stack.parameters.get("IntakeBatchSize")
             window = local.stack.parameters.get("IntakeBatchingWindowSeconds")
             in_dlq = objects_in_dlq(local)
-    finally:
-        log.close()
     wanted = {(bucket, k) for k in keys}
     floor = args.objects / args.tps
     return {

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import random
 import re
 import sys
 import threading
@@ -63,7 +62,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common" / "python")]
 
 import boto3  # noqa: E402
 
-from bench import moto_speedups  # noqa: E402
+from bench.benchmark_run import benchmark_run  # noqa: E402
 from bench.burst import objects_in_dlq  # noqa: E402
 from bench.moto_speedups import DirectQueue  # noqa: E402
 from bench.report import print_report  # noqa: E402
@@ -223,101 +222,91 @@ class UntilStopped(threading.Thread):
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    rng = random.Random(args.seed)
-    if args.fast_moto:
-        moto_speedups.apply()
-    log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - closed below, after the emulator
-    try:
-        with (
-            contextlib.redirect_stdout(log),
-            contextlib.redirect_stderr(log),
-            Emulator(slack=SlackStandInProcess()) as local,  # notes arrivals on time, whatever our load
-            contextlib.ExitStack() as processes,
-        ):
-            storm_environment = {
-                "STORM_WINDOW_SECONDS": str(args.window_seconds),
-                "STORM_GRACE_SECONDS": str(args.grace_seconds),
-                "POWERTOOLS_LOG_LEVEL": args.log_level,
-            }
-            for function in (NOTIFIER, DIGESTER):
-                local.update_function_environment(function, **storm_environment)
-            local.update_function_environment(INTAKE, POWERTOOLS_LOG_LEVEL=args.log_level)
-            reserved = reserved_concurrency(local, NOTIFIER)
-            threshold = int(local.stack.functions[NOTIFIER].environment.get("STORM_THRESHOLD", "10"))
-            notifiers = digesters = None
-            if args.processes:  # spawned and warmed before the clock starts, as a storm finds Lambda's
-                notifiers = processes.enter_context(
-                    ExecutionEnvironments(local.stack, NOTIFIER, reserved, output_path=args.log)
-                )
-                digest_concurrency = local.runtime.event_source(DIGESTER).max_concurrency
-                digesters = processes.enter_context(
-                    ExecutionEnvironments(local.stack, DIGESTER, digest_concurrency, output_path=args.log)
-                )
-            notifier_retries = local.shim.async_retry_attempts(NOTIFIER)
-
-            parent, kids, parent_job = fail_array_job(local, args.children)
-            events = [local.batch_event(job) for job in kids]
-            deliveries = events + rng.sample(events, round(len(events) * args.duplicate_rate))
-            rng.shuffle(deliveries)
-            deliveries.append(local.batch_event(parent_job))  # the parent fails when its children have
-
-            bucket = local.bucket()
-            keys = [f"incoming/storm/{i:05d} part+{i % 7}.csv" for i in range(args.uploads)]
-            queues = (
-                DirectQueue.factory(local.server.app.lock, ACCOUNT_ID, REGION)
-                if args.fast_moto
-                else MappingQueue
+    with (
+        benchmark_run(args) as rng,
+        Emulator(slack=SlackStandInProcess()) as local,  # notes arrivals on time, whatever our load
+        contextlib.ExitStack() as processes,
+    ):
+        storm_environment = {
+            "STORM_WINDOW_SECONDS": str(args.window_seconds),
+            "STORM_GRACE_SECONDS": str(args.grace_seconds),
+            "POWERTOOLS_LOG_LEVEL": args.log_level,
+        }
+        for function in (NOTIFIER, DIGESTER):
+            local.update_function_environment(function, **storm_environment)
+        local.update_function_environment(INTAKE, POWERTOOLS_LOG_LEVEL=args.log_level)
+        reserved = reserved_concurrency(local, NOTIFIER)
+        threshold = int(local.stack.functions[NOTIFIER].environment.get("STORM_THRESHOLD", "10"))
+        notifiers = digesters = None
+        if args.processes:  # spawned and warmed before the clock starts, as a storm finds Lambda's
+            notifiers = processes.enter_context(
+                ExecutionEnvironments(local.stack, NOTIFIER, reserved, output_path=args.log)
             )
-            uploaded = threading.Event()
+            digest_concurrency = local.runtime.event_source(DIGESTER).max_concurrency
+            digesters = processes.enter_context(
+                ExecutionEnvironments(local.stack, DIGESTER, digest_concurrency, output_path=args.log)
+            )
+        notifier_retries = local.shim.async_retry_attempts(NOTIFIER)
 
-            def upload_spread_out() -> None:
-                s3: Any = boto3.client("s3")
-                for index, key in enumerate(keys):
-                    s3.put_object(Bucket=bucket, Key=key, Body=b"data")
-                    time.sleep(max(0.0, started + index * args.upload_seconds / len(keys) - time.monotonic()))
-                uploaded.set()
+        parent, kids, parent_job = fail_array_job(local, args.children)
+        events = [local.batch_event(job) for job in kids]
+        deliveries = events + rng.sample(events, round(len(events) * args.duplicate_rate))
+        rng.shuffle(deliveries)
+        deliveries.append(local.batch_event(parent_job))  # the parent fails when its children have
 
-            def drain(function: str, environments: ExecutionEnvironments | None = None) -> Any:
-                return lambda: local.drain(
-                    function,
-                    idle_timeout=args.timeout,
-                    queue_factory=queues,
-                    retry_visibility_seconds=1,
-                    environments=environments,
-                )
+        bucket = local.bucket()
+        keys = [f"incoming/storm/{i:05d} part+{i % 7}.csv" for i in range(args.uploads)]
+        queues = (
+            DirectQueue.factory(local.server.app.lock, ACCOUNT_ID, REGION) if args.fast_moto else MappingQueue
+        )
+        uploaded = threading.Event()
 
-            def notify(event: dict[str, Any]) -> Any:  # EventBridge -> Lambda, asynchronously
-                return local.runtime.invoke_async(NOTIFIER, event, notifier_retries, environments=notifiers)
+        def upload_spread_out() -> None:
+            s3: Any = boto3.client("s3")
+            for index, key in enumerate(keys):
+                s3.put_object(Bucket=bucket, Key=key, Body=b"data")
+                time.sleep(max(0.0, started + index * args.upload_seconds / len(keys) - time.monotonic()))
+            uploaded.set()
 
-            started = time.monotonic()
-            uploader = threading.Thread(target=upload_spread_out, name="uploads", daemon=True)
-            intake = UntilStopped("intake", drain(INTAKE))
-            digests = UntilStopped("digests", drain(DIGESTER, digesters))
-            for thread in (uploader, intake, digests):
-                thread.start()
-            errors: Counter[str] = Counter()
-            with ThreadPoolExecutor(max_workers=reserved) as notifier:
-                for outcome in notifier.map(notify, deliveries):
-                    if outcome.error is not None:
-                        errors[outcome.error["type"]] += 1
-            delivered_s = time.monotonic() - started
-            uploader.join()
-            intake.stop()
-            digests.stop()
-            # The last windows close later than the run: fast-forward their delayed closes (and any
-            # end check they schedule) until nothing is left.
-            while local.release_delayed(DIGESTER) + drain(DIGESTER, digesters)():
-                pass
-            elapsed = time.monotonic() - started
+        def drain(function: str, environments: ExecutionEnvironments | None = None) -> Any:
+            return lambda: local.drain(
+                function,
+                idle_timeout=args.timeout,
+                queue_factory=queues,
+                retry_visibility_seconds=1,
+                environments=environments,
+            )
 
-            figures = slack_figures(local, parent, args.children)
-            per_object, _ = local.jobs_per_object()
-            runs = {key: per_object.get((bucket, key), 0) for key in keys}
-            in_dlq = {key for b, key in objects_in_dlq(local) if b == bucket}
-            dlqs = {name: len(bodies) for name, bodies in local.dlq_messages().items()}
-            peak = local.runtime.concurrency.peak(NOTIFIER)
-    finally:
-        log.close()
+        def notify(event: dict[str, Any]) -> Any:  # EventBridge -> Lambda, asynchronously
+            return local.runtime.invoke_async(NOTIFIER, event, notifier_retries, environments=notifiers)
+
+        started = time.monotonic()
+        uploader = threading.Thread(target=upload_spread_out, name="uploads", daemon=True)
+        intake = UntilStopped("intake", drain(INTAKE))
+        digests = UntilStopped("digests", drain(DIGESTER, digesters))
+        for thread in (uploader, intake, digests):
+            thread.start()
+        errors: Counter[str] = Counter()
+        with ThreadPoolExecutor(max_workers=reserved) as notifier:
+            for outcome in notifier.map(notify, deliveries):
+                if outcome.error is not None:
+                    errors[outcome.error["type"]] += 1
+        delivered_s = time.monotonic() - started
+        uploader.join()
+        intake.stop()
+        digests.stop()
+        # The last windows close later than the run: fast-forward their delayed closes (and any
+        # end check they schedule) until nothing is left.
+        while local.release_delayed(DIGESTER) + drain(DIGESTER, digesters)():
+            pass
+        elapsed = time.monotonic() - started
+
+        figures = slack_figures(local, parent, args.children)
+        per_object, _ = local.jobs_per_object()
+        runs = {key: per_object.get((bucket, key), 0) for key in keys}
+        in_dlq = {key for b, key in objects_in_dlq(local) if b == bucket}
+        dlqs = {name: len(bodies) for name, bodies in local.dlq_messages().items()}
+        peak = local.runtime.concurrency.peak(NOTIFIER)
     return {
         "children": args.children,
         "deliveries": len(deliveries),
