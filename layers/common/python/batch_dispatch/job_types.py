@@ -368,7 +368,7 @@ def registry_provider() -> SSMPathProvider:
     global _provider, _provider_client
     client = clients.client("ssm")
     if _provider is None or client is not _provider_client:  # a new client (tests, emulator): a new cache
-        _provider, _provider_client = SSMPathProvider(boto3_client=client), client
+        _provider, _provider_client = SSMPathProvider(client), client
     return _provider
 
 
