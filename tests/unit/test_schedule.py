@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from batch_dispatch import settings as settings_module
 from batch_dispatch.aws import clients
 from batch_dispatch.aws.batch_jobs import find_job_by_name
+from batch_dispatch.aws.idempotency import reset_persistence
 from batch_dispatch.settings import ConfigurationError, ScheduleSubmitSettings
 from batch_dispatch.submit.schedule import InvalidScheduleEventError, parse_tick, submit_tick, tick_job_spec
 from tests.conftest import create_id_table, load_event
@@ -148,7 +150,30 @@ def test_different_scheduled_times_submit_different_jobs(moto_batch, lambda_cont
     assert len(moto_batch.jobs()) == 2
 
 
+class OneCallAtATime:
+    """A boto3 client whose calls reach in-process moto one at a time, as the emulator's moto server takes
+    requests: in-process moto checks a write's condition and stores the item in two steps another thread
+    can come between, where DynamoDB's conditional write is atomic."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.lock = client, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.client, name)
+        if not callable(attribute):
+            return attribute
+
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                return attribute(*args, **kwargs)
+
+        return one_at_a_time
+
+
 def test_concurrent_deliveries_submit_one_job(moto_batch, lambda_context):
+    # Given DynamoDB as it behaves (atomic conditional writes) and one tick
+    clients.use_client("dynamodb", OneCallAtATime(boto3.client("dynamodb")))
+    reset_persistence()
     tick = parse_tick(load_event("schedule/scheduler-tick.json"))
     settings = settings_module.load(ScheduleSubmitSettings)
 
@@ -158,9 +183,11 @@ def test_concurrent_deliveries_submit_one_job(moto_batch, lambda_context):
         except IdempotencyAlreadyInProgressError:
             return "in-progress"  # Lambda retries this delivery later; it then finds the job.
 
+    # When it is delivered eight times, four at once
     with ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = list(pool.map(deliver, range(8)))
 
+    # Then one job, and every delivery that did not find it in progress answers with it
     assert len(moto_batch.jobs()) == 1
     assert {o for o in outcomes if o != "in-progress"} == {moto_batch.jobs()[0]["jobId"]}
 
