@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import uuid
 from collections import Counter
@@ -109,6 +110,29 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+class AtomicClient:
+    """A boto3 client whose requests are each atomic, as DynamoDB's are: in-process moto is not thread-safe
+    (it checks a write's condition and stores the item in two steps another thread can come between; a
+    transaction can be seen half-applied). The emulator's server serialises requests the same way.
+    Attributes that are not calls (meta, exceptions) are the client's."""
+
+    lock = threading.Lock()  # one for the process, as moto's in-process backends are
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.client, name)
+        if not callable(attribute):
+            return attribute
+
+        def atomically(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                return attribute(*args, **kwargs)
+
+        return atomically
 
 
 @dataclass

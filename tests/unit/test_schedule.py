@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from batch_dispatch.aws.batch_jobs import find_job_by_name
 from batch_dispatch.aws.idempotency import reset_persistence
 from batch_dispatch.settings import ConfigurationError, ScheduleSubmitSettings
 from batch_dispatch.submit.schedule import InvalidScheduleEventError, parse_tick, submit_tick, tick_job_spec
-from tests.conftest import create_id_table, load_event
+from tests.conftest import AtomicClient, create_id_table, load_event
 
 VALID_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
@@ -150,29 +149,9 @@ def test_different_scheduled_times_submit_different_jobs(moto_batch, lambda_cont
     assert len(moto_batch.jobs()) == 2
 
 
-class OneCallAtATime:
-    """A boto3 client whose calls reach in-process moto one at a time, as the emulator's moto server takes
-    requests: in-process moto checks a write's condition and stores the item in two steps another thread
-    can come between, where DynamoDB's conditional write is atomic."""
-
-    def __init__(self, client: Any) -> None:
-        self.client, self.lock = client, threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.client, name)
-        if not callable(attribute):
-            return attribute
-
-        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
-            with self.lock:
-                return attribute(*args, **kwargs)
-
-        return one_at_a_time
-
-
 def test_concurrent_deliveries_submit_one_job(moto_batch, lambda_context):
     # Given DynamoDB as it behaves (atomic conditional writes) and one tick
-    clients.use_client("dynamodb", OneCallAtATime(boto3.client("dynamodb")))
+    clients.use_client("dynamodb", AtomicClient(boto3.client("dynamodb")))
     reset_persistence()
     tick = parse_tick(load_event("schedule/scheduler-tick.json"))
     settings = settings_module.load(ScheduleSubmitSettings)

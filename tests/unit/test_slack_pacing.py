@@ -20,20 +20,9 @@ from batch_dispatch.slack.delivery_policy import DeliveryPolicy
 from batch_dispatch.slack.pacing import SlackPacer
 from batch_dispatch.slack.post_once import longest_wait, post_once
 from emulator.slack_stub import SlackStandIn
-from tests.conftest import FakeLambdaContext, create_alert_state_table, create_id_table
+from tests.conftest import AtomicClient, FakeLambdaContext, create_alert_state_table, create_id_table
 
 TABLE = "alert-state"
-
-
-class Locked:
-    """moto's in-process DynamoDB is not thread-safe (the emulator's server serialises requests)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client, self._lock = client, threading.Lock()
-
-    def update_item(self, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._client.update_item(**kwargs)
 
 
 class FrozenClock:
@@ -74,7 +63,7 @@ def test_a_post_after_the_interval_goes_at_once(dynamodb):
 
 
 def test_concurrent_posters_get_distinct_slots_at_least_a_second_apart(dynamodb):
-    client = Locked(dynamodb)
+    client = AtomicClient(dynamodb)
     start = threading.Barrier(8)
     # All claim at the same moment (a clock that does not move, so a busy machine cannot spread them)
     clock = FrozenClock()

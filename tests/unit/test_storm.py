@@ -32,7 +32,7 @@ from batch_dispatch.alerts.storm.model import (
 from batch_dispatch.alerts.storm.store import StormStore
 from batch_dispatch.alerts.storm.tracker import StormTracker
 from batch_dispatch.settings import StormDigestSettings, from_environment
-from tests.conftest import create_alert_state_table
+from tests.conftest import AtomicClient, create_alert_state_table
 
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/jobs"
 PARENT = "5e6f7081-92a3-4b4c-8d5e-6f708192a3b4"
@@ -50,25 +50,6 @@ class Clock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self.now += seconds
-
-
-class Atomic:
-    """A client whose every request is atomic, as DynamoDB's are (moto's in-process backend is not
-    thread-safe: a transaction can be seen half-applied). Requests still interleave freely."""
-
-    _lock = threading.Lock()
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return call
 
 
 class FakeSlack:
@@ -139,7 +120,7 @@ def make(aws, clock: Clock, threshold: int = 10, window: int = 300):
     dynamodb, queue = aws
     url = "https://sqs.us-east-1.amazonaws.com/123456789012/storm"
     config = StormConfig(table_name="alert-state", queue_url=url, threshold=threshold, window_seconds=window)
-    store = StormStore("alert-state", client=Atomic(dynamodb), clock=clock)
+    store = StormStore("alert-state", client=AtomicClient(dynamodb), clock=clock)
     scheduler = CloseScheduler(url, client=queue, clock=clock)
     tracker = StormTracker(config, store=store, scheduler=scheduler, clock=clock)
     closer = StormCloser(config, store=store, scheduler=scheduler, clock=clock)
