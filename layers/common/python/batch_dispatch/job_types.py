@@ -32,7 +32,7 @@ from batch_dispatch.expectations import (
     success_every_seconds,
 )
 from batch_dispatch.observability import logger
-from batch_dispatch.settings import SLACK_GROUP_ID, SLACK_USER_ID
+from batch_dispatch.settings import SLACK_GROUP_ID, SLACK_USER_ID, comma_separated
 
 DEFAULT = "default"
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -266,7 +266,7 @@ def _ids(value: Any) -> list[str]:
         return []
     if not isinstance(value, str):
         return [repr(value)]
-    return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    return list(comma_separated(value))
 
 
 def parse_environment(text: str) -> Mapping[str, str]:

@@ -316,14 +316,15 @@ SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 SLACK_GROUP_ID = re.compile(r"S[A-Z0-9]{2,20}")
 
 
-def _comma_separated(text: str) -> frozenset[str]:
-    return frozenset(part.strip() for part in text.split(",") if part.strip())
+def comma_separated(text: str) -> tuple[str, ...]:
+    """The parts of a comma-separated list, stripped, in order, each once (empty parts left out)."""
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
 def slack_user_ids(text: str) -> frozenset[str]:
     """ALLOWED_SLACK_USERS: Slack user ids (U..., W...), comma-separated. A user group id (S...) belongs in
     ALLOWED_SLACK_GROUPS (its members are looked up with the bot token)."""
-    ids = _comma_separated(text)
+    ids = frozenset(comma_separated(text))
     groups = sorted(i for i in ids if SLACK_GROUP_ID.fullmatch(i))
     if groups:
         raise ValueError(
@@ -337,7 +338,7 @@ def slack_user_ids(text: str) -> frozenset[str]:
 
 def slack_group_ids(text: str) -> frozenset[str]:
     """ALLOWED_SLACK_GROUPS: Slack user group ids (S...), comma-separated."""
-    ids = _comma_separated(text)
+    ids = frozenset(comma_separated(text))
     malformed = sorted(i for i in ids if not SLACK_GROUP_ID.fullmatch(i))
     if malformed:
         raise ValueError(
@@ -382,7 +383,7 @@ class SlackActionsSettings(Settings):
     @property
     def allowed_groups(self) -> tuple[str, ...]:
         """In the order configured (looked up in that order)."""
-        return tuple(dict.fromkeys(p.strip() for p in self.allowed_slack_groups.split(",") if p.strip()))
+        return comma_separated(self.allowed_slack_groups)
 
     @property
     def api_url(self) -> str:
