@@ -201,7 +201,7 @@ def rerun(
         key_prefix=IDEMPOTENCY_PREFIX,
     )
     def rerun_once(request: Mapping[str, Any]) -> dict[str, Any]:
-        job = rerunnable(job_id, described, policy) if described else describe(job_id, policy)
+        job = rerunnable(job_id, described or describe_job(job_id), policy)
         plan = plan_rerun(job, key, policy, failed_children_only, requested_by)
         return submit_plan(plan, lambda: context.get_remaining_time_in_millis() / 1000).as_record()
 
@@ -233,13 +233,9 @@ def _ids(outcome: RerunOutcome) -> list[str]:
     return [job.job_id for job in outcome.jobs]
 
 
-def describe(job_id: str, policy: RerunPolicy) -> Mapping[str, Any]:
-    """The job, if this stack may rerun it now; otherwise the refusal that says why not."""
-    return rerunnable(job_id, describe_job(job_id), policy)
-
-
 def rerunnable(job_id: str, job: Mapping[str, Any] | None, policy: RerunPolicy) -> Mapping[str, Any]:
-    """`job` (DescribeJobs' answer for `job_id`), if this stack may rerun it now; else why not."""
+    """`job` (DescribeJobs' answer for `job_id`), if this stack may rerun it now; otherwise the refusal
+    that says why not."""
     if job is None:
         raise JobNotFoundError(
             f"Batch has no job {job_id}: it may be older than Batch keeps finished jobs (about 7 days), "
@@ -268,7 +264,7 @@ def rerunnable(job_id: str, job: Mapping[str, Any] | None, policy: RerunPolicy) 
 def plan_rerun(
     job: Mapping[str, Any], key: str, policy: RerunPolicy, failed_children_only: bool, requested_by: str
 ) -> Plan:
-    """What to submit for `job` (already checked by `describe`)."""
+    """What to submit for `job` (already checked by `rerunnable`)."""
     job_id, name = str(job["jobId"]), str(job.get("jobName") or job["jobId"])
     array = job.get("arrayProperties") or {}
     base = rerun_name(name, key)
