@@ -82,9 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             overrides["IntakeBatchSize"] = str(args.batch_size)
         if args.batching_window is not None:
             overrides["IntakeBatchingWindowSeconds"] = f"{args.batching_window:g}"
-        with (
-            Emulator(overrides, with_slack=False) as local,
-        ):
+        with Emulator(overrides, with_slack=False) as local:
             function = local.stack.functions[FUNCTION]
             function.environment["POWERTOOLS_LOG_LEVEL"] = args.log_level
             bucket = local.bucket()
